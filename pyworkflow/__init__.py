@@ -1,0 +1,97 @@
+"""pyworkflow: durable, event-sourced workflows for Python on asyncio and trio."""
+
+from ._api import cancel_workflow as cancel_workflow
+from ._api import get_workflow_events as get_workflow_events
+from ._api import get_workflow_run as get_workflow_run
+from ._api import list_runs as list_runs
+from ._api import resume as resume
+from ._api import resume_hook as resume_hook
+from ._api import start as start
+from ._cancellation import shield as shield
+from ._config import configure as configure
+from ._config import reset_config as reset_config
+from ._events import Event as Event
+from ._events import EventType as EventType
+from ._exceptions import CancellationError as CancellationError
+from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import ConflictError as ConflictError
+from ._exceptions import CorruptRecordError as CorruptRecordError
+from ._exceptions import FatalError as FatalError
+from ._exceptions import HookAlreadyReceivedError as HookAlreadyReceivedError
+from ._exceptions import HookExpiredError as HookExpiredError
+from ._exceptions import HookPayloadError as HookPayloadError
+from ._exceptions import InvalidTokenError as InvalidTokenError
+from ._exceptions import NonDeterminismError as NonDeterminismError
+from ._exceptions import NotFoundError as NotFoundError
+from ._exceptions import RetryableError as RetryableError
+from ._exceptions import RunLockedError as RunLockedError
+from ._exceptions import RunNotFoundError as RunNotFoundError
+from ._exceptions import SerializationError as SerializationError
+from ._exceptions import StepFailedError as StepFailedError
+from ._exceptions import StorageError as StorageError
+from ._exceptions import WorkflowError as WorkflowError
+from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
+from ._hooks import TypedHook as TypedHook
+from ._hooks import define_hook as define_hook
+from ._hooks import hook as hook
+from ._records import HookRecord as HookRecord
+from ._records import HookStatus as HookStatus
+from ._records import RunPage as RunPage
+from ._records import RunStatus as RunStatus
+from ._records import StepRecord as StepRecord
+from ._records import WorkflowRun as WorkflowRun
+from ._sleep import sleep as sleep
+from ._step import Step as Step
+from ._step import step as step
+from ._workflow import Workflow as Workflow
+from ._workflow import workflow as workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancellationError",
+    "ConfigurationError",
+    "ConflictError",
+    "CorruptRecordError",
+    "Event",
+    "EventType",
+    "FatalError",
+    "HookAlreadyReceivedError",
+    "HookExpiredError",
+    "HookPayloadError",
+    "HookRecord",
+    "HookStatus",
+    "InvalidTokenError",
+    "NonDeterminismError",
+    "NotFoundError",
+    "RetryableError",
+    "RunLockedError",
+    "RunNotFoundError",
+    "RunPage",
+    "RunStatus",
+    "SerializationError",
+    "Step",
+    "StepFailedError",
+    "StepRecord",
+    "StorageError",
+    "TypedHook",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowNotRegisteredError",
+    "WorkflowRun",
+    "cancel_workflow",
+    "configure",
+    "define_hook",
+    "get_workflow_events",
+    "get_workflow_run",
+    "hook",
+    "list_runs",
+    "reset_config",
+    "resume",
+    "resume_hook",
+    "shield",
+    "sleep",
+    "start",
+    "step",
+    "workflow",
+]

@@ -1,0 +1,132 @@
+"""The module-level API of the seed: start, resume, cancel, inspect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._config import default_storage, settings
+from ._engine import Engine
+from ._events import Event
+from ._records import RunPage, RunStatus, WorkflowRun
+from ._workflow import Workflow
+from .storage import StorageBackend
+
+__all__ = [
+    "cancel_workflow",
+    "get_workflow_events",
+    "get_workflow_run",
+    "list_runs",
+    "resume",
+    "resume_hook",
+    "start",
+]
+
+def _engine(storage: StorageBackend | None) -> Engine:
+    return Engine(storage if storage is not None else default_storage(), settings())
+
+
+def _store(storage: StorageBackend | None) -> StorageBackend:
+    return storage if storage is not None else default_storage()
+
+
+async def start(
+    workflow: Workflow[..., Any],
+    /,
+    *args: Any,
+    idempotency_key: str | None = None,
+    storage: StorageBackend | None = None,
+    **kwargs: Any,
+) -> str:
+    """Start a run of ``workflow`` with ``*args``/``**kwargs`` and return its run id.
+
+    A durable run executes inline until it completes, suspends (sleep, hook, retry delay)
+    or fails; its failure is recorded on the run (``get_workflow_run(run_id).error``), not
+    raised. A transient (``durable=False``) workflow runs straight through with no log.
+
+    Args:
+        idempotency_key: a second ``start`` with the same key returns the first run's id
+            without executing anything (also while the first is still running).
+        storage: use this backend instead of the configured one.
+
+    Raises:
+        ConfigurationError: ``workflow`` is not decorated with ``@workflow``.
+        TypeError: the arguments don't fit the workflow's signature.
+        SerializationError: an argument can't be stored (nothing is written).
+    """
+    return await _engine(storage).start(workflow, args, kwargs, idempotency_key=idempotency_key)
+
+
+async def resume(run_id: str, *, storage: StorageBackend | None = None) -> Any:
+    """Continue a suspended run (or recover one whose executor died).
+
+    Returns the workflow's result if it completes during this call, else None. A run whose
+    timer is not yet due stays suspended (a ``resume_not_due`` warning is logged); a
+    finished run is left as it is.
+
+    Raises:
+        RunNotFoundError: no such run.
+        RunLockedError: another task or process is executing it right now.
+        NonDeterminismError: the code no longer matches the log (nothing is written).
+    """
+    return await _engine(storage).resume(run_id)
+
+
+async def cancel_workflow(
+    run_id: str, *, reason: str | None = None, storage: StorageBackend | None = None
+) -> bool:
+    """Request cancellation; return False if the run had already finished.
+
+    Records ``cancellation_requested``; ``CancellationError`` is raised inside the workflow
+    at its next checkpoint (a suspended run is woken at once to run its cleanup).
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    return await _engine(storage).cancel(run_id, reason)
+
+
+async def resume_hook(
+    token: str, payload: Any = None, *, storage: StorageBackend | None = None
+) -> WorkflowRun:
+    """Deliver ``payload`` to the hook behind ``token`` and continue its run.
+
+    Returns the run's record after it ran as far as it could.
+
+    Raises:
+        InvalidTokenError: the token is malformed or unknown.
+        HookAlreadyReceivedError / HookExpiredError: the hook can no longer be resumed.
+        HookPayloadError: a typed hook's payload failed validation (nothing is written).
+    """
+    return await _engine(storage).resume_hook(token, payload)
+
+
+async def get_workflow_run(
+    run_id: str, *, storage: StorageBackend | None = None
+) -> WorkflowRun | None:
+    """The run's record (status, result, error, timings), or None for an unknown id."""
+    return await _store(storage).get_run(run_id)
+
+
+async def get_workflow_events(
+    run_id: str, *, storage: StorageBackend | None = None
+) -> list[Event]:
+    """The run's events in order (empty for an unknown id)."""
+    return await _store(storage).read(run_id)
+
+
+async def list_runs(
+    *,
+    status: RunStatus | str | None = None,
+    workflow_name: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    storage: StorageBackend | None = None,
+) -> RunPage:
+    """Runs, newest first, optionally filtered; iterate the page or read ``.runs``.
+
+    Pass the page's ``next_cursor`` as ``cursor`` to get the next page.
+    """
+    status = RunStatus(status) if status is not None else None
+    return await _store(storage).list_runs(
+        status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+    )

@@ -1,0 +1,242 @@
+"""Events: the log of a run. One frozen struct per event type, a tagged union on ``type``.
+
+On disk an event is one flat JSON object whose top-level ``"type"`` is the seed's snake_case
+name, e.g. ``{"type":"step_completed","run_id":"run_..","sequence":3,"timestamp":"..",
+"step_id":"run_...3","step_name":"charge","checkpoint":3,"attempt":1,"result":{..}}``.
+Payloads (arguments, results, hook payloads) stay as raw JSON until the engine decodes them
+with the right type.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+__all__ = [
+    "NULL",
+    "CancellationRequested",
+    "Event",
+    "EventType",
+    "HookCreated",
+    "HookExpired",
+    "HookReceived",
+    "SleepCompleted",
+    "SleepStarted",
+    "StepCompleted",
+    "StepFailed",
+    "StepRetrying",
+    "StepStarted",
+    "WorkflowCancelled",
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowResumed",
+    "WorkflowStarted",
+    "WorkflowSuspended",
+    "decode_event",
+    "decode_events",
+    "encode_event",
+]
+
+NULL = msgspec.Raw(b"null")
+
+
+class EventType(enum.StrEnum):
+    """The type of an event; ``.value`` is the snake_case name stored in the log."""
+
+    WORKFLOW_STARTED = "workflow_started"
+    WORKFLOW_SUSPENDED = "workflow_suspended"
+    WORKFLOW_RESUMED = "workflow_resumed"
+    WORKFLOW_COMPLETED = "workflow_completed"
+    WORKFLOW_FAILED = "workflow_failed"
+    WORKFLOW_CANCELLED = "workflow_cancelled"
+    CANCELLATION_REQUESTED = "cancellation_requested"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    STEP_RETRYING = "step_retrying"
+    SLEEP_STARTED = "sleep_started"
+    SLEEP_COMPLETED = "sleep_completed"
+    HOOK_CREATED = "hook_created"
+    HOOK_RECEIVED = "hook_received"
+    HOOK_EXPIRED = "hook_expired"
+
+
+_BASE_FIELDS = frozenset({"run_id", "sequence", "timestamp"})
+
+
+class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    run_id: str
+    sequence: int
+    timestamp: datetime
+
+    type: ClassVar[EventType]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's own fields (everything but run_id, sequence and timestamp), decoded."""
+        out: dict[str, Any] = {}
+        for name in self.__struct_fields__:
+            if name in _BASE_FIELDS:
+                continue
+            value = getattr(self, name)
+            out[name] = msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+        return out
+
+
+class WorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="workflow_started"):
+    type = EventType.WORKFLOW_STARTED
+    workflow_name: str
+    args: msgspec.Raw = msgspec.Raw(b"[]")
+    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+
+
+class WorkflowSuspended(_EventBase, frozen=True, kw_only=True, tag="workflow_suspended"):
+    type = EventType.WORKFLOW_SUSPENDED
+    reason: str
+    resume_at: datetime | None = None
+
+
+class WorkflowResumed(_EventBase, frozen=True, kw_only=True, tag="workflow_resumed"):
+    type = EventType.WORKFLOW_RESUMED
+    reason: str = "resume"
+
+
+class WorkflowCompleted(_EventBase, frozen=True, kw_only=True, tag="workflow_completed"):
+    type = EventType.WORKFLOW_COMPLETED
+    result: msgspec.Raw = NULL
+
+
+class WorkflowFailed(_EventBase, frozen=True, kw_only=True, tag="workflow_failed"):
+    type = EventType.WORKFLOW_FAILED
+    error_type: str
+    error_message: str
+    traceback: str = ""
+
+
+class WorkflowCancelled(_EventBase, frozen=True, kw_only=True, tag="workflow_cancelled"):
+    type = EventType.WORKFLOW_CANCELLED
+    reason: str | None = None
+
+
+class CancellationRequested(
+    _EventBase, frozen=True, kw_only=True, tag="cancellation_requested"
+):
+    type = EventType.CANCELLATION_REQUESTED
+    reason: str | None = None
+
+
+class StepStarted(_EventBase, frozen=True, kw_only=True, tag="step_started"):
+    type = EventType.STEP_STARTED
+    step_id: str
+    step_name: str
+    checkpoint: int
+    attempt: int
+
+
+class StepCompleted(_EventBase, frozen=True, kw_only=True, tag="step_completed"):
+    type = EventType.STEP_COMPLETED
+    step_id: str
+    step_name: str
+    checkpoint: int
+    attempt: int
+    result: msgspec.Raw = NULL
+
+
+class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed"):
+    type = EventType.STEP_FAILED
+    step_id: str
+    step_name: str
+    checkpoint: int
+    attempt: int
+    error_type: str
+    error_message: str
+    final: bool
+
+
+class StepRetrying(_EventBase, frozen=True, kw_only=True, tag="step_retrying"):
+    type = EventType.STEP_RETRYING
+    step_id: str
+    step_name: str
+    checkpoint: int
+    attempt: int
+    """The number of the attempt that will run at ``resume_at``."""
+    resume_at: datetime
+    delay: float
+
+
+class SleepStarted(_EventBase, frozen=True, kw_only=True, tag="sleep_started"):
+    type = EventType.SLEEP_STARTED
+    checkpoint: int
+    duration: float
+    resume_at: datetime
+
+
+class SleepCompleted(_EventBase, frozen=True, kw_only=True, tag="sleep_completed"):
+    type = EventType.SLEEP_COMPLETED
+    checkpoint: int
+
+
+class HookCreated(_EventBase, frozen=True, kw_only=True, tag="hook_created"):
+    type = EventType.HOOK_CREATED
+    hook_id: str
+    hook_name: str
+    checkpoint: int
+    token: str
+    expires_at: datetime | None = None
+
+
+class HookReceived(_EventBase, frozen=True, kw_only=True, tag="hook_received"):
+    type = EventType.HOOK_RECEIVED
+    hook_id: str
+    checkpoint: int
+    payload: msgspec.Raw = NULL
+
+
+class HookExpired(_EventBase, frozen=True, kw_only=True, tag="hook_expired"):
+    type = EventType.HOOK_EXPIRED
+    hook_id: str
+    checkpoint: int
+
+
+Event = (
+    WorkflowStarted
+    | WorkflowSuspended
+    | WorkflowResumed
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WorkflowCancelled
+    | CancellationRequested
+    | StepStarted
+    | StepCompleted
+    | StepFailed
+    | StepRetrying
+    | SleepStarted
+    | SleepCompleted
+    | HookCreated
+    | HookReceived
+    | HookExpired
+)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
+_LIST_DECODER: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+
+
+def encode_event(event: Event) -> bytes:
+    """One event as compact JSON (no trailing newline)."""
+    return _ENCODER.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode one JSON event; an unknown ``type`` raises ``msgspec.ValidationError``."""
+    return _DECODER.decode(data)
+
+
+def decode_events(data: bytes | str) -> list[Event]:
+    """Decode a JSON array of events."""
+    return _LIST_DECODER.decode(data)

@@ -1,0 +1,121 @@
+"""Records: query-friendly projections of a run's log (run, step and hook records)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+__all__ = ["HookRecord", "HookStatus", "RunPage", "RunStatus", "StepRecord", "WorkflowRun"]
+
+
+class RunStatus(enum.StrEnum):
+    """The status of a workflow run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for completed, failed and cancelled runs."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run's current state, projected from its events.
+
+    ``result`` is the decoded return value once the run is completed; ``error_type`` and
+    ``error_message`` describe the failure of a failed run.
+    """
+
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    args: Any = ()
+    kwargs: Any = msgspec.field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    cancellation_requested: bool = False
+    cancellation_reason: str | None = None
+    suspended_reason: str | None = None
+    resume_at: datetime | None = None
+    """When a suspended run's earliest timer is due (``None``: waiting for a hook)."""
+    last_sequence: int = 0
+    step_count: int = 0
+    """Steps completed so far."""
+
+    @property
+    def error(self) -> str | None:
+        """``"ErrorType: message"`` for a failed run, else None."""
+        if self.error_type is None:
+            return None
+        return f"{self.error_type}: {self.error_message}"
+
+
+class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest state of one step checkpoint (``steps/{step_id}.json``)."""
+
+    step_id: str
+    run_id: str
+    step_name: str
+    checkpoint: int
+    status: str
+    """``running``, ``completed``, ``failed`` or ``retrying``."""
+    attempt: int
+    updated_at: datetime
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    resume_at: datetime | None = None
+
+
+class HookStatus(enum.StrEnum):
+    """The status of a hook."""
+
+    PENDING = "pending"
+    RECEIVED = "received"
+    EXPIRED = "expired"
+
+
+class HookRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One hook a run waits on (``hooks/{hook_id}.json``)."""
+
+    hook_id: str
+    run_id: str
+    hook_name: str
+    token: str
+    checkpoint: int
+    status: HookStatus
+    created_at: datetime
+    expires_at: datetime | None = None
+    received_at: datetime | None = None
+    payload: Any = None
+
+
+class RunPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of ``list_runs()``, newest first; pass ``next_cursor`` to get the next."""
+
+    runs: list[WorkflowRun]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[WorkflowRun]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)

@@ -1,0 +1,104 @@
+"""The storage port: the one narrow interface every backend implements.
+
+Its heart is :meth:`StorageBackend.append`, an atomic append with optimistic concurrency:
+it fails with :class:`~pyworkflow.ConflictError` when the log is no longer at
+``expected_sequence`` (another writer appended first). That single rule gives one writer per
+run on every backend. Run, step and hook records are projections of the log computed by
+``pyworkflow._projection.project``; a backend persists them, it never invents them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+from .._events import Event
+from .._exceptions import ConfigurationError, ConflictError
+from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+
+__all__ = ["StorageBackend", "check_append"]
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """What the engine needs from a storage backend."""
+
+    async def append(
+        self, run_id: str, events: Sequence[Event], *, expected_sequence: int
+    ) -> None:
+        """Append ``events`` to the run's log, all or nothing.
+
+        ``expected_sequence`` is the sequence of the last event the writer has seen (0 for a
+        new run); the events carry sequences ``expected_sequence + 1 ...``.
+
+        Raises:
+            ConflictError: the log has moved past ``expected_sequence``; nothing is written.
+        """
+        ...
+
+    async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
+        """The run's events with a sequence greater than ``after``, in order."""
+        ...
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        """The run's record, or None for an unknown id."""
+        ...
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first; ``cursor`` is a previous page's ``next_cursor``."""
+        ...
+
+    async def get_step(self, step_id: str) -> StepRecord | None:
+        """A step checkpoint's latest record."""
+        ...
+
+    async def get_hook(self, hook_id: str) -> HookRecord | None:
+        """A hook's record, by hook id."""
+        ...
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
+        """Hooks of one run (or of all runs), oldest first."""
+        ...
+
+    async def claim_idempotency_key(self, key: str, run_id: str) -> str:
+        """Claim ``key`` for ``run_id`` atomically; return the run id that holds it."""
+        ...
+
+    def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold the exclusive right to execute ``run_id`` (released if the holder dies).
+
+        Raises:
+            RunLockedError: someone else holds it now.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (connections, file handles)."""
+        ...
+
+
+def check_append(
+    run_id: str, events: Sequence[Event], expected_sequence: int, current_sequence: int
+) -> None:
+    """Validate an append against the log's current sequence (shared by all backends)."""
+    if expected_sequence != current_sequence:
+        msg = (
+            f"append to run {run_id!r} expected the log at sequence {expected_sequence}, "
+            f"but it is at {current_sequence}: another writer appended first; re-read and retry"
+        )
+        raise ConflictError(msg)
+    for offset, event in enumerate(events, start=1):
+        if event.run_id != run_id or event.sequence != expected_sequence + offset:
+            msg = (
+                f"event {event.type.value!r} (run {event.run_id!r}, sequence {event.sequence}) "
+                f"does not follow run {run_id!r} at sequence {expected_sequence + offset - 1}"
+            )
+            raise ConfigurationError(msg)
