@@ -21,6 +21,7 @@ __all__ = [
     "start",
 ]
 
+
 def _engine(storage: StorageBackend | None) -> Engine:
     return Engine(storage if storage is not None else default_storage(), settings())
 
@@ -107,9 +108,7 @@ async def get_workflow_run(
     return await _store(storage).get_run(run_id)
 
 
-async def get_workflow_events(
-    run_id: str, *, storage: StorageBackend | None = None
-) -> list[Event]:
+async def get_workflow_events(run_id: str, *, storage: StorageBackend | None = None) -> list[Event]:
     """The run's events in order (empty for an unknown id)."""
     return await _store(storage).read(run_id)
 

@@ -104,9 +104,7 @@ def return_type(fn: Callable[..., Any]) -> Any:
 def param_types(fn: Callable[..., Any]) -> dict[str, Any]:
     """Decode targets for ``fn``'s parameters, by name."""
     hints = _hints(fn)
-    return {
-        name: _usable(hints.get(name, Any)) for name in inspect.signature(fn).parameters
-    }
+    return {name: _usable(hints.get(name, Any)) for name in inspect.signature(fn).parameters}
 
 
 class Codec:

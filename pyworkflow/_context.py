@@ -66,9 +66,7 @@ class TransientContext:
 class RunContext:
     """One execution of a durable run."""
 
-    def __init__(
-        self, *, state: RunState, storage: StorageBackend, clock: Clock, log: Any
-    ) -> None:
+    def __init__(self, *, state: RunState, storage: StorageBackend, clock: Clock, log: Any) -> None:
         self.run_id = state.run_id
         self.state = state
         self.storage = storage

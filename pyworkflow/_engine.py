@@ -6,6 +6,7 @@ from the top, serving recorded outcomes, and goes on from the first checkpoint w
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import traceback
 from collections.abc import Sequence
@@ -134,10 +135,8 @@ class Engine:
         except ConflictError:
             return run_id  # a concurrent start() with the same key won
         self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
-        try:
+        with contextlib.suppress(RunLockedError):  # someone else executes it already
             await self.execute(run_id, fresh=True)
-        except RunLockedError:
-            pass
         return run_id
 
     async def resume(self, run_id: str) -> Any:
@@ -314,10 +313,8 @@ class Engine:
         """Continue a suspended run at once (the local runtime's reaction to a new event)."""
         if state.status is not RunStatus.SUSPENDED:
             return  # running elsewhere: its executor folds the event in at its next append
-        try:
+        with contextlib.suppress(RunLockedError):  # its executor sees the event on release
             await self.execute(state.run_id, fresh=False)
-        except RunLockedError:
-            pass  # its executor will see the event when it releases the lock
 
     def _finished_result(self, state: RunState) -> Any:
         if state.status is RunStatus.COMPLETED and state.result is not None:
@@ -345,7 +342,9 @@ def _classify(ctx: RunContext, exc: BaseException) -> _Outcome:
         first = leaves[0]
         assert isinstance(first, CancellationError)
         return _Cancelled(first.reason or ctx.state.cancel_reason)
-    return _Failed(rest if not isinstance(rest, BaseExceptionGroup) or len(leaves) > 1 else leaves[0])
+    return _Failed(
+        rest if not isinstance(rest, BaseExceptionGroup) or len(leaves) > 1 else leaves[0]
+    )
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

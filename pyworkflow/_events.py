@@ -123,9 +123,7 @@ class WorkflowCancelled(_EventBase, frozen=True, kw_only=True, tag="workflow_can
     reason: str | None = None
 
 
-class CancellationRequested(
-    _EventBase, frozen=True, kw_only=True, tag="cancellation_requested"
-):
+class CancellationRequested(_EventBase, frozen=True, kw_only=True, tag="cancellation_requested"):
     type = EventType.CANCELLATION_REQUESTED
     reason: str | None = None
 
@@ -223,8 +221,8 @@ Event = (
 )
 
 _ENCODER = msgspec.json.Encoder()
-_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
-_LIST_DECODER: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_LIST_DECODER: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
 
 
 def encode_event(event: Event) -> bytes:

@@ -96,7 +96,7 @@ async def _durable_hook(
     index: int,
     cp: Checkpoint | None,
     name: str,
-    timeout: float | None,
+    timeout_s: float | None,
     on_created: OnCreated | None,
     payload_type: Any,
 ) -> Any:
@@ -104,7 +104,7 @@ async def _durable_hook(
         ctx.check_cancelled()
         hook_id = f"hook_{secrets.token_hex(16)}"
         token = f"{ctx.run_id}:{hook_id}"
-        expires = None if timeout is None else ctx.now() + timedelta(seconds=timeout)
+        expires = None if timeout_s is None else ctx.now() + timedelta(seconds=timeout_s)
         await ctx.append(
             Draft(
                 HookCreated,

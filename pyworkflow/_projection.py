@@ -209,7 +209,9 @@ def _apply_step(
             assert_never(event)
 
 
-def _apply_hook(prev: HookRecord | None, event: HookCreated | HookReceived | HookExpired) -> HookRecord:
+def _apply_hook(
+    prev: HookRecord | None, event: HookCreated | HookReceived | HookExpired
+) -> HookRecord:
     if isinstance(event, HookCreated):
         return HookRecord(
             hook_id=event.hook_id,

@@ -90,7 +90,7 @@ class Step(Generic[P, R]):
             return self._durable(ctx, index, recorded, args, kwargs)
         if isinstance(ctx, TransientContext):
             return self._transient(ctx, args, kwargs)
-        return self.fn(*args, **kwargs)  # type: ignore[return-value]
+        return self.fn(*args, **kwargs)
 
     async def _attempt(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         with outside_run():

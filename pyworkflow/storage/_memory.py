@@ -10,8 +10,8 @@ from .._events import Event
 from .._exceptions import RunLockedError
 from .._projection import project
 from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
-from ._port import check_append
 from ._paging import page_runs
+from ._port import check_append
 
 __all__ = ["InMemoryStorageBackend"]
 
@@ -32,9 +32,7 @@ class InMemoryStorageBackend:
         self._keys: dict[str, str] = {}
         self._held: set[str] = set()
 
-    async def append(
-        self, run_id: str, events: Sequence[Event], *, expected_sequence: int
-    ) -> None:
+    async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
         if not events:
             return
         with self._mutex:
@@ -67,7 +65,9 @@ class InMemoryStorageBackend:
     ) -> RunPage:
         with self._mutex:
             runs = list(self._runs.values())
-        return page_runs(runs, status=status, workflow_name=workflow_name, limit=limit, cursor=cursor)
+        return page_runs(
+            runs, status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+        )
 
     async def get_step(self, step_id: str) -> StepRecord | None:
         return self._steps.get(step_id)

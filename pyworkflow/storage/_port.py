@@ -24,9 +24,7 @@ __all__ = ["StorageBackend", "check_append"]
 class StorageBackend(Protocol):
     """What the engine needs from a storage backend."""
 
-    async def append(
-        self, run_id: str, events: Sequence[Event], *, expected_sequence: int
-    ) -> None:
+    async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
         """Append ``events`` to the run's log, all or nothing.
 
         ``expected_sequence`` is the sequence of the last event the writer has seen (0 for a

@@ -1,0 +1,30 @@
+# pyworkflow tasks. `pip install -e ".[dev]"` puts `just` on PATH (the rust-just package).
+
+python := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" }
+
+# List the recipes
+default:
+    @just --list
+
+# The whole test suite (fetches the Kafka jars once, then starts a local broker for Kafka tests)
+test *ARGS:
+    {{python}} tools/kafka_local.py fetch
+    {{python}} -m pytest {{ARGS}}
+
+# Lint and type-check
+lint:
+    {{python}} -m ruff check pyworkflow tests benchmarks examples tools
+    {{python}} -m mypy pyworkflow
+
+# The main job on the embedded default (file storage under ./workflow_data, no broker)
+demo:
+    {{python}} -m pyworkflow demo
+
+# Benchmarks: steps per second on each backend
+bench:
+    {{python}} benchmarks/bench_memory.py
+    {{python}} benchmarks/bench_file.py
+
+# Start a local Kafka broker (KRaft, one node) for the examples; Ctrl-C stops it
+kafka:
+    {{python}} tools/kafka_local.py run
