@@ -30,6 +30,8 @@ def _enc_hook(obj: Any) -> Any:
 
 
 def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is object:
+        return obj
     validate = getattr(tp, "model_validate", None)
     if callable(validate):
         return validate(obj)
@@ -66,7 +68,7 @@ def decode_value(raw: msgspec.Raw | bytes, tp: Any = Any, *, what: str = "value"
             return _ANY_DECODER.decode(raw)
         try:
             return _decoder(tp).decode(raw)
-        except TypeError:  # an unhashable or unsupported annotation: fall back to plain
+        except (TypeError, NotImplementedError):  # an annotation msgspec can't target
             return _ANY_DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         msg = f"cannot decode stored {what} as {tp!r}: {exc}"

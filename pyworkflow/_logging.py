@@ -27,6 +27,17 @@ _LEVELS: dict[str, int] = {
 }
 
 
+class _StderrLogger:
+    """Writes each rendered line to the *current* ``sys.stderr`` (which tests may swap)."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def make_logger(level: str = "warning", fmt: str = "console") -> Any:
     """A structlog bound logger writing to stderr at ``level`` in ``fmt``."""
     if level not in _LEVELS:
@@ -41,7 +52,7 @@ def make_logger(level: str = "warning", fmt: str = "console") -> Any:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
+        _StderrLogger(),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
