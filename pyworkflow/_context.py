@@ -66,7 +66,15 @@ class TransientContext:
 class RunContext:
     """One execution of a durable run."""
 
-    def __init__(self, *, state: RunState, storage: StorageBackend, clock: Clock, log: Any) -> None:
+    def __init__(
+        self,
+        *,
+        state: RunState,
+        storage: StorageBackend,
+        clock: Clock,
+        log: Any,
+        prelude: Sequence[Draft] = (),
+    ) -> None:
         self.run_id = state.run_id
         self.state = state
         self.storage = storage
@@ -77,6 +85,9 @@ class RunContext:
         self.fatal: WorkflowError | None = None
         self.blocked: list[int] = []
         self.woken = False
+        # Written with the first append of this execution (e.g. workflow_resumed), so an
+        # execution that stops before writing anything (non-determinism) leaves no trace.
+        self._prelude = list(prelude)
         """An external event (hook payload, cancellation) was folded in during execution."""
         self._counter = 0
         self._lock = anyio.Lock()
@@ -148,6 +159,8 @@ class RunContext:
         """
         async with self._lock:
             self.raise_if_fatal()
+            if self._prelude:
+                drafts, self._prelude = (*self._prelude, *drafts), []
             while True:
                 seq = self.state.last_sequence
                 ts = self.clock.now()

@@ -235,16 +235,19 @@ class Engine:
         wf = registry.workflow(state.workflow_name)
         if wf is None:
             raise WorkflowNotRegisteredError(state.workflow_name)
+        prelude: list[Draft] = []
         if state.status is RunStatus.SUSPENDED:
             if not state.is_due(self.clock.now()):
                 log.warning("resume_not_due", resume_at=str(state.next_due()))
                 return None
-            await self._append(state, WorkflowResumed, reason="resume")
+            prelude.append(Draft(WorkflowResumed, {"reason": "resume"}))
         elif not fresh:
-            await self._append(state, WorkflowResumed, reason="recovered")
+            prelude.append(Draft(WorkflowResumed, {"reason": "recovered"}))
             log.warning("run_recovered")
         while True:
-            ctx = RunContext(state=state, storage=self.storage, clock=self.clock, log=log)
+            ctx = RunContext(
+                state=state, storage=self.storage, clock=self.clock, log=log, prelude=prelude
+            )
             outcome = await self._run_once(ctx, wf)
             match outcome:
                 case _Done(result=raw):
@@ -274,7 +277,7 @@ class Engine:
                     log.info("workflow_suspended", reason=reason, resume_at=str(due))
                     if not (ctx.woken or state.is_due(self.clock.now())):
                         return None
-                    await ctx.append(Draft(WorkflowResumed, {"reason": "woken"}))
+                    prelude = [Draft(WorkflowResumed, {"reason": "woken"})]
 
     async def _run_once(self, ctx: RunContext, wf: Workflow[..., Any]) -> _Outcome:
         args, kwargs = wf.codec.decode_args(ctx.state.args, ctx.state.kwargs)

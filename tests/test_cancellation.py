@@ -80,9 +80,17 @@ async def test_cancelling_a_suspended_run_wakes_it_for_cleanup(
     assert run.cancellation_reason == "Customer cancelled"
     assert trail == ["reserve", "release", "refund"]  # charge never ran
     assert await types_of(run_id) == [
-        "workflow_started", "step_started", "step_completed", "sleep_started",
-        "workflow_suspended", "cancellation_requested", "workflow_resumed",
-        "step_started", "step_completed", "step_started", "step_completed",
+        "workflow_started",
+        "step_started",
+        "step_completed",
+        "sleep_started",
+        "workflow_suspended",
+        "cancellation_requested",
+        "workflow_resumed",
+        "step_started",
+        "step_completed",
+        "step_started",
+        "step_completed",
         "workflow_cancelled",
     ]
     events = await get_workflow_events(run_id)

@@ -10,7 +10,15 @@ import msgspec
 import pydantic
 import pytest
 
-from pyworkflow import SerializationError, get_workflow_events, list_runs, resume, start, step, workflow
+from pyworkflow import (
+    SerializationError,
+    get_workflow_events,
+    list_runs,
+    resume,
+    start,
+    step,
+    workflow,
+)
 from pyworkflow.storage import InMemoryStorageBackend
 
 
@@ -125,7 +133,9 @@ async def returns_object() -> object:
     return object()
 
 
-async def test_non_serializable_workflow_result_fails_the_run(memory: InMemoryStorageBackend) -> None:
+async def test_non_serializable_workflow_result_fails_the_run(
+    memory: InMemoryStorageBackend,
+) -> None:
     run_id = await start(returns_object)
     run = await memory.get_run(run_id)
     assert run is not None and run.status.value == "failed"

@@ -55,8 +55,12 @@ async def test_hook_suspends_and_resume_hook_continues(memory: InMemoryStorageBa
     assert run.status is RunStatus.COMPLETED
     assert run.result == {"paid": True, "amount": 12}
     assert await events_of(run_id) == [
-        "workflow_started", "hook_created", "workflow_suspended",
-        "hook_received", "workflow_resumed", "workflow_completed",
+        "workflow_started",
+        "hook_created",
+        "workflow_suspended",
+        "hook_received",
+        "workflow_resumed",
+        "workflow_completed",
     ]
     hooks = await memory.list_hooks(run_id)
     assert [h.status.value for h in hooks] == ["received"]

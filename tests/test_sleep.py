@@ -62,8 +62,13 @@ async def test_sleep_suspends_until_due(
     clock.advance(0.001)
     assert await resume(run_id) == "after"
     types = [e.type.value for e in await get_workflow_events(run_id)][count:]
-    assert types == ["workflow_resumed", "sleep_completed", "step_started", "step_completed",
-                     "workflow_completed"]
+    assert types == [
+        "workflow_resumed",
+        "sleep_completed",
+        "step_started",
+        "step_completed",
+        "workflow_completed",
+    ]
     assert log == ["before", "after"]  # "before" was not run again on replay
 
 
@@ -121,7 +126,7 @@ async def test_malformed_or_negative_sleep_fails_the_run_naming_the_input(
 
 
 async def test_naive_datetime_is_rejected(memory: InMemoryStorageBackend) -> None:
-    run_id = await start(nap_until, datetime(2030, 1, 1))  # noqa: DTZ001
+    run_id = await start(nap_until, datetime(2030, 1, 1))
     run = await get_workflow_run(run_id)
     assert run is not None and "no timezone" in (run.error_message or "")
 

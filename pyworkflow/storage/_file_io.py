@@ -1,0 +1,162 @@
+"""Small POSIX file primitives for FileStorageBackend: flocks, atomic writes, fsyncs.
+
+Everything here is synchronous and raises ``OSError``; the backend translates those to
+``StorageError`` at its boundary.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = [
+    "Offload",
+    "flocked",
+    "fsync_dir",
+    "fsync_file",
+    "read_bytes",
+    "try_flock",
+    "write_all",
+    "write_atomic",
+    "write_exclusive",
+]
+
+_FILE_MODE = 0o644
+
+
+class Offload(Exception):
+    """Raised by an operation tried inline on the event loop that would block there
+    (a contended lock, a large read): the caller runs it again in a worker thread."""
+
+
+def try_flock(fd: int, *, exclusive: bool, wait: bool) -> bool:
+    """Take a flock on ``fd``; without ``wait``, return False instead of blocking."""
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        if not wait:
+            return False
+        fcntl.flock(fd, mode)
+    return True
+
+
+@contextmanager
+def flocked(path: Path, *, exclusive: bool, wait: bool) -> Iterator[int]:
+    """Hold a flock on the lock file ``path`` (created if missing) for the block.
+
+    flock locks belong to the open file description, so two holders in one process
+    exclude each other too; the OS drops the lock when the holder dies.
+
+    Raises:
+        Offload: ``wait`` is False and someone else holds a conflicting lock.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        if not try_flock(fd, exclusive=exclusive, wait=wait):
+            raise Offload
+        yield fd
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def write_atomic(path: Path, data: bytes, *, sync: bool) -> None:
+    """Replace ``path`` with ``data`` atomically: a temp file in the same folder, flushed
+    (and fsynced if ``sync``), then ``os.replace``. Readers see the old or the new file."""
+    tmp = _temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        try:
+            write_all(fd, data)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_exclusive(path: Path, data: bytes, *, sync: bool) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; return whether we created it.
+
+    The content goes to a temp file first and is published with ``os.link``, which fails
+    if the name exists: atomic across processes, and nobody ever sees a half-written file.
+    """
+    tmp = _temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        try:
+            write_all(fd, data)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with suppress(OSError):
+            os.unlink(tmp)
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's content, or None if it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """fsync a file written earlier (gone already: nothing to do)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, making the names created or replaced in it durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

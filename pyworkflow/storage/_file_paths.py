@@ -1,0 +1,100 @@
+"""Where FileStorageBackend keeps things, and the id checks that guard every path.
+
+No string from a caller becomes part of a path before :func:`check_id` accepted it: ids are
+1-200 characters of ``[A-Za-z0-9_.-]``, with no ``..`` and no leading dot (dot-files are the
+backend's own temporary files). Idempotency keys are free text and are hashed instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from .._exceptions import ConfigurationError, InvalidTokenError
+
+__all__ = ["Layout", "check_id"]
+
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def check_id(kind: str, value: object) -> str:
+    """Return ``value`` if it is safe as a file name, else raise a clear error.
+
+    Hook ids raise :class:`InvalidTokenError` (they come from tokens); other ids raise
+    :class:`ConfigurationError`.
+    """
+    if (
+        isinstance(value, str)
+        and _ID.fullmatch(value) is not None
+        and ".." not in value
+        and not value.startswith(".")
+    ):
+        return value
+    shown = value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+    msg = (
+        f"invalid {kind} {shown!r} for FileStorageBackend: ids may only hold letters, digits, "
+        "'_', '.' and '-' (1-200 characters, no '..', not starting with '.'); pass the id "
+        "that pyworkflow returned"
+    )
+    if kind == "hook id":
+        raise InvalidTokenError(msg)
+    raise ConfigurationError(msg)
+
+
+class Layout:
+    """The folders of one storage directory (the seed's layout plus ``idempotency/``)::
+
+    base_path/
+    ├── runs/         {run_id}.json        run records (projections of the log)
+    ├── events/       {run_id}.jsonl       append-only event logs: the source of truth
+    ├── steps/        {step_id}.json       step records
+    ├── hooks/        {hook_id}.json       hook records
+    ├── idempotency/  {sha256(key)}.json   idempotency claims: {"key": .., "run_id": ..}
+    └── .locks/       {run_id}.lock, {run_id}.append.lock   flock files
+    """
+
+    def __init__(self, base_path: str | os.PathLike[str]) -> None:
+        if not isinstance(base_path, str | os.PathLike) or not os.fspath(base_path):
+            msg = (
+                f"FileStorageBackend base_path {base_path!r} must be a non-empty path, "
+                "e.g. FileStorageBackend('./workflow_data')"
+            )
+            raise ConfigurationError(msg)
+        self.base = Path(base_path)
+        self.runs = self.base / "runs"
+        self.events = self.base / "events"
+        self.steps = self.base / "steps"
+        self.hooks = self.base / "hooks"
+        self.idempotency = self.base / "idempotency"
+        self.locks = self.base / ".locks"
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return (self.runs, self.events, self.steps, self.hooks, self.idempotency, self.locks)
+
+    def run(self, run_id: str) -> Path:
+        return self.runs / f"{check_id('run id', run_id)}.json"
+
+    def log(self, run_id: str) -> Path:
+        return self.events / f"{check_id('run id', run_id)}.jsonl"
+
+    def step(self, step_id: str) -> Path:
+        return self.steps / f"{check_id('step id', step_id)}.json"
+
+    def hook(self, hook_id: str) -> Path:
+        return self.hooks / f"{check_id('hook id', hook_id)}.json"
+
+    def append_lock(self, run_id: str) -> Path:
+        return self.locks / f"{check_id('run id', run_id)}.append.lock"
+
+    def run_lock(self, run_id: str) -> Path:
+        return self.locks / f"{check_id('run id', run_id)}.lock"
+
+    def claim(self, key: str) -> Path:
+        if not isinstance(key, str) or not key:
+            msg = f"idempotency key {key!r} must be a non-empty string"
+            raise ConfigurationError(msg)
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.idempotency / f"{digest}.json"
