@@ -1,0 +1,52 @@
+"""Golden histories: each example's recorded log must replay to the same outcome.
+
+A history minus its final event is replayed by ``resume()`` with the example's current
+code. Every checkpoint must be served from the log (no step runs again, no checkpoint
+differs) and the run must end with the same final event. Regenerate the files with
+``python -m tests.golden.regenerate`` only when a change is meant to alter histories.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from pyworkflow import resume
+from pyworkflow._events import decode_event
+from pyworkflow.storage import InMemoryStorageBackend
+
+from .golden.regenerate import ROOT, load_example
+
+GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.json"))
+_VOLATILE = {"timestamp", "traceback"}
+
+
+def _stable(event: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in event.items() if k not in _VOLATILE}
+
+
+def test_every_durable_example_has_a_golden_history() -> None:
+    names = {p.stem for p in GOLDEN}
+    for n in ("01", "03", "05", "06", "07", "08"):
+        assert any(name.startswith(f"durable_{n}_") for name in names), n
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+async def test_golden_history_replays(path: Path) -> None:
+    data = json.loads(path.read_text())
+    load_example(ROOT / data["example"])  # registers the example's workflows by name
+    recorded = data["events"]
+    events = [decode_event(json.dumps(e)) for e in recorded]
+    run_id = events[0].run_id
+    storage = InMemoryStorageBackend()
+    await storage.append(run_id, events[:-1], expected_sequence=0)
+
+    await resume(run_id, storage=storage)
+
+    replayed = [msgspec.json.decode(msgspec.json.encode(e)) for e in await storage.read(run_id)]
+    new = replayed[len(events) - 1 :]
+    assert [e["type"] for e in new] == ["workflow_resumed", recorded[-1]["type"]], new
+    assert _stable(new[-1]) | {"sequence": 0} == _stable(recorded[-1]) | {"sequence": 0}
