@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -34,9 +35,10 @@ def test_every_durable_example_has_a_golden_history() -> None:
         assert any(name.startswith(f"durable_{n}_") for name in names), n
 
 
-@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
-async def test_golden_history_replays(path: Path) -> None:
-    data = json.loads(path.read_text())
+@pytest.mark.parametrize(
+    "data", [json.loads(p.read_text()) for p in GOLDEN], ids=[p.stem for p in GOLDEN]
+)
+async def test_golden_history_replays(data: dict[str, Any]) -> None:
     load_example(ROOT / data["example"])  # registers the example's workflows by name
     recorded = data["events"]
     events = [decode_event(json.dumps(e)) for e in recorded]
