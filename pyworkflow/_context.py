@@ -8,9 +8,10 @@ checkpoint (cancellation, suspension, non-determinism).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -37,7 +38,8 @@ __all__ = [
     "RunContext",
     "TransientContext",
     "current_context",
-    "outside_run",
+    "hide_run",
+    "restore_run",
     "running",
 ]
 
@@ -90,7 +92,7 @@ class RunContext:
         self._prelude = list(prelude)
         """An external event (hook payload, cancellation) was folded in during execution."""
         self._counter = 0
-        self._lock = anyio.Lock()
+        self._lock = _Mutex()
         self._inflight = 0
         self._idle: anyio.Event | None = None
 
@@ -139,16 +141,15 @@ class RunContext:
             await self._idle.wait()
         raise SuspendSignal
 
-    @contextmanager
-    def step_running(self) -> Iterator[None]:
+    def step_started(self) -> None:
+        """A step's body is about to run: a suspension waits until ``step_done``."""
         self._inflight += 1
-        try:
-            yield
-        finally:
-            self._inflight -= 1
-            if not self._inflight and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+
+    def step_done(self) -> None:
+        self._inflight -= 1
+        if not self._inflight and self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
     # -- writing ------------------------------------------------------------------------
     async def append(self, *drafts: Draft) -> None:
@@ -206,6 +207,45 @@ def current_context() -> RunContext | TransientContext | None:
     return _current.get()
 
 
+class _Mutex:
+    """A lock with no scheduling point when free (appends are serialized per execution,
+    and the uncontended case is the hot path of every step)."""
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def __aenter__(self) -> None:
+        while self._held:
+            event = anyio.Event()
+            self._waiters.append(event)
+            try:
+                await event.wait()
+            except BaseException:
+                if event in self._waiters:
+                    self._waiters.remove(event)
+                elif self._waiters and not self._held:
+                    self._waiters.popleft().set()  # pass on the wake-up we were given
+                raise
+        self._held = True
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._held = False
+        if self._waiters:
+            self._waiters.popleft().set()
+
+
+def hide_run() -> Token[RunContext | TransientContext | None]:
+    """Hide the current run while a step's body runs (it is ordinary code there)."""
+    return _current.set(None)
+
+
+def restore_run(token: Token[RunContext | TransientContext | None]) -> None:
+    _current.reset(token)
+
+
 @contextmanager
 def running(ctx: RunContext | TransientContext | None) -> Iterator[None]:
     """Make ``ctx`` the current run for the code inside the block."""
@@ -216,6 +256,3 @@ def running(ctx: RunContext | TransientContext | None) -> Iterator[None]:
         _current.reset(token)
 
 
-def outside_run() -> AbstractContextManager[None]:
-    """Hide the current run (a step's body is ordinary code, not workflow code)."""
-    return running(None)

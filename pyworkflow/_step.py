@@ -9,7 +9,14 @@ from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from ._codec import Codec
-from ._context import Draft, RunContext, TransientContext, current_context, outside_run
+from ._context import (
+    Draft,
+    RunContext,
+    TransientContext,
+    current_context,
+    hide_run,
+    restore_run,
+)
 from ._durations import Duration, parse_duration
 from ._events import StepCompleted, StepFailed, StepRetrying, StepStarted
 from ._exceptions import ConfigurationError, FatalError, RetryableError, SerializationError
@@ -93,8 +100,11 @@ class Step(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     async def _attempt(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        with outside_run():
+        token = hide_run()
+        try:
             return await self.fn(*args, **kwargs)
+        finally:
+            restore_run(token)
 
     async def _transient(
         self, ctx: TransientContext, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -134,17 +144,17 @@ class Step(Generic[P, R]):
             await ctx.append(Draft(StepStarted, {**ids, "attempt": attempt}))
             cp = ctx.state.checkpoints[index]
             # In flight until its outcome is recorded: a suspension waits for it.
-            with ctx.step_running():
-                try:
-                    value = await self._attempt(args, kwargs)
-                    raw = self.codec.encode_result(value, what=f"the result of step {self.name!r}")
-                except Exception as exc:
-                    await self._record_failure(ctx, ids, attempt, exc)
-                else:
-                    await ctx.append(
-                        Draft(StepCompleted, {**ids, "attempt": attempt, "result": raw})
-                    )
-                    ctx.log.debug("step_completed", step=self.name, attempt=attempt)
+            ctx.step_started()
+            try:
+                value = await self._attempt(args, kwargs)
+                raw = self.codec.encode_result(value, what=f"the result of step {self.name!r}")
+            except Exception as exc:
+                await self._record_failure(ctx, ids, attempt, exc)
+            else:
+                await ctx.append(Draft(StepCompleted, {**ids, "attempt": attempt, "result": raw}))
+                ctx.log.debug("step_completed", step=self.name, attempt=attempt)
+            finally:
+                ctx.step_done()
             # Loop: a completion is now served from the state like a replayed step; a
             # failure to retry either runs again at once or waits for its timer.
 
