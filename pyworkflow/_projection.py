@@ -100,7 +100,20 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             last_sequence=event.sequence,
         )
     ts, seq = event.timestamp, event.sequence
-    match event:
+    match event:  # the most frequent events first
+        case StepCompleted():
+            return _replace(run, step_count=run.step_count + 1, updated_at=ts, last_sequence=seq)
+        case (
+            StepStarted()
+            | StepFailed()
+            | StepRetrying()
+            | SleepStarted()
+            | SleepCompleted()
+            | HookCreated()
+            | HookReceived()
+            | HookExpired()
+        ):
+            return _replace(run, updated_at=ts, last_sequence=seq)
         case WorkflowStarted():
             msg = f"run {event.run_id!r}: a second workflow_started at sequence {seq}"
             raise CorruptRecordError(msg)
@@ -142,19 +155,6 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
                 updated_at=ts,
                 last_sequence=seq,
             )
-        case StepCompleted():
-            return _replace(run, step_count=run.step_count + 1, updated_at=ts, last_sequence=seq)
-        case (
-            StepStarted()
-            | StepFailed()
-            | StepRetrying()
-            | SleepStarted()
-            | SleepCompleted()
-            | HookCreated()
-            | HookReceived()
-            | HookExpired()
-        ):
-            return _replace(run, updated_at=ts, last_sequence=seq)
         case _:
             assert_never(event)
 

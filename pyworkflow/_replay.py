@@ -112,7 +112,21 @@ class RunState:
             )
             raise CorruptRecordError(msg)
         self.last_sequence = event.sequence
-        match event:
+        match event:  # the most frequent events first: a match tests cases in order
+            case StepStarted():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                cp.attempts = event.attempt
+                cp.due = None
+                self.waiting.discard(event.checkpoint)
+            case StepCompleted():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                self._resolve(cp, event)
+                cp.result = event.result
+            case StepFailed():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                if event.final:
+                    self._resolve(cp, event)
+                    cp.error = (event.error_type, event.error_message)
             case WorkflowStarted():
                 if self.status is not RunStatus.PENDING:
                     self._corrupt(event, "a second workflow_started")
@@ -136,20 +150,6 @@ class RunState:
                 self.cancel_requested = True
                 self.cancel_reason = event.reason
                 self._wake()
-            case StepStarted():
-                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
-                cp.attempts = event.attempt
-                cp.due = None
-                self.waiting.discard(event.checkpoint)
-            case StepCompleted():
-                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
-                self._resolve(cp, event)
-                cp.result = event.result
-            case StepFailed():
-                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
-                if event.final:
-                    self._resolve(cp, event)
-                    cp.error = (event.error_type, event.error_message)
             case StepRetrying():
                 cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
                 cp.due = event.resume_at
