@@ -203,10 +203,12 @@ class Engine:
         return run
 
     # -- execution --------------------------------------------------------------------
-    async def execute(self, run_id: str, *, fresh: bool) -> Any:
+    async def execute(self, run_id: str, *, fresh: bool, known: RunState | None = None) -> Any:
         """Execute a run under its lock until it completes, fails or suspends.
 
         Returns the workflow's result if it completed during this call, else None.
+        ``known``: a state of this run folded by the caller; only the events appended
+        since are read and folded into it (a fold is incremental), not the whole log.
 
         Raises:
             RunNotFoundError: no such run.
@@ -214,7 +216,8 @@ class Engine:
         """
         while True:
             async with self.storage.lock_run(run_id):
-                state = await self._load(run_id)
+                state = await self._catch_up(known) if known else await self._load(run_id)
+                known = None
                 result = await self._drive(state, fresh=fresh)
             if state.status is not RunStatus.SUSPENDED:
                 return result
@@ -301,6 +304,11 @@ class Engine:
             raise RunNotFoundError(run_id)
         return fold(run_id, events)
 
+    async def _catch_up(self, state: RunState) -> RunState:
+        for event in await self.storage.read(state.run_id, after=state.last_sequence):
+            state.apply(event)
+        return state
+
     async def _append(self, state: RunState, cls: type[Any], **fields: Any) -> None:
         """Append one event at the state's sequence (ConflictError if the log moved)."""
         event = cls(
@@ -317,7 +325,7 @@ class Engine:
         if state.status is not RunStatus.SUSPENDED:
             return  # running elsewhere: its executor folds the event in at its next append
         with contextlib.suppress(RunLockedError):  # its executor sees the event on release
-            await self.execute(state.run_id, fresh=False)
+            await self.execute(state.run_id, fresh=False, known=state)
 
     def _finished_result(self, state: RunState) -> Any:
         if state.status is RunStatus.COMPLETED and state.result is not None:

@@ -128,13 +128,12 @@ class Step(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> R:
+        if cp is not None and cp.resolved:  # replay: the hot path of a resume
+            return self._replayed(cp)
         ids = {"step_id": f"{ctx.run_id}.{index}", "step_name": self.name, "checkpoint": index}
         while True:
             if cp is not None and cp.resolved:
-                if cp.error is not None:
-                    raise rebuild(self.name, *cp.error)
-                assert cp.result is not None
-                return self.codec.decode_result(cp.result)  # type: ignore[no-any-return]
+                return self._replayed(cp)
             ctx.check_cancelled()
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run
@@ -157,6 +156,13 @@ class Step(Generic[P, R]):
                 ctx.step_done()
             # Loop: a completion is now served from the state like a replayed step; a
             # failure to retry either runs again at once or waits for its timer.
+
+    def _replayed(self, cp: Checkpoint) -> R:
+        """The recorded outcome of a resolved checkpoint: its result, or its error raised."""
+        if cp.error is not None:
+            raise rebuild(self.name, *cp.error)
+        assert cp.result is not None
+        return self.codec.decode_result(cp.result)  # type: ignore[no-any-return]
 
     async def _record_failure(
         self, ctx: RunContext, ids: dict[str, Any], attempt: int, error: Exception

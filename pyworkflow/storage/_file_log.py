@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -37,9 +38,7 @@ class LogMark:
 
     def current(self, st: os.stat_result) -> bool:
         """True if the file is exactly as we left it (same inode, size and mtime)."""
-        return (
-            st.st_ino == self.ino and st.st_size == self.end and st.st_mtime_ns == self.mtime_ns
-        )
+        return st.st_ino == self.ino and st.st_size == self.end and st.st_mtime_ns == self.mtime_ns
 
 
 @dataclass(slots=True)
@@ -124,13 +123,15 @@ def _scan_back(fd: int, run_id: str, size: int) -> tuple[int, int]:
         window *= 4
 
 
-def sync_mark(fd: int, run_id: str, cached: LogMark | None, *, repair: bool) -> tuple[LogMark, int]:
+def sync_mark(
+    fd: int, run_id: str, cached: LogMark | None, *, keep: Path | None
+) -> tuple[LogMark, int]:
     """Bring ``cached`` up to date with the log open on ``fd``; return it and the torn bytes.
 
     A current mark costs one ``fstat``. If the log grew, only the new bytes are read; if it
     was replaced (another inode, or shorter than we knew), its end is read backwards. With
-    ``repair`` (the caller holds the append lock exclusively, so no writer is active) a
-    torn tail is truncated away.
+    ``keep`` (the caller holds the append lock exclusively, so no writer is active) a torn
+    tail is cut off the log and appended to the file ``keep``, for inspection.
     """
     st = os.fstat(fd)
     if cached is not None and cached.current(st):
@@ -145,7 +146,16 @@ def sync_mark(fd: int, run_id: str, cached: LogMark | None, *, repair: bool) -> 
     else:
         end, seq = _scan_back(fd, run_id, st.st_size)
     torn = st.st_size - end
-    if torn and repair:
+    if torn and keep is not None:
+        _set_aside(pread_all(fd, torn, end), keep)
         os.ftruncate(fd, end)
         st = os.fstat(fd)
     return LogMark(ino=st.st_ino, mtime_ns=st.st_mtime_ns, end=end, last_sequence=seq), torn
+
+
+def _set_aside(data: bytes, keep: Path) -> None:
+    fd = os.open(keep, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data + b"\n")
+    finally:
+        os.close(fd)

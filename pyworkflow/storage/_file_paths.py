@@ -62,7 +62,7 @@ class Layout:
                 "e.g. FileStorageBackend('./workflow_data')"
             )
             raise ConfigurationError(msg)
-        self.base = Path(base_path)
+        self.base = Path(os.path.abspath(base_path))  # immune to a later chdir
         self.runs = self.base / "runs"
         self.events = self.base / "events"
         self.steps = self.base / "steps"
@@ -86,6 +86,10 @@ class Layout:
     def hook(self, hook_id: str) -> Path:
         return self.hooks / f"{check_id('hook id', hook_id)}.json"
 
+    def torn(self, run_id: str) -> Path:
+        """Where torn tails cut off a log are kept (a dot-file: never read as a log)."""
+        return self.events / f".{check_id('run id', run_id)}.jsonl.torn"
+
     def append_lock(self, run_id: str) -> Path:
         return self.locks / f"{check_id('run id', run_id)}.append.lock"
 
@@ -96,5 +100,9 @@ class Layout:
         if not isinstance(key, str) or not key:
             msg = f"idempotency key {key!r} must be a non-empty string"
             raise ConfigurationError(msg)
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:
+            msg = f"idempotency key {key!r} is not valid text (lone surrogates); pass a str"
+            raise ConfigurationError(msg) from None
         return self.idempotency / f"{digest}.json"

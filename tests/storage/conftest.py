@@ -1,0 +1,70 @@
+"""The storage backends under test, in one registry.
+
+Every test that takes the ``backend`` fixture runs once per entry of :data:`BACKENDS` (and
+on asyncio and trio). To put another backend through the contract suite (e.g. Kafka), add
+one :class:`BackendSpec` to :data:`BACKENDS`: a name, an async context manager factory that
+yields a fresh, empty backend, and the marks its tests need (``pytest.mark.kafka``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pyworkflow.storage import (
+    FileStorageBackend,
+    InMemoryStorageBackend,
+    StorageBackend,
+)
+
+BackendFactory = Callable[
+    [pytest.FixtureRequest, Path], AbstractAsyncContextManager[StorageBackend]
+]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend of the contract suite."""
+
+    name: str
+    make: BackendFactory
+    """Yields a fresh, empty backend; may ask ``request`` for other fixtures."""
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+@asynccontextmanager
+async def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
+    backend = InMemoryStorageBackend()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+@asynccontextmanager
+async def _file(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
+    backend = FileStorageBackend(tmp_path / "workflow_data")
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("memory", _memory),
+    BackendSpec("file", _file),
+)
+
+
+@pytest.fixture(params=[pytest.param(spec, id=spec.name, marks=spec.marks) for spec in BACKENDS])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
+) -> AsyncIterator[StorageBackend]:
+    """A fresh backend of each registered kind."""
+    spec: BackendSpec = request.param
+    async with spec.make(request, tmp_path) as storage:
+        yield storage

@@ -1,0 +1,475 @@
+"""The storage contract: the same assertions against every backend of ``conftest.BACKENDS``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from pyworkflow import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
+from pyworkflow._events import (
+    Event,
+    HookReceived,
+    StepCompleted,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    WorkflowStarted,
+)
+from pyworkflow._projection import project
+from pyworkflow._records import HookStatus, RunStatus
+from pyworkflow.storage import StorageBackend
+
+from .helpers import (
+    T0,
+    History,
+    cancelled_history,
+    expired_hook_history,
+    failed_history,
+    full_history,
+    new_hook_id,
+    new_run_id,
+    raw,
+    started,
+)
+
+
+async def append_all(backend: StorageBackend, events: list[Event]) -> None:
+    for event in events:
+        await backend.append(event.run_id, [event], expected_sequence=event.sequence - 1)
+
+
+# -- append and read ---------------------------------------------------------------------
+async def test_append_then_read_returns_the_same_events(backend: StorageBackend) -> None:
+    events, _ = full_history(History())
+    await backend.append(events[0].run_id, events[:3], expected_sequence=0)
+    await backend.append(events[0].run_id, events[3:], expected_sequence=3)
+
+    assert await backend.read(events[0].run_id) == events
+    assert [e.sequence for e in await backend.read(events[0].run_id)] == list(range(1, 20))
+
+
+async def test_read_after_a_sequence_returns_only_newer_events(backend: StorageBackend) -> None:
+    events, _ = full_history(History())
+    run_id = events[0].run_id
+    await append_all(backend, events)
+
+    assert await backend.read(run_id, after=5) == events[5:]
+    assert await backend.read(run_id, after=len(events) - 1) == events[-1:]
+    assert await backend.read(run_id, after=len(events)) == []
+    assert await backend.read(run_id, after=100) == []
+    assert await backend.read(run_id, after=0) == events
+
+
+async def test_a_stale_writer_gets_conflict_and_writes_nothing(backend: StorageBackend) -> None:
+    h = History()
+    first = started(h)
+    await backend.append(h.run_id, [first], expected_sequence=0)
+    winner = h.step(StepStarted, 1, "process_order")
+    await backend.append(h.run_id, [winner], expected_sequence=1)
+    before = await backend.get_run(h.run_id)
+
+    loser = StepStarted(
+        run_id=h.run_id,
+        sequence=2,
+        timestamp=h.now,
+        step_id=h.step_id(1),
+        step_name="other",
+        checkpoint=1,
+        attempt=1,
+    )
+    with pytest.raises(ConflictError, match="another writer appended first") as info:
+        await backend.append(h.run_id, [loser], expected_sequence=1)
+
+    assert not isinstance(info.value, RunLockedError)
+    assert await backend.read(h.run_id) == [first, winner]
+    assert await backend.get_run(h.run_id) == before
+    step = await backend.get_step(h.step_id(1))
+    assert step is not None and step.step_name == "process_order"
+
+
+async def test_a_second_start_of_the_same_run_conflicts(backend: StorageBackend) -> None:
+    h = History()
+    first = started(h)
+    await backend.append(h.run_id, [first], expected_sequence=0)
+    again = WorkflowStarted(run_id=h.run_id, sequence=1, timestamp=h.now, workflow_name="intruder")
+
+    with pytest.raises(ConflictError):
+        await backend.append(h.run_id, [again], expected_sequence=0)
+
+    assert await backend.read(h.run_id) == [first]
+    run = await backend.get_run(h.run_id)
+    assert run is not None and run.workflow_name == "order_workflow"
+
+
+async def test_concurrent_appenders_at_one_sequence_have_exactly_one_winner(
+    backend: StorageBackend,
+) -> None:
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    outcomes: list[str] = []
+
+    async def contend(i: int) -> None:
+        event = h.make(
+            StepStarted, step_id=h.step_id(1), step_name=f"s{i}", checkpoint=1, attempt=1
+        )
+        try:
+            await backend.append(h.run_id, [event], expected_sequence=1)
+        except ConflictError:
+            outcomes.append("conflict")
+        else:
+            outcomes.append(f"s{i}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(contend, i)
+
+    winners = [o for o in outcomes if o != "conflict"]
+    assert len(winners) == 1
+    events = await backend.read(h.run_id)
+    assert len(events) == 2
+    assert isinstance(events[1], StepStarted) and events[1].step_name == winners[0]
+
+
+async def test_events_must_follow_the_log(backend: StorageBackend) -> None:
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    fields = {"timestamp": h.now, "step_id": h.step_id(1), "step_name": "a", "checkpoint": 1}
+    skipped = StepStarted(run_id=h.run_id, sequence=3, attempt=1, **fields)
+    foreign = StepStarted(run_id=new_run_id(), sequence=2, attempt=1, **fields)
+    twice = StepStarted(run_id=h.run_id, sequence=2, attempt=1, **fields)
+
+    with pytest.raises(ConfigurationError, match="does not follow"):
+        await backend.append(h.run_id, [skipped], expected_sequence=1)
+    with pytest.raises(ConfigurationError, match="does not follow"):
+        await backend.append(h.run_id, [foreign], expected_sequence=1)
+    with pytest.raises(ConfigurationError, match="does not follow"):
+        await backend.append(h.run_id, [twice, twice], expected_sequence=1)
+
+    assert len(await backend.read(h.run_id)) == 1
+
+
+async def test_a_log_must_start_with_workflow_started(backend: StorageBackend) -> None:
+    h = History()
+    orphan = h.make(StepStarted, step_id=h.step_id(1), step_name="a", checkpoint=1, attempt=1)
+
+    with pytest.raises(CorruptRecordError, match="workflow_started"):
+        await backend.append(h.run_id, [orphan], expected_sequence=0)
+
+    assert await backend.read(h.run_id) == []
+    assert await backend.get_run(h.run_id) is None
+
+
+async def test_appending_nothing_changes_nothing(backend: StorageBackend) -> None:
+    h = History()
+    await backend.append(h.run_id, [], expected_sequence=0)
+    assert await backend.read(h.run_id) == []
+    assert await backend.get_run(h.run_id) is None
+
+
+async def test_a_batch_is_written_whole(backend: StorageBackend) -> None:
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    batch = [
+        h.step(StepStarted, 1, "charge"),
+        h.step(StepFailed, 1, "charge", error_type="E", error_message="m", final=False),
+        h.step(StepRetrying, 1, "charge", attempt=2, resume_at=h.now, delay=5.0),
+    ]
+    await backend.append(h.run_id, batch, expected_sequence=1)
+
+    assert await backend.read(h.run_id, after=1) == batch
+    step = await backend.get_step(h.step_id(1))
+    assert step is not None and step.status == "retrying" and step.attempt == 2
+
+
+# -- records -------------------------------------------------------------------------------
+async def test_records_follow_every_event_of_a_full_run(backend: StorageBackend) -> None:
+    events, _ = full_history(History())
+    run_id = events[0].run_id
+    for n, event in enumerate(events, start=1):
+        await backend.append(run_id, [event], expected_sequence=n - 1)
+        expected = project(None, events[:n])
+        assert await backend.get_run(run_id) == expected.run, event.type
+        for step_id, record in expected.steps.items():
+            assert await backend.get_step(step_id) == record, event.type
+        for hid, hook in expected.hooks.items():
+            assert await backend.get_hook(hid) == hook, event.type
+
+    run = await backend.get_run(run_id)
+    assert run is not None
+    assert run.status is RunStatus.COMPLETED
+    assert run.result == {"status": "done"}
+    assert run.step_count == 2 and run.last_sequence == len(events)
+    assert run.tags == ("shop",) and run.idempotency_key == "order-1"
+    assert run.args == ["order-1", 99.5]
+    assert run.completed_at == events[-1].timestamp
+
+
+async def test_run_status_through_suspension_and_resumption(backend: StorageBackend) -> None:
+    events, _ = full_history(History())
+    run_id = events[0].run_id
+    seen: list[tuple[str, RunStatus, str | None]] = []
+    for n, event in enumerate(events, start=1):
+        await backend.append(run_id, [event], expected_sequence=n - 1)
+        run = await backend.get_run(run_id)
+        assert run is not None
+        seen.append((event.type.value, run.status, run.suspended_reason))
+
+    assert ("workflow_started", RunStatus.RUNNING, None) in seen
+    assert ("workflow_suspended", RunStatus.SUSPENDED, "sleep") in seen
+    assert ("workflow_suspended", RunStatus.SUSPENDED, "hook") in seen
+    assert ("workflow_resumed", RunStatus.RUNNING, None) in seen
+    assert seen[-1] == ("workflow_completed", RunStatus.COMPLETED, None)
+
+
+async def test_a_suspended_run_records_when_it_is_due(backend: StorageBackend) -> None:
+    events, _ = full_history(History())
+    sleeping = events[:12]  # ... sleep_started, workflow_suspended(sleep)
+    await append_all(backend, sleeping)
+    run = await backend.get_run(events[0].run_id)
+    assert run is not None and run.status is RunStatus.SUSPENDED
+    assert run.resume_at == sleeping[-1].resume_at  # type: ignore[union-attr]
+
+
+async def test_a_failed_run_and_its_failed_step(backend: StorageBackend) -> None:
+    h = History()
+    events = failed_history(h)
+    await append_all(backend, events)
+
+    run = await backend.get_run(h.run_id)
+    assert run is not None and run.status is RunStatus.FAILED
+    assert run.error == "ValueError: card"
+    step = await backend.get_step(h.step_id(1))
+    assert step is not None
+    assert (step.status, step.error_type, step.error_message) == ("failed", "ValueError", "card")
+
+
+async def test_a_cancelled_run(backend: StorageBackend) -> None:
+    h = History()
+    await append_all(backend, cancelled_history(h))
+    run = await backend.get_run(h.run_id)
+    assert run is not None
+    assert run.status is RunStatus.CANCELLED
+    assert run.cancellation_requested and run.cancellation_reason == "customer cancelled"
+    assert run.completed_at is not None and run.resume_at is None
+
+
+async def test_step_records_through_a_retry(backend: StorageBackend) -> None:
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    step_id = h.step_id(1)
+    statuses = []
+    for make in (
+        lambda: h.step(StepStarted, 1, "charge"),
+        lambda: h.step(StepFailed, 1, "charge", error_type="E", error_message="m", final=False),
+        lambda: h.step(
+            StepRetrying, 1, "charge", attempt=2, resume_at=h.now + timedelta(seconds=9), delay=9.0
+        ),
+        lambda: h.step(StepStarted, 1, "charge", attempt=2),
+        lambda: h.step(StepCompleted, 1, "charge", attempt=2, result=raw([1, 2])),
+    ):
+        event = make()
+        await backend.append(h.run_id, [event], expected_sequence=event.sequence - 1)
+        step = await backend.get_step(step_id)
+        assert step is not None
+        statuses.append((step.status, step.attempt))
+
+    assert statuses == [
+        ("running", 1),
+        ("retrying", 1),
+        ("retrying", 2),
+        ("running", 2),
+        ("completed", 2),
+    ]
+    step = await backend.get_step(step_id)
+    assert step is not None and step.result == [1, 2] and step.step_name == "charge"
+
+
+# -- hooks ------------------------------------------------------------------------------
+async def test_hooks_by_id_and_by_run(backend: StorageBackend) -> None:
+    events, hook_id = full_history(History())
+    run_id = events[0].run_id
+    await append_all(backend, events[:16])  # hook created, run suspended
+
+    hook = await backend.get_hook(hook_id)
+    assert hook is not None
+    assert (hook.run_id, hook.hook_name, hook.status) == (run_id, "approval", HookStatus.PENDING)
+    assert hook.token == f"{run_id}:{hook_id}"
+    assert await backend.list_hooks(run_id) == [hook]
+
+    await append_all(backend, events[16:])
+    received = await backend.get_hook(hook_id)
+    assert received is not None and received.status is HookStatus.RECEIVED
+    assert received.payload == {"approved": True}
+    assert received.received_at == events[16].timestamp
+    assert await backend.list_hooks(run_id) == [received]
+
+
+async def test_an_expired_hook(backend: StorageBackend) -> None:
+    events, hook_id = expired_hook_history(History())
+    await append_all(backend, events)
+    hook = await backend.get_hook(hook_id)
+    assert hook is not None and hook.status is HookStatus.EXPIRED
+
+
+async def test_list_hooks_of_all_runs_oldest_first(backend: StorageBackend) -> None:
+    first, first_hook = expired_hook_history(History())
+    second, second_hook = full_history(History(start=first[-1].timestamp + timedelta(hours=1)))
+    await append_all(backend, first)
+    await append_all(backend, second)
+
+    hooks = await backend.list_hooks()
+    assert [h.hook_id for h in hooks] == [first_hook, second_hook]
+    assert await backend.list_hooks(first[0].run_id) == [hooks[0]]
+
+
+async def test_a_payload_for_an_unknown_hook_is_rejected(backend: StorageBackend) -> None:
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    stray = h.make(HookReceived, hook_id=new_hook_id(), checkpoint=1, payload=raw(1))
+    with pytest.raises(CorruptRecordError, match="unknown hook"):
+        await backend.append(h.run_id, [stray], expected_sequence=1)
+    assert len(await backend.read(h.run_id)) == 1
+
+
+# -- unknown ids ----------------------------------------------------------------------------
+async def test_unknown_ids_give_empty_answers(backend: StorageBackend) -> None:
+    run_id = new_run_id()
+    assert await backend.read(run_id) == []
+    assert await backend.read(run_id, after=3) == []
+    assert await backend.get_run(run_id) is None
+    assert await backend.get_step(f"{run_id}.1") is None
+    assert await backend.get_hook(new_hook_id()) is None
+    assert await backend.list_hooks(run_id) == []
+    assert await backend.list_hooks() == []
+    assert list(await backend.list_runs()) == []
+
+
+# -- idempotency ------------------------------------------------------------------------------
+async def test_the_first_idempotency_claim_wins(backend: StorageBackend) -> None:
+    first, second = new_run_id(), new_run_id()
+    assert await backend.claim_idempotency_key("order-123", first) == first
+    assert await backend.claim_idempotency_key("order-123", second) == first
+    assert await backend.claim_idempotency_key("order-123", first) == first
+    assert await backend.claim_idempotency_key("order-124", second) == second
+    assert await backend.claim_idempotency_key("ORDER-123", second) == second
+
+
+async def test_idempotency_keys_may_hold_any_text(backend: StorageBackend) -> None:
+    run_id = new_run_id()
+    for key in ("../../etc/passwd", "a/b", "ключ 🔑", "x" * 1000, "nul\x00byte"):
+        assert await backend.claim_idempotency_key(key, run_id) == run_id
+        assert await backend.claim_idempotency_key(key, new_run_id()) == run_id
+
+
+async def test_concurrent_claims_of_one_key_agree(backend: StorageBackend) -> None:
+    candidates = [new_run_id() for _ in range(8)]
+    answers: list[str] = []
+
+    async def claim(run_id: str) -> None:
+        answers.append(await backend.claim_idempotency_key("webhook-42", run_id))
+
+    async with anyio.create_task_group() as tg:
+        for run_id in candidates:
+            tg.start_soon(claim, run_id)
+
+    assert len(answers) == 8 and len(set(answers)) == 1
+    assert answers[0] in candidates
+
+
+# -- list_runs -----------------------------------------------------------------------------------
+async def _five_runs(backend: StorageBackend) -> list[str]:
+    """Runs created an hour apart, oldest first: alpha, beta (failed), alpha, beta
+    (cancelled), alpha (running)."""
+    ids = []
+    for i in range(5):
+        h = History(start=T0 + timedelta(hours=i))
+        name = "alpha" if i % 2 == 0 else "beta"
+        if i == 1:
+            events = failed_history(h, name)
+        elif i == 3:
+            events = cancelled_history(h, name)
+        else:
+            events = [started(h, name)]
+        await append_all(backend, events)
+        ids.append(h.run_id)
+    return ids
+
+
+async def test_list_runs_newest_first(backend: StorageBackend) -> None:
+    ids = await _five_runs(backend)
+    page = await backend.list_runs()
+    assert [r.run_id for r in page] == ids[::-1]
+    assert page.next_cursor is None
+
+
+async def test_list_runs_filters(backend: StorageBackend) -> None:
+    ids = await _five_runs(backend)
+    alpha = await backend.list_runs(workflow_name="alpha")
+    assert [r.run_id for r in alpha] == [ids[4], ids[2], ids[0]]
+    failed = await backend.list_runs(status=RunStatus.FAILED)
+    assert [r.run_id for r in failed] == [ids[1]]
+    cancelled_beta = await backend.list_runs(status=RunStatus.CANCELLED, workflow_name="beta")
+    assert [r.run_id for r in cancelled_beta] == [ids[3]]
+    running = await backend.list_runs(status=RunStatus.RUNNING)
+    assert {r.run_id for r in running} == {ids[0], ids[2], ids[4]}
+    assert list(await backend.list_runs(workflow_name="gamma")) == []
+
+
+async def test_list_runs_pages_with_a_cursor(backend: StorageBackend) -> None:
+    ids = await _five_runs(backend)
+    pages, cursor = [], None
+    while True:
+        page = await backend.list_runs(limit=2, cursor=cursor)
+        pages.append([r.run_id for r in page])
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == [ids[4:2:-1], ids[2:0:-1], ids[0:1]]
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 2.5, "10"])
+async def test_list_runs_rejects_a_bad_limit(backend: StorageBackend, limit: object) -> None:
+    with pytest.raises(ConfigurationError, match="limit"):
+        await backend.list_runs(limit=limit)  # type: ignore[arg-type]
+
+
+async def test_list_runs_rejects_a_malformed_cursor(backend: StorageBackend) -> None:
+    await _five_runs(backend)
+    with pytest.raises(ConfigurationError, match="cursor"):
+        await backend.list_runs(cursor="not-a-cursor")
+
+
+# -- lock_run ---------------------------------------------------------------------------------
+async def test_lock_run_is_exclusive_until_released(backend: StorageBackend) -> None:
+    run_id, other = new_run_id(), new_run_id()
+    async with backend.lock_run(run_id):
+        with pytest.raises(RunLockedError) as info:
+            async with backend.lock_run(run_id):
+                pytest.fail("a second holder got the lock")
+        assert info.value.run_id == run_id
+        assert run_id in str(info.value)
+        async with backend.lock_run(other):  # other runs are independent
+            pass
+    async with backend.lock_run(run_id):  # released
+        pass
+
+
+async def test_lock_run_is_released_when_the_holder_fails(backend: StorageBackend) -> None:
+    run_id = new_run_id()
+    with pytest.raises(RuntimeError, match="boom"):
+        async with backend.lock_run(run_id):
+            raise RuntimeError("boom")
+    async with backend.lock_run(run_id):
+        pass
+
+
+async def test_lock_run_does_not_block_appends(backend: StorageBackend) -> None:
+    """Hook payloads and cancellations are appended while an executor holds the run."""
+    h = History()
+    await backend.append(h.run_id, [started(h)], expected_sequence=0)
+    async with backend.lock_run(h.run_id):
+        event = h.step(StepStarted, 1, "a")
+        await backend.append(h.run_id, [event], expected_sequence=1)
+    assert len(await backend.read(h.run_id)) == 2
