@@ -69,8 +69,9 @@ def hook(
 ) -> Coroutine[Any, Any, Any]:
     """Wait for an external payload; only inside a durable workflow.
 
-    Records ``hook_created``, calls ``on_created(token)`` (sync or async) once, and suspends
-    the run until ``resume_hook(token, payload)``. Returns the payload.
+    Records ``hook_created``, calls ``on_created(token)`` (sync or async), and suspends the
+    run until ``resume_hook(token, payload)``. Returns the payload. ``on_created`` runs once,
+    or again if the process died before the run suspended (at-least-once, like a step).
 
     Args:
         name: the hook's name, part of its checkpoint identity.
@@ -103,7 +104,6 @@ async def _durable_hook(
     if cp is None:
         ctx.check_cancelled()
         hook_id = f"hook_{secrets.token_hex(16)}"
-        token = f"{ctx.run_id}:{hook_id}"
         expires = None if timeout_s is None else ctx.now() + timedelta(seconds=timeout_s)
         await ctx.append(
             Draft(
@@ -112,17 +112,18 @@ async def _durable_hook(
                     "hook_id": hook_id,
                     "hook_name": name,
                     "checkpoint": index,
-                    "token": token,
+                    "token": f"{ctx.run_id}:{hook_id}",
                     "expires_at": expires,
                 },
             )
         )
         ctx.log.info("hook_created", hook=name, hook_id=hook_id)
         cp = ctx.state.checkpoints[index]
-        if on_created is not None:
-            returned = on_created(token)
-            if inspect.isawaitable(returned):
-                await returned
+        await _announce(cp, on_created)
+    elif not (cp.resolved or cp.announced):
+        # The execution that created the hook died before its run suspended, so its
+        # on_created may never have run: call it again (at-least-once, like a step).
+        await _announce(cp, on_created)
     while True:
         if cp.resolved:
             if cp.error is not None:
@@ -134,6 +135,13 @@ async def _durable_hook(
             await ctx.append(Draft(HookExpired, {"hook_id": cp.hook_id, "checkpoint": index}))
             continue
         await ctx.suspend(index)
+
+
+async def _announce(cp: Checkpoint, on_created: OnCreated | None) -> None:
+    if on_created is not None and cp.token is not None:
+        returned = on_created(cp.token)
+        if inspect.isawaitable(returned):
+            await returned
 
 
 class TypedHook(Generic[T]):

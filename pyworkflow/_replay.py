@@ -66,6 +66,8 @@ class Checkpoint:
     """When a pending timer fires: a sleep's end, a retry, a hook's timeout."""
     hook_id: str | None = None
     token: str | None = None
+    announced: bool = False
+    """A hook whose run suspended after creating it: its ``on_created`` has returned."""
 
 
 @dataclass(slots=True)
@@ -136,6 +138,8 @@ class RunState:
             case WorkflowSuspended():
                 self.status = RunStatus.SUSPENDED
                 self.wake_pending = False
+                for index in self.waiting:
+                    self.checkpoints[index].announced = True
             case WorkflowResumed():
                 self.status = RunStatus.RUNNING
                 self.wake_pending = False

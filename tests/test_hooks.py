@@ -228,3 +228,30 @@ async def test_non_serializable_payload_writes_nothing(memory: InMemoryStorageBa
     with pytest.raises(SerializationError):
         await resume_hook(tokens[0], object())
     assert await events_of(run_id) == before
+
+
+async def test_on_created_runs_again_if_the_run_died_before_suspending(
+    memory: InMemoryStorageBackend,
+) -> None:
+    """A crash between hook_created and the suspension must not lose the token."""
+    announced: list[str] = []
+
+    def crash_once(token: str) -> None:
+        announced.append(token)
+        if len(announced) == 1:
+            raise KeyboardInterrupt  # stands in for the process dying here
+
+    @workflow(durable=True, name="announces")
+    async def announces() -> Any:
+        return await hook("approval", on_created=crash_once)
+
+    with pytest.raises(KeyboardInterrupt):
+        await start(announces)
+    [run] = (await memory.list_runs()).runs
+    assert run.status is RunStatus.RUNNING
+    await resume(run.run_id)  # recovery: the pending hook is announced again
+    assert len(announced) == 2 and announced[0] == announced[1]
+    assert (await get_workflow_run(run.run_id)).status is RunStatus.SUSPENDED  # type: ignore[union-attr]
+    done = await resume_hook(announced[0], "yes")
+    assert done.result == "yes"
+    assert len(announced) == 2  # not again once the run had suspended

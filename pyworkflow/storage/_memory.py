@@ -11,7 +11,7 @@ from .._exceptions import RunLockedError
 from .._projection import project
 from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ._paging import page_runs
-from ._port import check_append
+from ._port import check_after, check_append
 
 __all__ = ["InMemoryStorageBackend"]
 
@@ -47,6 +47,7 @@ class InMemoryStorageBackend:
             self._hooks.update(change.hooks)
 
     async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
+        check_after(after)
         log = self._events.get(run_id)
         if not log:
             return []

@@ -17,7 +17,7 @@ from .._events import Event
 from .._exceptions import ConfigurationError, ConflictError
 from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 
-__all__ = ["StorageBackend", "check_append"]
+__all__ = ["StorageBackend", "check_after", "check_append"]
 
 
 @runtime_checkable
@@ -36,7 +36,7 @@ class StorageBackend(Protocol):
         ...
 
     async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
-        """The run's events with a sequence greater than ``after``, in order."""
+        """The run's events with a sequence greater than ``after`` (>= 0), in order."""
         ...
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
@@ -81,6 +81,13 @@ class StorageBackend(Protocol):
     async def aclose(self) -> None:
         """Release resources (connections, file handles)."""
         ...
+
+
+def check_after(after: int) -> None:
+    """Validate ``read(after=...)`` (shared by all backends)."""
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        msg = f"read(after={after!r}): pass the sequence of the last event seen, >= 0"
+        raise ConfigurationError(msg)
 
 
 def check_append(
