@@ -18,6 +18,7 @@ import pytest
 from pyworkflow.storage import (
     FileStorageBackend,
     InMemoryStorageBackend,
+    KafkaStorageBackend,
     StorageBackend,
 )
 
@@ -54,9 +55,25 @@ async def _file(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await backend.aclose()
 
 
+@asynccontextmanager
+async def _kafka(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
+    """A Kafka backend on the session's broker, with topics of its own (a unique prefix)."""
+    backend = KafkaStorageBackend(
+        request.getfixturevalue("kafka_bootstrap"),
+        topic_prefix=request.getfixturevalue("kafka_topic_prefix"),
+        partitions=2,
+    )
+    try:
+        await backend.start()
+        yield backend
+    finally:
+        await backend.aclose()
+
+
 BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("memory", _memory),
     BackendSpec("file", _file),
+    BackendSpec("kafka", _kafka, marks=(pytest.mark.kafka,)),
 )
 
 

@@ -1,0 +1,300 @@
+"""KafkaStorageBackend: the event log on Kafka, with local materialized views.
+
+Topics (``{prefix}`` = ``topic_prefix``):
+
+* ``{prefix}.events``, key = run id: the durable log (``retention.ms=-1`` by default). All
+  of a run's events are in one partition, in order.
+* ``{prefix}.runs`` / ``.steps`` / ``.hooks`` (compacted, keyed by run id / step id / hook
+  token): the latest projected records, published by the writer of each accepted append, for
+  other consumers (dashboards, services). Each value carries the log sequence it reflects.
+* ``{prefix}.idempotency`` (compacted, keyed by idempotency key): claims.
+
+**Writes: one append = one atomic unit of the log.** The producer is idempotent
+(``enable_idempotence=True``, ``acks="all"``), so a retry can neither duplicate nor reorder
+what it sends. An append of several events is produced as one record batch of its own
+(``create_batch()``/``send_batch()``) to the run's partition: the broker appends a batch
+whole, at consecutive offsets, or not at all. An append of one event is one record, atomic by
+itself; it goes through ``send()``, where the producer may pack the appends of several runs
+into one batch per partition (aiokafka queues ``send_batch`` batches one at a time per
+partition, waking the waiters in no particular order). A transaction would give
+the same atomicity at the cost of a transaction coordinator, two more round trips per append
+and ``read_committed`` consumers; nothing here needs atomicity across partitions.
+
+**Concurrency: the log decides.** Kafka has no conditional append, so ``expected_sequence``
+is enforced by a rule every reader applies while folding a partition in offset order: an
+append is accepted iff its first event's sequence is the run's last accepted sequence + 1
+(and ``project()`` accepts it). Each record carries the writer's id and batch number. A
+writer produces its batch, then waits until its own tailing consumer has folded it and
+reads the verdict: rejected means :class:`~pyworkflow.ConflictError`. (A writer whose own
+view already shows the run past ``expected_sequence`` fails at once, without producing:
+a view is a prefix of the log, never ahead of it.) A rejected batch
+stays in the log but every reader ignores it, deterministically, as partition order is
+total. This holds across processes and machines with no coordination beyond the broker.
+Idempotency claims work the same way on ``{prefix}.idempotency``: the first claim of a key
+in the log wins; a loser restates the winner's claim so that compaction keeps the winner.
+
+**lock_run** is an in-process exclusive lock (as in the memory backend). Across processes
+Kafka offers no lock; the append rule fences a second executor instead: its next append
+conflicts, and the engine's RunContext turns a conflict with a non-external event into a
+ConflictError that stops the duplicate execution (a step in flight may run twice; steps are
+at-least-once anyway). The actor runtime will give each run one owner through the consumer
+group's partition assignment.
+
+**Reads.** Each backend instance tails all partitions of ``{prefix}.events`` and
+``{prefix}.idempotency`` with one consumer (no group) and folds them, with the rule above and
+``project()``, into in-memory views: per-run event lists, run/step/hook records, claims
+(a KTable-like view built at start-up and kept current). ``read(run_id, after)`` slices the
+run's list: no partition replay per call. Read-your-writes: ``append`` returns after its batch
+is folded, so the same backend sees it at once. For writes from other processes, every read
+first asks the broker for the partition's end offset (one ``ListOffsets`` round trip, ~1 ms
+locally) and waits until the fold has passed it, so a read sees every append that completed
+before it began, wherever it was made.
+
+**Costs and limits.** Start-up folds the whole events topic (O(history); ~25k events/s
+measured). Memory holds every accepted event decoded, plus one record per run, step, hook
+and idempotency key: at most ~1.3 KB per event of a 3-step run (memory traced over a whole
+start-up by ``benchmarks/bench_kafka.py``), so ~6 GB for 1M runs of 5 events. At scale that
+is bounded by (a) folding only the partitions a worker owns (the actor runtime's
+consumer-group assignment), (b) an LRU of run logs with a per-run index of batch offsets, so
+a cold run is re-read by ``seek()`` to its offsets, and (c) start-up from a checkpoint of
+the fold (last sequence per run + offsets) instead of offset 0. A read costs one
+``ListOffsets`` round trip plus a slice of the run's list; an append one produce plus the
+wait for the own consumer (~2 ms each on a local broker). Never add partitions to
+``{prefix}.events``: a run's key would move to another partition, and its events would no
+longer be totally ordered.
+
+**Threads.** aiokafka is asyncio-only: the backend runs it on its own asyncio loop in one
+thread, for asyncio and trio callers alike (see ``_bridge``). ``await start()`` (or the first
+call) starts it; ``await aclose()`` (or leaving ``async with``) stops the consumer, flushes
+and stops the producer, and ends the thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..._events import Event
+from ..._exceptions import RunLockedError, StorageError
+from ..._logging import make_logger
+from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._paging import check_limit
+from .._port import check_after, check_append
+from ._bridge import LoopThread, wait_future
+from ._core import KafkaCore
+from ._settings import KafkaSettings
+
+__all__ = ["KafkaStorageBackend"]
+
+T = TypeVar("T")
+
+
+class KafkaStorageBackend:
+    """Durable workflow storage on Apache Kafka (3.9.x brokers are the tested target).
+
+    Args:
+        bootstrap_servers: ``"host:port"``, comma-separated for several brokers.
+        topic_prefix: the five topics are ``{topic_prefix}.events``, ``.runs``, ``.steps``,
+            ``.hooks`` and ``.idempotency``.
+        partitions: partition count of topics created by the backend (the parallelism of
+            the future distributed runtime). Existing topics keep theirs.
+        replication_factor: replication of created topics; default: min(3, brokers).
+        create_topics: create missing topics at start-up (else a missing topic is an error).
+        events_retention_ms: ``retention.ms`` of a created events topic; -1 keeps forever.
+        request_timeout: seconds to wait for the brokers before a call fails with
+            :class:`~pyworkflow.StorageError` (also bounds start-up).
+        fetch_max_wait_ms: how long the tailing consumer's fetches wait for new records.
+        max_append_bytes: the largest record batch (one append) the producer sends.
+        client_id: Kafka client id, shown in broker logs and metrics.
+        client_options: extra aiokafka client arguments (``security_protocol``,
+            ``ssl_context``, ``sasl_mechanism``, ...), given to the admin client, the
+            producer and the consumer.
+
+    Use ``async with KafkaStorageBackend(...) as storage:``, or ``await storage.start()``
+    and ``await storage.aclose()``. A call before ``start()`` starts the backend.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str = "localhost:9092",
+        *,
+        topic_prefix: str = "pyworkflow",
+        partitions: int = 6,
+        replication_factor: int | None = None,
+        create_topics: bool = True,
+        events_retention_ms: int = -1,
+        request_timeout: float = 10.0,
+        fetch_max_wait_ms: int = 100,
+        max_append_bytes: int = 1_048_576,
+        client_id: str = "pyworkflow",
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._settings = KafkaSettings(
+            bootstrap_servers=bootstrap_servers,
+            topic_prefix=topic_prefix,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            create_topics=create_topics,
+            events_retention_ms=events_retention_ms,
+            request_timeout=request_timeout,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_append_bytes=max_append_bytes,
+            client_id=client_id,
+            client_options=dict(client_options or {}),
+        )
+        self._writer = secrets.token_hex(8)
+        self._log = make_logger().bind(storage="kafka", topic_prefix=topic_prefix)
+        self._mutex = threading.Lock()
+        self._held: set[str] = set()
+        self._thread: LoopThread | None = None
+        self._core: KafkaCore | None = None
+        self._ready: cf.Future[None] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        s = self._settings
+        return f"KafkaStorageBackend({s.bootstrap_servers!r}, topic_prefix={s.topic_prefix!r})"
+
+    @property
+    def topic_prefix(self) -> str:
+        """The prefix of this backend's topics."""
+        return self._settings.topic_prefix
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, create or check the topics, and fold them into the local views.
+
+        Idempotent; concurrent calls share one start-up.
+
+        Raises:
+            StorageError: the brokers can't be reached within ``request_timeout``, or the
+                backend was closed.
+            ConfigurationError: a topic exists with the wrong ``cleanup.policy``, or can't be
+                created with the settings.
+        """
+        ready = self._ready
+        if ready is not None and ready.done() and ready.exception() is None and not self._closed:
+            return
+        with self._mutex:
+            if self._closed:
+                raise StorageError(f"{self!r} is closed; create a new backend")
+            if self._ready is None or self._thread is None:
+                core = KafkaCore(self._settings, self._writer, self._log)
+                ready = cf.Future()
+                thread = LoopThread(f"pyworkflow-kafka-{self._settings.topic_prefix}")
+                thread.start(_serving(core, ready))
+                self._ready, self._thread, self._core = ready, thread, core
+            ready, thread = self._ready, self._thread
+        try:
+            await wait_future(ready)
+        except BaseException:
+            if ready.done():  # start-up failed: the thread ends; a later call may retry
+                await thread.join()
+                with self._mutex:
+                    if self._ready is ready:
+                        self._ready = self._thread = self._core = None
+            raise
+
+    async def aclose(self) -> None:
+        """Stop the consumer, flush and stop the producer, end the loop thread. Idempotent."""
+        with self._mutex:
+            self._closed = True
+            thread, core = self._thread, self._core
+        if thread is None or core is None:
+            return
+        thread.call_soon(core.stop)
+        await thread.join()
+
+    async def __aenter__(self) -> KafkaStorageBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _call(self, operation: Callable[[KafkaCore], Coroutine[Any, Any, T]]) -> T:
+        """Start if needed, then run ``operation(core)`` on the loop thread and await it."""
+        await self.start()
+        with self._mutex:
+            thread, core, closed = self._thread, self._core, self._closed
+        if closed or thread is None or core is None:
+            raise StorageError(f"{self!r} is closed; create a new backend")
+        return await wait_future(thread.submit(operation(core)))
+
+    # -- the storage port -------------------------------------------------------------------
+    async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
+        """Append ``events`` as one record batch; ConflictError if another writer won."""
+        if not events:
+            return
+        check_append(run_id, events, expected_sequence, expected_sequence)  # their shape
+        batch = list(events)
+        await self._call(lambda core: core.append(run_id, batch, expected_sequence))
+
+    async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
+        """The run's events after sequence ``after``, as of the brokers' state now."""
+        check_after(after)
+        return await self._call(lambda core: core.read(run_id, after))
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        """The run's record, or None for an unknown id."""
+        return await self._call(lambda core: core.get_run(run_id))
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first; ``cursor`` is a previous page's ``next_cursor``."""
+        check_limit(limit)
+        status = RunStatus(status) if status is not None else None
+        return await self._call(lambda core: core.list_runs(status, workflow_name, limit, cursor))
+
+    async def get_step(self, step_id: str) -> StepRecord | None:
+        """A step checkpoint's latest record."""
+        return await self._call(lambda core: core.get_step(step_id))
+
+    async def get_hook(self, hook_id: str) -> HookRecord | None:
+        """A hook's record, by hook id."""
+        return await self._call(lambda core: core.get_hook(hook_id))
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
+        """Hooks of one run (or of all runs), oldest first."""
+        return await self._call(lambda core: core.list_hooks(run_id))
+
+    async def claim_idempotency_key(self, key: str, run_id: str) -> str:
+        """Claim ``key`` for ``run_id``; the first claim in the log wins. Returns the holder."""
+        return await self._call(lambda core: core.claim(key, run_id))
+
+    @asynccontextmanager
+    async def lock_run(self, run_id: str) -> AsyncIterator[None]:
+        """Exclusive execution of ``run_id`` within this process (see the module docstring
+        for how other processes are fenced)."""
+        with self._mutex:
+            if run_id in self._held:
+                raise RunLockedError(run_id)
+            self._held.add(run_id)
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._held.discard(run_id)
+
+
+def _serving(core: KafkaCore, ready: cf.Future[None]) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def main() -> None:
+        await core.serve(ready)
+
+    return main

@@ -1,0 +1,197 @@
+"""The Kafka wire format: msgpack via msgspec, one leading format-version byte per value.
+
+Every value is ``FORMAT_VERSION`` followed by a msgpack document:
+
+* ``{prefix}.events`` (key: run id): an :class:`EventRecord`, the array
+  ``[writer, batch, index, count, event]``. ``writer`` is the appending backend's random
+  id, ``batch`` its append counter, ``index``/``count`` place the record in its append (one
+  append = one record batch). ``event`` is the event as a msgpack map with the same field
+  names as the JSON form (``"type"`` tag, msgpack timestamps).
+* ``{prefix}.idempotency`` (key: the idempotency key): a :class:`Claim`.
+* ``{prefix}.runs`` / ``.steps`` / ``.hooks``: ``[sequence, record]``, the record projected by
+  the append whose last event has ``sequence`` (readers keep the highest).
+
+Payloads (arguments, results, hook payloads) are JSON chosen by the user's codec; they are
+carried verbatim as msgpack ``bin`` holding those JSON bytes. Converting them to native
+msgpack instead would cost a decode and re-encode per payload and is lossy (msgpack has no
+integers beyond 64 bits, JSON does). Measured on a 90-byte ``step_completed``: about 1.1 us
+to encode and 1.1 us to decode an event, against ~1-2 ms of broker round trip per append.
+"""
+
+from __future__ import annotations
+
+import typing
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..._events import Event
+from ..._exceptions import CorruptRecordError
+from ..._records import HookRecord, StepRecord, WorkflowRun
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Claim",
+    "EventRecord",
+    "NewerFormatError",
+    "decode_claim",
+    "decode_event_record",
+    "decode_record",
+    "encode_claim",
+    "encode_event_record",
+    "encode_record",
+]
+
+FORMAT_VERSION = 1
+_VERSION_BYTE = bytes([FORMAT_VERSION])
+
+Record = WorkflowRun | StepRecord | HookRecord
+R = TypeVar("R", WorkflowRun, StepRecord, HookRecord)
+
+
+class NewerFormatError(CorruptRecordError):
+    """A value written by a newer pyworkflow (a format version this one can't read)."""
+
+
+class EventRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One event as stored in ``{prefix}.events``. Never reorder: append fields at the end."""
+
+    writer: str
+    batch: int
+    index: int
+    count: int
+    event: Event
+
+
+class Claim(msgspec.Struct, frozen=True, array_like=True):
+    """An idempotency claim: ``run_id`` asks for the key; the first claim in the log wins."""
+
+    run_id: str
+    writer: str
+    claim: int
+    repair: bool = False
+    """Written by a loser to restate the winner, so compaction keeps the winning run id."""
+
+
+class _Versioned(msgspec.Struct, frozen=True, array_like=True):
+    sequence: int
+    record: Any
+
+
+def _raw_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(f.name for f in msgspec.structs.fields(cls) if f.type is msgspec.Raw)
+
+
+# Constant lookup tables (read-only): which fields of each struct carry JSON payloads.
+_EVENT_RAW: MappingProxyType[type[Any], tuple[str, ...]] = MappingProxyType(
+    {cls: _raw_fields(cls) for cls in typing.get_args(Event)}
+)
+_RECORD_JSON: MappingProxyType[type[Any], tuple[str, ...]] = MappingProxyType(
+    {
+        WorkflowRun: ("args", "kwargs", "result"),
+        StepRecord: ("result",),
+        HookRecord: ("payload",),
+    }
+)
+
+_ENCODER = msgspec.msgpack.Encoder()
+_JSON = msgspec.json.Encoder()
+_BYTES = msgspec.msgpack.Decoder(bytes)
+_EVENT_RECORD = msgspec.msgpack.Decoder(EventRecord)
+_CLAIM = msgspec.msgpack.Decoder(Claim)
+_RECORD_DECODERS: MappingProxyType[type[Any], msgspec.msgpack.Decoder[Any]] = MappingProxyType(
+    {
+        WorkflowRun: msgspec.msgpack.Decoder(tuple[int, WorkflowRun]),
+        StepRecord: msgspec.msgpack.Decoder(tuple[int, StepRecord]),
+        HookRecord: msgspec.msgpack.Decoder(tuple[int, HookRecord]),
+    }
+)
+
+
+def _bin(data: bytes) -> msgspec.Raw:
+    """``data`` as a ready-made msgpack ``bin`` value."""
+    return msgspec.Raw(_ENCODER.encode(data))
+
+
+def _body(value: bytes | None, what: str) -> bytes | memoryview:
+    if not value:
+        msg = f"empty Kafka value for {what}; the topic holds a record pyworkflow did not write"
+        raise CorruptRecordError(msg)
+    version = value[0]
+    if version != FORMAT_VERSION:
+        if version > FORMAT_VERSION:
+            msg = (
+                f"{what} has format version {version}, this pyworkflow reads version "
+                f"{FORMAT_VERSION}: upgrade pyworkflow on every process sharing the topics"
+            )
+            raise NewerFormatError(msg)
+        msg = f"{what} starts with unknown format byte {version}"
+        raise CorruptRecordError(msg)
+    return memoryview(value)[1:]
+
+
+def encode_event_record(record: EventRecord) -> bytes:
+    event = record.event
+    names = _EVENT_RAW[type(event)]
+    if names:
+        event = msgspec.structs.replace(
+            event, **{name: _bin(bytes(getattr(event, name))) for name in names}
+        )
+        record = msgspec.structs.replace(record, event=event)
+    return _VERSION_BYTE + _ENCODER.encode(record)
+
+
+def decode_event_record(value: bytes | None, where: str) -> EventRecord:
+    """Decode one ``{prefix}.events`` value; ``where`` names it in errors (topic/offset)."""
+    body = _body(value, where)
+    try:
+        record = _EVENT_RECORD.decode(body)
+        event = record.event
+        names = _EVENT_RAW[type(event)]
+        if names:
+            event = msgspec.structs.replace(
+                event, **{name: msgspec.Raw(_BYTES.decode(getattr(event, name))) for name in names}
+            )
+            record = msgspec.structs.replace(record, event=event)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        msg = f"{where}: not a pyworkflow event record ({exc})"
+        raise CorruptRecordError(msg) from exc
+    return record
+
+
+def encode_claim(claim: Claim) -> bytes:
+    return _VERSION_BYTE + _ENCODER.encode(claim)
+
+
+def decode_claim(value: bytes | None, where: str) -> Claim:
+    body = _body(value, where)
+    try:
+        return _CLAIM.decode(body)
+    except msgspec.DecodeError as exc:
+        msg = f"{where}: not a pyworkflow idempotency claim ({exc})"
+        raise CorruptRecordError(msg) from exc
+
+
+def encode_record(sequence: int, record: Record) -> bytes:
+    """A run/step/hook record for its compacted topic, tagged with the log ``sequence``."""
+    names = _RECORD_JSON[type(record)]
+    wire = msgspec.structs.replace(
+        record, **{name: _bin(_JSON.encode(getattr(record, name))) for name in names}
+    )
+    return _VERSION_BYTE + _ENCODER.encode(_Versioned(sequence, wire))
+
+
+def decode_record(value: bytes | None, kind: type[R], where: str) -> tuple[int, R]:
+    """Decode a compacted-topic value into ``(sequence, record)``."""
+    body = _body(value, where)
+    try:
+        sequence, record = _RECORD_DECODERS[kind].decode(body)
+        names = _RECORD_JSON[kind]
+        record = msgspec.structs.replace(
+            record, **{name: msgspec.json.decode(getattr(record, name)) for name in names}
+        )
+    except msgspec.DecodeError as exc:
+        msg = f"{where}: not a pyworkflow {kind.__name__} record ({exc})"
+        raise CorruptRecordError(msg) from exc
+    return sequence, record

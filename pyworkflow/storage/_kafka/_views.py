@@ -1,0 +1,140 @@
+"""The materialized views of one topic prefix: a pure, synchronous fold of the topics.
+
+Every backend instance folds the same records in the same (per-partition) order with the
+same rules, so every instance reaches the same views. Nothing here touches Kafka.
+
+Acceptance rule for ``{prefix}.events`` (per partition, in offset order): the records of one
+append arrive as one contiguous record batch (``index`` 0..``count``-1). A complete append
+is *accepted* iff its events belong to one run, their sequences continue that run's last
+accepted sequence (``last + 1, last + 2, ...``) and ``project()`` accepts them (a run starts
+with ``workflow_started``). Anything else is *rejected*: it stays in the log and every
+reader ignores it. Claims on ``{prefix}.idempotency``: the first claim of a key wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..._events import Event
+from ..._exceptions import CorruptRecordError
+from ..._projection import Projection, project
+from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._paging import page_runs
+from ._codec import Claim, EventRecord
+
+__all__ = ["Verdict", "Views"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How the fold decided one complete append."""
+
+    record: EventRecord
+    """The append's first record (names its writer and batch)."""
+    run_id: str
+    last_sequence: int
+    """The run's last accepted sequence after the decision."""
+    change: Projection | None = None
+    """The records the append changed; None when it was rejected."""
+    error: CorruptRecordError | None = None
+    """Why ``project()`` refused it (rejected for a reason other than a sequence race)."""
+
+    @property
+    def accepted(self) -> bool:
+        return self.change is not None
+
+
+class Views:
+    """Run logs, run/step/hook records and idempotency claims, folded from the topics.
+
+    Memory: every accepted event stays decoded in ``logs`` (a few hundred bytes per event
+    plus its payload), and one record per run, step and hook.
+    """
+
+    def __init__(self) -> None:
+        self.logs: dict[str, list[Event]] = {}
+        self.runs: dict[str, WorkflowRun] = {}
+        self.steps: dict[str, StepRecord] = {}
+        self.hooks: dict[str, HookRecord] = {}
+        self.keys: dict[str, str] = {}
+        self._hooks_of_run: dict[str, list[str]] = {}
+        self._partial: dict[int, list[EventRecord]] = {}
+
+    # -- folding ----------------------------------------------------------------------
+    def fold_event(self, partition: int, record: EventRecord) -> Verdict | None:
+        """Fold one record of an events partition; a Verdict when it completes an append."""
+        partial = self._partial.get(partition)
+        if record.index == 0:
+            partial = self._partial[partition] = [record]
+        elif (
+            partial is None
+            or partial[-1].index != record.index - 1
+            or partial[0].writer != record.writer
+            or partial[0].batch != record.batch
+        ):
+            # A fragment with no beginning: never written by this codec. Drop it.
+            self._partial.pop(partition, None)
+            return None
+        else:
+            partial.append(record)
+        if len(partial) < record.count:
+            return None
+        del self._partial[partition]
+        return self._decide(partial[0], [r.event for r in partial])
+
+    def drop_partial(self, partition: int) -> None:
+        """Forget a half-assembled append (a corrupt record interrupted it)."""
+        self._partial.pop(partition, None)
+
+    def _decide(self, first: EventRecord, events: Sequence[Event]) -> Verdict:
+        run_id = events[0].run_id
+        log = self.logs.get(run_id)
+        last = len(log) if log else 0  # sequences are 1-based and gap-free
+        if any(e.run_id != run_id or e.sequence != last + i for i, e in enumerate(events, start=1)):
+            return Verdict(first, run_id, last)
+        try:
+            change = project(self.runs.get(run_id), events, self.steps, self.hooks)
+        except CorruptRecordError as exc:
+            return Verdict(first, run_id, last, error=exc)
+        if log is None:
+            self.logs[run_id] = log = []
+        log.extend(events)
+        self.runs[run_id] = change.run
+        self.steps.update(change.steps)
+        for hook_id, hook in change.hooks.items():
+            if hook_id not in self.hooks:
+                self._hooks_of_run.setdefault(hook.run_id, []).append(hook_id)
+            self.hooks[hook_id] = hook
+        return Verdict(first, run_id, len(log), change=change)
+
+    def fold_claim(self, key: str, claim: Claim) -> str:
+        """Fold one idempotency claim; return the run id holding ``key`` (first wins)."""
+        return self.keys.setdefault(key, claim.run_id)
+
+    # -- queries ----------------------------------------------------------------------
+    def last_sequence(self, run_id: str) -> int:
+        log = self.logs.get(run_id)
+        return len(log) if log else 0
+
+    def read(self, run_id: str, after: int) -> list[Event]:
+        log = self.logs.get(run_id)
+        if not log:
+            return []
+        return log[after:] if after > 0 else list(log)
+
+    def list_runs(
+        self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
+    ) -> RunPage:
+        return page_runs(
+            self.runs.values(),
+            status=status,
+            workflow_name=workflow_name,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def list_hooks(self, run_id: str | None) -> list[HookRecord]:
+        if run_id is not None:
+            return [self.hooks[h] for h in self._hooks_of_run.get(run_id, ())]
+        return sorted(self.hooks.values(), key=lambda h: h.created_at)

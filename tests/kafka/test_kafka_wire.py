@@ -1,0 +1,128 @@
+"""The Kafka wire format and the acceptance fold, without a broker."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from pyworkflow import CorruptRecordError
+from pyworkflow._events import StepStarted, WorkflowCompleted
+from pyworkflow._projection import project
+from pyworkflow._records import HookRecord, StepRecord, WorkflowRun
+from pyworkflow.storage._kafka._codec import (
+    FORMAT_VERSION,
+    Claim,
+    EventRecord,
+    NewerFormatError,
+    decode_claim,
+    decode_event_record,
+    decode_record,
+    encode_claim,
+    encode_event_record,
+    encode_record,
+)
+from pyworkflow.storage._kafka._views import Views
+from tests.storage.helpers import History, full_history, started
+
+
+def test_every_event_survives_the_round_trip() -> None:
+    events, _ = full_history(History())
+    for i, event in enumerate(events):
+        value = encode_event_record(EventRecord("w1", 7, i, len(events), event))
+        assert value[0] == FORMAT_VERSION
+        decoded = decode_event_record(value, "test")
+        assert decoded == EventRecord("w1", 7, i, len(events), event)
+        assert type(decoded.event) is type(event)
+
+
+def test_json_payloads_travel_verbatim_inside_msgpack() -> None:
+    h = History()
+    started(h)
+    huge = '{"n":123456789012345678901234567890,"f":0.1,"s":"\\u00e9"}'  # > 64-bit int
+    event = h.add(WorkflowCompleted, result=msgspec.Raw(huge.encode()))
+    value = encode_event_record(EventRecord("w", 1, 0, 1, event))
+
+    plain = msgspec.msgpack.decode(value[1:])  # any msgpack reader can open it
+    assert plain[:4] == ["w", 1, 0, 1]
+    assert plain[4]["type"] == "workflow_completed" and plain[4]["result"] == huge.encode()
+    assert bytes(decode_event_record(value, "t").event.result) == huge.encode()  # type: ignore[union-attr]
+
+
+def test_unreadable_values_are_named_errors() -> None:
+    with pytest.raises(NewerFormatError, match=r"format version 9.*upgrade"):
+        decode_event_record(bytes([9]) + b"\x90", "events[0]@5")
+    with pytest.raises(CorruptRecordError, match=r"events\[0\]@5: not a pyworkflow event"):
+        decode_event_record(bytes([FORMAT_VERSION]) + msgspec.msgpack.encode([1]), "events[0]@5")
+    with pytest.raises(CorruptRecordError, match="empty Kafka value"):
+        decode_claim(None, "idempotency[0]@1")
+
+
+def test_claims_and_records_round_trip() -> None:
+    claim = Claim("run_1", "w", 3, repair=True)
+    assert decode_claim(encode_claim(claim), "t") == claim
+    events, hook_id = full_history(History())
+    change = project(None, events)
+    seq, run = decode_record(encode_record(19, change.run), WorkflowRun, "t")
+    assert (seq, run) == (19, change.run)
+    for step in change.steps.values():
+        assert decode_record(encode_record(4, step), StepRecord, "t") == (4, step)
+    hook = change.hooks[hook_id]
+    assert decode_record(encode_record(5, hook), HookRecord, "t") == (5, hook)
+
+
+def _records(writer: str, batch: int, events: list[object]) -> list[EventRecord]:
+    return [EventRecord(writer, batch, i, len(events), e) for i, e in enumerate(events)]  # type: ignore[arg-type]
+
+
+def test_the_fold_accepts_the_first_append_at_each_sequence_only() -> None:
+    h = History()
+    first = started(h)
+    winner = h.step(StepStarted, 1, "a")
+    loser = msgspec.structs.replace(winner, step_name="b")
+    after_loser = h.step(StepStarted, 2, "c")
+    views = Views()
+
+    verdicts = [
+        views.fold_event(0, r)
+        for batch, events in enumerate([[first], [winner], [loser], [after_loser]])
+        for r in _records("w", batch, events)
+    ]
+
+    assert [v.accepted for v in verdicts if v is not None] == [True, True, False, True]
+    assert views.read(h.run_id, 0) == [first, winner, after_loser]
+    assert views.runs[h.run_id].last_sequence == 3
+    rejected = verdicts[2]
+    assert rejected is not None and rejected.last_sequence == 2 and rejected.error is None
+
+
+def test_a_batch_split_across_fetches_is_decided_once_whole() -> None:
+    h = History()
+    events = [started(h), h.step(StepStarted, 1, "a"), h.step(StepStarted, 2, "b")]
+    views = Views()
+    records = _records("w", 1, events)
+
+    assert views.fold_event(1, records[0]) is None
+    assert views.fold_event(1, records[1]) is None
+    assert views.read(h.run_id, 0) == []  # nothing of a half batch is visible
+    verdict = views.fold_event(1, records[2])
+    assert verdict is not None and verdict.accepted and views.read(h.run_id, 0) == events
+
+
+def test_fragments_and_refused_projections_are_ignored() -> None:
+    h = History()
+    first = started(h)
+    orphan = History().make(StepStarted, step_id="x", step_name="a", checkpoint=1, attempt=1)
+    views = Views()
+    assert views.fold_event(0, EventRecord("w", 1, 1, 2, first)) is None  # no index 0
+    assert views.read(h.run_id, 0) == []
+    verdict = views.fold_event(0, EventRecord("w", 2, 0, 1, orphan))  # sequence 1, but...
+    assert verdict is not None and not verdict.accepted
+    assert verdict.error is not None and "workflow_started" in str(verdict.error)
+    assert views.read(orphan.run_id, 0) == [] and orphan.run_id not in views.runs
+
+
+def test_the_first_claim_of_a_key_wins() -> None:
+    views = Views()
+    assert views.fold_claim("k", Claim("run_a", "w1", 1)) == "run_a"
+    assert views.fold_claim("k", Claim("run_b", "w2", 1)) == "run_a"
+    assert views.fold_claim("k", Claim("run_a", "w2", 1, repair=True)) == "run_a"
