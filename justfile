@@ -20,10 +20,18 @@ lint:
 demo:
     {{python}} -m pyworkflow demo
 
-# Benchmarks: steps per second on each backend
+# Benchmarks: steps per second on each backend, and the cost of quiet logging
 bench:
     {{python}} benchmarks/bench_memory.py
     {{python}} benchmarks/bench_file.py
+    {{python}} benchmarks/bench_kafka.py
+    {{python}} benchmarks/bench_logging.py
+
+# Compare with the reference pyworkflow-engine 0.4.0 (own venv .bench-venv-ref/); add --update-readme benchmarks/README.md
+bench-compare *ARGS:
+    test -x .bench-venv-ref/bin/python || {{python}} -m venv .bench-venv-ref
+    .bench-venv-ref/bin/python -m pip install --quiet --disable-pip-version-check pyworkflow-engine==0.4.0
+    {{python}} benchmarks/compare.py --ref-python .bench-venv-ref/bin/python {{ARGS}}
 
 # Start a local Kafka broker (KRaft, one node) for the examples; Ctrl-C stops it
 kafka:

@@ -35,7 +35,8 @@ async def one_run(n: int) -> float:
     run_id = await start(many_steps, n)
     live = time.perf_counter() - t0
     run = await get_workflow_run(run_id)
-    assert run is not None and run.result == n, run
+    assert run is not None, run_id
+    assert run.result == n, run
     return live
 
 
@@ -44,8 +45,10 @@ async def main(steps: int, repeat: int) -> None:
     await one_run(steps)  # warm up imports and caches
     lives = [await one_run(steps) for _ in range(repeat)]
     best = statistics.median(lives)
-    print(f"memory backend: {steps}-step workflow, median of {repeat}: "
-          f"{best * 1000:.2f} ms = {steps / best:,.0f} steps/s")
+    print(
+        f"memory backend: {steps}-step workflow, median of {repeat}: "
+        f"{best * 1000:.2f} ms = {steps / best:,.0f} steps/s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+"""Run benchmarks/workload.py under this project and under the reference library, interleaved.
+
+Each scenario runs as a subprocess per library, alternating (ours, ref, ours, ref, ...) for
+``--rounds`` rounds; each subprocess warms up once and then times ``--repeat`` samples.
+The table shows the median of all samples of each library and the ratio reference/ours
+(> 1: ours is faster). Peak memory is each scenario process's ``ru_maxrss`` (median).
+
+Run: just bench-compare            (builds .bench-venv-ref/ with pyworkflow-engine==0.4.0)
+     python benchmarks/compare.py --ref-python .bench-venv-ref/bin/python [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD = HERE / "workload.py"
+MARK_START = "<!-- bench-compare:start -->"
+MARK_END = "<!-- bench-compare:end -->"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    repeat: int
+    target: float | None = None  # minimum ratio reference/ours
+    needs_data: bool = False
+
+
+SCENARIOS = (
+    Scenario("steps200_memory", "200 sequential steps, memory", 10, 10),
+    Scenario("steps200_file", "200 sequential steps, file (no fsync)", 3, 10),
+    Scenario("concurrent300_memory", "300 concurrent 3-step runs, memory", 5, 10),
+    Scenario("replay1000_memory", "resume replaying 1,000 steps, memory", 5, 10),
+    Scenario("replay1000_file", "resume replaying 1,000 steps, file (no fsync)", 5, 20, True),
+    Scenario("read2000_file", "read 2,000+ events from file", 10, 5, True),
+    Scenario("steps200_file_fsync", "200 steps, file; ours fsyncs every append*", 2),
+    Scenario("steps100_memory", "100 steps, memory (flatness)", 10),
+    Scenario("steps400_memory", "400 steps, memory (flatness)", 10),
+    Scenario("steps100_file", "100 steps, file (flatness)", 3),
+    Scenario("steps400_file", "400 steps, file (flatness)", 2),
+)
+
+
+@dataclass
+class Impl:
+    label: str
+    python: str
+    data: Path
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    rss: dict[str, list[int]] = field(default_factory=dict)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+
+def run_scenario(impl: Impl, sc: Scenario, cwd: str) -> None:
+    cmd = [impl.python, str(WORKLOAD), sc.name, "--repeat", str(sc.repeat)]
+    if sc.needs_data:
+        cmd += ["--data", str(impl.data)]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        raise SystemExit(f"{impl.label} {sc.name} failed ({proc.returncode}): {' | '.join(tail)}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    impl.samples.setdefault(sc.name, []).extend(result["samples"])
+    impl.rss.setdefault(sc.name, []).append(result["maxrss_kib"])
+
+
+_IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| pyworkflow$")
+
+
+def import_time(impl: Impl, cwd: str) -> None:
+    """Cumulative microseconds of ``import pyworkflow`` (-X importtime), and wall time."""
+    proc = subprocess.run(
+        [impl.python, "-X", "importtime", "-c", "import pyworkflow"],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    micros = next(
+        int(m.group(1)) for ln in proc.stderr.splitlines() if (m := _IMPORT_LINE.search(ln))
+    )
+    impl.samples.setdefault("import", []).append(micros / 1e6)
+
+
+def build(impl: Impl, cwd: str) -> None:
+    subprocess.run(
+        [impl.python, str(WORKLOAD), "build-replay-file", str(impl.data)],
+        cwd=cwd, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def table(ours: Impl, ref: Impl) -> list[str]:
+    rows = [
+        "| scenario | ours | reference | ratio ref/ours | target | peak RSS ours / ref |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for sc in SCENARIOS:
+        if sc.name.startswith(("steps100", "steps400")):
+            continue
+        a, b = ours.median(sc.name), ref.median(sc.name)
+        ratio = b / a
+        target = f"≥{sc.target:g}x {'✅' if ratio >= sc.target else '❌'}" if sc.target else "-"
+        mem = f"{statistics.median(ours.rss[sc.name]) / 1024:.0f} / {statistics.median(ref.rss[sc.name]) / 1024:.0f} MiB"
+        rows.append(f"| {sc.title} | {fmt_s(a)} | {fmt_s(b)} | {ratio:.1f}x | {target} | {mem} |")
+    a, b = ours.median("import"), ref.median("import")
+    ok = "✅" if b / a >= 2 else "❌"
+    rows.append(
+        f"| import pyworkflow (-X importtime) | {fmt_s(a)} | {fmt_s(b)} | {b / a:.1f}x | ≥2x {ok} | - |"
+    )
+    for backend in ("memory", "file"):
+        fo = ours.median(f"steps400_{backend}") / ours.median(f"steps100_{backend}")
+        fr = ref.median(f"steps400_{backend}") / ref.median(f"steps100_{backend}")
+        ok = "✅" if fo <= 4.2 else "❌"
+        rows.append(
+            f"| flatness, {backend}: time(400 steps) / time(100 steps) | {fo:.2f} | {fr:.2f} | - | ours ≤4.2 {ok} | - |"
+        )
+    return rows
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return [
+        f"- machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), CPU {cpu}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+    ]
+
+
+def command() -> str:
+    """``just bench-compare`` and the arguments given, less the interpreter paths it passes."""
+    argv, shown = sys.argv[1:], []
+    while argv:
+        arg = argv.pop(0)
+        if arg in ("--ref-python", "--ours-python"):
+            argv.pop(0)
+        elif not arg.startswith(("--ref-python=", "--ours-python=")):
+            shown.append(arg)
+    return " ".join(["just bench-compare", *shown])
+
+
+def update_readme(path: Path, block: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
+    path.write_text(text[:start] + "\n" + block + "\n" + text[end:], encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ref-python", default=".bench-venv-ref/bin/python")
+    parser.add_argument("--ours-python", default=sys.executable)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="scenario names (default: all)")
+    parser.add_argument("--update-readme", type=Path, help="replace the marked block of this file")
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        ours = Impl("ours", str(Path(args.ours_python).absolute()), Path(tmp) / "ours")
+        ref = Impl("reference", str(Path(args.ref_python).absolute()), Path(tmp) / "ref")
+        for impl in (ours, ref):
+            build(impl, tmp)
+        chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+        for rnd in range(args.rounds):
+            print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            for sc in chosen:
+                for impl in (ours, ref):
+                    run_scenario(impl, sc, tmp)
+            for _ in range(3):
+                for impl in (ours, ref):
+                    import_time(impl, tmp)
+    ref_version = subprocess.run(
+        [ref.python, "-c", "import pyworkflow; print(pyworkflow.__version__)"],
+        capture_output=True, text=True, check=True, cwd="/",
+    ).stdout.strip()  # fmt: skip
+    lines = [
+        *machine(),
+        f"- reference: pyworkflow-engine {ref_version} (PyPI), in {Path(args.ref_python).parent.parent.name}/",
+        f"- command: `{command()}` ({args.rounds} rounds, interleaved ours/ref; medians of all samples)",
+        f"- load average (1 min) at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f}",
+        "",
+        *(
+            table(ours, ref)
+            if not args.only
+            else [f"{n}: {ours.median(n):.6f} vs {ref.median(n):.6f}" for n in args.only]
+        ),
+        "",
+        "\\* the reference never fsyncs; this row compares our fsync-per-append default against it.",
+    ]
+    block = "\n".join(lines)
+    print(block)
+    if args.update_readme and not args.only:
+        update_readme(args.update_readme, block)
+
+
+if __name__ == "__main__":
+    main()

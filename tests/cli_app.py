@@ -1,0 +1,62 @@
+"""A small workflow app for the command-line tests (``--app tests.cli_app``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyworkflow import CancellationError, hook, shield, sleep, step, workflow
+
+__all__ = ["approval", "failing", "napper"]
+
+TOKENS: dict[str, str] = {}
+
+
+@step(name="cli.prepare")
+async def prepare(order_id: str) -> dict[str, Any]:
+    return {"order_id": order_id, "prepared": True}
+
+
+@step(name="cli.finish")
+async def finish(order: dict[str, Any], extra: Any = None) -> dict[str, Any]:
+    return {**order, "finished": True, "extra": extra}
+
+
+@step(name="cli.undo")
+async def undo(order_id: str) -> str:
+    return f"undone {order_id}"
+
+
+@workflow(name="cli.napper", durable=True)
+async def napper(order_id: str, seconds: float) -> dict[str, Any]:
+    """Prepares, sleeps ``seconds`` (a durable timer), then finishes."""
+    order = await prepare(order_id)
+    try:
+        await sleep(seconds)
+    except CancellationError:
+        async with shield():
+            await undo(order_id)
+        raise
+    return await finish(order)
+
+
+async def _keep(token: str) -> None:
+    TOKENS["approval"] = token
+
+
+@workflow(name="cli.approval", durable=True)
+async def approval(order_id: str) -> dict[str, Any]:
+    """Prepares, waits for the ``approval`` hook, then finishes with its payload."""
+    order = await prepare(order_id)
+    payload = await hook("approval", on_created=_keep)
+    return await finish(order, payload)
+
+
+@step(name="cli.explode")
+async def explode(order_id: str) -> None:
+    raise ValueError(f"cannot ship {order_id}")
+
+
+@workflow(name="cli.failing", durable=True)
+async def failing(order_id: str) -> None:
+    """Fails at its only step."""
+    await explode(order_id)
