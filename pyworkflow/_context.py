@@ -4,12 +4,20 @@ A :class:`RunContext` lives for one execution of a durable workflow (from the to
 completes, fails or suspends). It hands out checkpoint identities in call order, appends
 events with optimistic concurrency, and knows whether the run must stop at its next
 checkpoint (cancellation, suspension, non-determinism).
+
+Write-ahead rule: an event is durable before anything that depends on it happens outside
+the process. ``step_started`` is appended before the step's body runs, ``hook_created``
+before ``on_created`` sees the token, and the run's suspension or end is appended before
+the call returns. A step's *outcome* (``step_completed``, a ``step_failed`` with no timer)
+is deferred: it is written together with the run's next append (usually the next step's
+``step_started``), which halves the writes per step. A crash in that window re-runs the step,
+exactly as a crash in the middle of it would (at-least-once for the step in flight).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -90,6 +98,7 @@ class RunContext:
         # Written with the first append of this execution (e.g. workflow_resumed), so an
         # execution that stops before writing anything (non-determinism) leaves no trace.
         self._prelude = list(prelude)
+        self._deferred: list[Draft] = []
         """An external event (hook payload, cancellation) was folded in during execution."""
         self._counter = 0
         self._lock = _Mutex()
@@ -152,22 +161,28 @@ class RunContext:
             self._idle = None
 
     # -- writing ------------------------------------------------------------------------
-    async def append(self, *drafts: Draft) -> None:
-        """Append events, folding in what other writers appended meanwhile.
+    def defer(self, draft: Draft) -> None:
+        """Write a step's outcome with the next append (see the write-ahead rule above)."""
+        self._deferred.append(draft)
+
+    async def append(self, *drafts: Draft, recheck: Callable[[], None] | None = None) -> None:
+        """Append events (after any prelude and deferred outcomes), folding in what other
+        writers appended meanwhile.
 
         Only cancellations and hook payloads may come from elsewhere; anything else means
-        two executors ran the same run, and the run stops with ConflictError.
+        two executors ran the same run, and the run stops with ConflictError. When such
+        events were folded in, ``recheck`` runs before the append is retried: it may raise
+        (e.g. CancellationError) so that nothing starts after a cancellation was recorded.
         """
         async with self._lock:
             self.raise_if_fatal()
-            if self._prelude:
-                drafts, self._prelude = (*self._prelude, *drafts), []
             while True:
+                batch = (*self._prelude, *self._deferred, *drafts)
                 seq = self.state.last_sequence
                 ts = self.clock.now()
                 events = [
                     d.cls(run_id=self.run_id, sequence=seq + i, timestamp=ts, **d.fields)
-                    for i, d in enumerate(drafts, start=1)
+                    for i, d in enumerate(batch, start=1)
                 ]
                 try:
                     await self.storage.append(self.run_id, events, expected_sequence=seq)
@@ -175,7 +190,11 @@ class RunContext:
                     raise
                 except ConflictError:
                     await self._absorb(seq)
+                    if recheck is not None:
+                        recheck()
                     continue
+                self._prelude.clear()
+                self._deferred.clear()
                 for event in events:
                     self.state.apply(event)
                 return

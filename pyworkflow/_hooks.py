@@ -115,7 +115,8 @@ async def _durable_hook(
                     "token": f"{ctx.run_id}:{hook_id}",
                     "expires_at": expires,
                 },
-            )
+            ),
+            recheck=ctx.check_cancelled,
         )
         ctx.log.info("hook_created", hook=name, hook_id=hook_id)
         cp = ctx.state.checkpoints[index]

@@ -58,7 +58,7 @@ async def _durable_sleep(
         ]
         if due <= now:
             drafts.append(Draft(SleepCompleted, fields))
-        await ctx.append(*drafts)
+        await ctx.append(*drafts, recheck=ctx.check_cancelled)
         cp = ctx.state.checkpoints[index]
     if cp.resolved:
         return

@@ -140,7 +140,9 @@ class Step(Generic[P, R]):
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)
             attempt = (cp.attempts if cp else 0) + 1
-            await ctx.append(Draft(StepStarted, {**ids, "attempt": attempt}))
+            await ctx.append(
+                Draft(StepStarted, {**ids, "attempt": attempt}), recheck=ctx.check_cancelled
+            )
             cp = ctx.state.checkpoints[index]
             # In flight until its outcome is recorded: a suspension waits for it.
             ctx.step_started()
@@ -150,12 +152,12 @@ class Step(Generic[P, R]):
             except Exception as exc:
                 await self._record_failure(ctx, ids, attempt, exc)
             else:
-                await ctx.append(Draft(StepCompleted, {**ids, "attempt": attempt, "result": raw}))
+                ctx.defer(Draft(StepCompleted, {**ids, "attempt": attempt, "result": raw}))
                 ctx.log.debug("step_completed", step=self.name, attempt=attempt)
+                return self.codec.decode_result(raw)  # type: ignore[no-any-return]
             finally:
                 ctx.step_done()
-            # Loop: a completion is now served from the state like a replayed step; a
-            # failure to retry either runs again at once or waits for its timer.
+            # A failure to retry: run again at once, or wait for its timer.
 
     def _replayed(self, cp: Checkpoint) -> R:
         """The recorded outcome of a resolved checkpoint: its result, or its error raised."""
@@ -170,21 +172,22 @@ class Step(Generic[P, R]):
         error_type, message = describe(error)
         failed = {**ids, "attempt": attempt, "error_type": error_type, "error_message": message}
         if self.retry.gives_up(attempt, error):
-            await ctx.append(Draft(StepFailed, {**failed, "final": True}))
+            ctx.defer(Draft(StepFailed, {**failed, "final": True}))
             ctx.log.info("step_failed", step=self.name, attempt=attempt, error=error_type)
             raise error
         delay = self.retry.delay_after(attempt, error)
-        drafts = [Draft(StepFailed, {**failed, "final": False})]
-        if delay > 0:
-            resume_at = ctx.now() + timedelta(seconds=delay)
-            drafts.append(
-                Draft(
-                    StepRetrying,
-                    {**ids, "attempt": attempt + 1, "resume_at": resume_at, "delay": delay},
-                )
-            )
-        await ctx.append(*drafts)
         ctx.log.info("step_retrying", step=self.name, attempt=attempt, delay=delay)
+        if delay <= 0:
+            ctx.defer(Draft(StepFailed, {**failed, "final": False}))
+            return
+        resume_at = ctx.now() + timedelta(seconds=delay)
+        await ctx.append(
+            Draft(StepFailed, {**failed, "final": False}),
+            Draft(
+                StepRetrying,
+                {**ids, "attempt": attempt + 1, "resume_at": resume_at, "delay": delay},
+            ),
+        )
 
 
 @overload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from pyworkflow import (
@@ -19,6 +20,7 @@ from pyworkflow import (
     step,
     workflow,
 )
+from pyworkflow._events import WorkflowStarted
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 
@@ -274,3 +276,38 @@ async def test_error_caught_by_workflow_replays_as_the_same_type(
     clock.advance(60)
     # On replay the recorded KeyError is rebuilt, so the same except branch runs.
     assert await resume(run_id) == "KeyError:'missing'"
+
+
+async def test_write_ahead_a_steps_outcome_is_durable_before_the_next_body_runs(
+    memory: InMemoryStorageBackend,
+) -> None:
+    seen: list[list[str]] = []
+
+    @step()
+    async def first() -> int:
+        return 1
+
+    @step()
+    async def second(run_id: str) -> int:
+        # Inside the body: step_started of this step and the outcome of the previous one
+        # are already in the log (one append carried both).
+        seen.append(types(await memory.read(run_id)))
+        return 2
+
+    @workflow(durable=True, name="write_ahead")
+    async def write_ahead(run_id_box: list[str]) -> int:
+        return await first() + await second(run_id_box[0])
+
+    run_id = "run_00000000000000cc"
+    started = WorkflowStarted(
+        run_id=run_id,
+        sequence=1,
+        timestamp=ManualClock().now(),
+        workflow_name="write_ahead",
+        args=msgspec.Raw(msgspec.json.encode([[run_id]])),
+    )
+    await memory.append(run_id, [started], expected_sequence=0)
+    assert await resume(run_id) == 3
+    assert seen == [
+        ["workflow_started", "workflow_resumed", "step_started", "step_completed", "step_started"]
+    ]
