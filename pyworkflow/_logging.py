@@ -1,30 +1,23 @@
 """Logging: structlog key-value events on stderr, quiet (warnings only) by default.
 
 The library keeps its own logger pipeline and never calls ``structlog.configure``, so it
-does not change the logging of the program that imports it. Below the configured level,
-logging calls are no-ops of the filtering bound logger (they cost a method call).
+does not change the logging of the program that imports it. :class:`Logger` checks the
+level first: a call below it costs one comparison, and structlog itself is imported only
+when the first line is actually written (it is most of the package's import time).
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 import sys
 from typing import Any, Literal
 
-import structlog
-
-__all__ = ["LogFormat", "LogLevel", "make_logger"]
+__all__ = ["LogFormat", "LogLevel", "Logger", "make_logger"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["console", "json"]
 
-_LEVELS: dict[str, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
+_LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
 class _StderrLogger:
@@ -38,26 +31,74 @@ class _StderrLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def make_logger(level: str = "warning", fmt: str = "console") -> Any:
-    """A structlog bound logger writing to stderr at ``level`` in ``fmt``."""
+class _Pipeline:
+    """The structlog logger behind every :class:`Logger` of one configuration, built lazily."""
+
+    __slots__ = ("_fmt", "_impl")
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._impl: Any = None
+
+    def get(self) -> Any:
+        if self._impl is None:
+            structlog = importlib.import_module("structlog")  # lazily: see the module doc
+            renderer: Any = (
+                structlog.processors.JSONRenderer()
+                if self._fmt == "json"
+                else structlog.dev.ConsoleRenderer(colors=False)
+            )
+            self._impl = structlog.wrap_logger(
+                _StderrLogger(),
+                processors=[
+                    structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    renderer,
+                ],
+            ).bind(logger="pyworkflow")
+        return self._impl
+
+
+class Logger:
+    """A bound logger with structlog's calling convention: ``log.info("event", key=value)``."""
+
+    __slots__ = ("_context", "_level", "_pipeline")
+
+    def __init__(self, level: int, pipeline: _Pipeline, context: dict[str, Any]) -> None:
+        self._level = level
+        self._pipeline = pipeline
+        self._context = context
+
+    def bind(self, **values: Any) -> Logger:
+        """A logger that adds ``values`` to every line."""
+        return Logger(self._level, self._pipeline, {**self._context, **values})
+
+    def _emit(self, level: int, method: str, event: str, values: dict[str, Any]) -> None:
+        if level >= self._level:
+            getattr(self._pipeline.get(), method)(event, **self._context, **values)
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._emit(10, "debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._emit(20, "info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._emit(30, "warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._emit(40, "error", event, values)
+
+    def critical(self, event: str, **values: Any) -> None:
+        self._emit(50, "critical", event, values)
+
+
+def make_logger(level: str = "warning", fmt: str = "console") -> Logger:
+    """A logger writing to stderr at ``level`` (and above) in ``fmt``."""
     if level not in _LEVELS:
         msg = f"unknown log_level {level!r}; use one of {', '.join(_LEVELS)}"
         raise ValueError(msg)
     if fmt not in ("console", "json"):
         msg = f"unknown log_format {fmt!r}; use 'console' or 'json'"
         raise ValueError(msg)
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    return structlog.wrap_logger(
-        _StderrLogger(),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        cache_logger_on_first_use=True,
-    ).bind(logger="pyworkflow")
+    return Logger(_LEVELS[level], _Pipeline(fmt), {})
