@@ -6,7 +6,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from .._events import Event
+from .._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
 from .._exceptions import RunLockedError
 from .._projection import project
 from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
@@ -16,11 +16,18 @@ from ._port import check_after, check_append
 __all__ = ["InMemoryStorageBackend"]
 
 
+# Appends with these are projected at once: they are checked against the records (a log
+# starts with workflow_started, only once; hook events need their hook). Step events are
+# projected when something reads a record, which keeps the per-step append cheap.
+_EAGER = (WorkflowStarted, HookCreated, HookReceived, HookExpired)
+
+
 class InMemoryStorageBackend:
     """Keeps every log and record in memory; nothing survives the process.
 
     All mutations happen under one lock with no await inside, so each append is atomic
-    for tasks and threads alike.
+    for tasks and threads alike. Records are the projection of the whole log whenever they
+    are read: runs whose log grew by step events only are projected on that read.
     """
 
     def __init__(self) -> None:
@@ -31,6 +38,7 @@ class InMemoryStorageBackend:
         self._hooks: dict[str, HookRecord] = {}
         self._keys: dict[str, str] = {}
         self._held: set[str] = set()
+        self._dirty: set[str] = set()
 
     async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
         if not events:
@@ -38,13 +46,27 @@ class InMemoryStorageBackend:
         with self._mutex:
             log = self._events.get(run_id)
             check_append(run_id, events, expected_sequence, len(log) if log else 0)
-            change = project(self._runs.get(run_id), events, self._steps, self._hooks)
-            if log is None:
-                self._events[run_id] = log = []
-            log.extend(events)
-            self._runs[run_id] = change.run
-            self._steps.update(change.steps)
-            self._hooks.update(change.hooks)
+            if log is None or any(isinstance(event, _EAGER) for event in events):
+                self._settle(run_id, events)
+            else:
+                log.extend(events)
+                self._dirty.add(run_id)
+
+    def _settle(self, run_id: str, new: Sequence[Event] = ()) -> None:
+        """Project the run's unprojected events (and ``new`` ones, appended if valid)."""
+        run = self._runs.get(run_id)
+        log = self._events.setdefault(run_id, [])
+        pending = log[run.last_sequence if run else 0 :]
+        change = project(run, [*pending, *new], self._steps, self._hooks)
+        log.extend(new)
+        self._runs[run_id] = change.run
+        self._steps.update(change.steps)
+        self._hooks.update(change.hooks)
+        self._dirty.discard(run_id)
+
+    def _settle_all(self) -> None:
+        for run_id in list(self._dirty):
+            self._settle(run_id)
 
     async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
         check_after(after)
@@ -54,7 +76,10 @@ class InMemoryStorageBackend:
         return log[after:] if after > 0 else list(log)
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
-        return self._runs.get(run_id)
+        with self._mutex:
+            if run_id in self._dirty:
+                self._settle(run_id)
+            return self._runs.get(run_id)
 
     async def list_runs(
         self,
@@ -65,20 +90,23 @@ class InMemoryStorageBackend:
         cursor: str | None = None,
     ) -> RunPage:
         with self._mutex:
+            self._settle_all()
             runs = list(self._runs.values())
         return page_runs(
             runs, status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
         )
 
     async def get_step(self, step_id: str) -> StepRecord | None:
-        return self._steps.get(step_id)
+        with self._mutex:
+            self._settle_all()
+            return self._steps.get(step_id)
 
     async def get_hook(self, hook_id: str) -> HookRecord | None:
-        return self._hooks.get(hook_id)
+        return self._hooks.get(hook_id)  # hook events are projected at once
 
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         with self._mutex:
-            hooks = list(self._hooks.values())
+            hooks = list(self._hooks.values())  # hook events are projected at once
         return [h for h in hooks if run_id is None or h.run_id == run_id]
 
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
