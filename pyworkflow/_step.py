@@ -88,6 +88,7 @@ class Step(Generic[P, R]):
         self.name: str = name or fn.__name__
         self.retry = retry
         self.codec = Codec(fn)
+        self._what_result = f"the result of step {self.name!r}"
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
@@ -148,7 +149,7 @@ class Step(Generic[P, R]):
             ctx.step_started()
             try:
                 value = await self._attempt(args, kwargs)
-                raw = self.codec.encode_result(value, what=f"the result of step {self.name!r}")
+                raw = self.codec.encode_result(value, what=self._what_result)
             except Exception as exc:
                 await self._record_failure(ctx, ids, attempt, exc)
             else:
