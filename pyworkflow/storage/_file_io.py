@@ -1,7 +1,7 @@
 """Small POSIX file primitives for FileStorageBackend: flocks, atomic writes, fsyncs.
 
 Everything here is synchronous and raises ``OSError``; the backend translates those to
-``StorageError`` at its boundary.
+``StorageError`` at its boundary. Paths are ``str``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 
 if sys.platform != "win32":
     import fcntl
@@ -21,7 +20,6 @@ __all__ = [
     "Offload",
     "flocked",
     "fsync_dir",
-    "fsync_file",
     "read_bytes",
     "try_flock",
     "write_all",
@@ -30,6 +28,7 @@ __all__ = [
 ]
 
 _FILE_MODE = 0o644
+_CHUNK = 1 << 20
 
 
 class Offload(Exception):
@@ -52,7 +51,7 @@ def try_flock(fd: int, *, exclusive: bool, wait: bool) -> bool:
 
 
 @contextmanager
-def flocked(path: Path, *, exclusive: bool, wait: bool) -> Iterator[int]:
+def flocked(path: str, *, exclusive: bool, wait: bool) -> Iterator[int]:
     """Hold a flock on the lock file ``path`` (created if missing) for the block.
 
     flock locks belong to the open file description, so two holders in one process
@@ -78,11 +77,12 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def _temp_name(path: str) -> str:
+    folder, name = os.path.split(path)
+    return f"{folder}/.{name}.{secrets.token_hex(4)}.tmp"
 
 
-def write_atomic(path: Path, data: bytes, *, sync: bool) -> None:
+def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
     """Replace ``path`` with ``data`` atomically: a temp file in the same folder, flushed
     (and fsynced if ``sync``), then ``os.replace``. Readers see the old or the new file."""
     tmp = _temp_name(path)
@@ -101,7 +101,7 @@ def write_atomic(path: Path, data: bytes, *, sync: bool) -> None:
         raise
 
 
-def write_exclusive(path: Path, data: bytes, *, sync: bool) -> bool:
+def write_exclusive(path: str, data: bytes, *, sync: bool) -> bool:
     """Create ``path`` holding ``data`` unless it exists; return whether we created it.
 
     The content goes to a temp file first and is published with ``os.link``, which fails
@@ -126,7 +126,7 @@ def write_exclusive(path: Path, data: bytes, *, sync: bool) -> bool:
             os.unlink(tmp)
 
 
-def read_bytes(path: Path) -> bytes | None:
+def read_bytes(path: str) -> bytes | None:
     """The file's content, or None if it does not exist."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -134,26 +134,16 @@ def read_bytes(path: Path) -> bytes | None:
         return None
     try:
         chunks: list[bytes] = []
-        while chunk := os.read(fd, 1 << 20):
+        while chunk := os.read(fd, _CHUNK):
             chunks.append(chunk)
+            if len(chunk) < _CHUNK:  # a short read of a regular file: its end
+                break
         return b"".join(chunks)
     finally:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
-    """fsync a file written earlier (gone already: nothing to do)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str) -> None:
     """fsync a folder, making the names created or replaced in it durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -1,7 +1,10 @@
 """Record files of FileStorageBackend: pretty JSON on disk, decoded back into the structs.
 
 Run, step and hook records are projections of the event logs (``project()``), kept as files
-for queries; they can always be rebuilt from ``events/{run_id}.jsonl``.
+for people and for fast cold starts; they can always be rebuilt from
+``events/{run_id}.jsonl``. A run file holds the run record plus one field of its own,
+``log_end``: the offset in the run's log just past the line of event ``last_sequence``, so a
+reader folds exactly the log after it onto the record (see ``_file_view``).
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -26,9 +28,10 @@ __all__ = [
     "Claim",
     "Lru",
     "RecordType",
-    "RunListing",
     "encode_record",
+    "encode_run",
     "load_record",
+    "load_run",
 ]
 
 K = TypeVar("K")
@@ -74,12 +77,44 @@ CLAIM = RecordType(
 _ENCODER = msgspec.json.Encoder()
 
 
+class _LogEnd(msgspec.Struct):
+    log_end: int = -1
+    """-1: a run file without it (written by an older version): not usable as a start."""
+
+
+_LOG_END = msgspec.json.Decoder(_LogEnd)
+
+
 def encode_record(record: msgspec.Struct) -> bytes:
     """A record as indented JSON, for people reading the folder."""
     return msgspec.json.format(_ENCODER.encode(record), indent=2) + b"\n"
 
 
-def load_record(path: Path, kind: RecordType[T]) -> T | None:
+def encode_run(run: WorkflowRun, log_end: int) -> bytes:
+    """A run file: the run record's fields, then ``log_end``, as indented JSON."""
+    body = _ENCODER.encode(run)  # a non-empty JSON object: "{...}"
+    return msgspec.json.format(body[:-1] + b',"log_end":%d}' % log_end, indent=2) + b"\n"
+
+
+def load_run(path: str) -> tuple[WorkflowRun, int] | None:
+    """The run record in the run file at ``path`` and its ``log_end`` (-1 if it has none);
+    None if there is no such file.
+
+    Raises:
+        CorruptRecordError: the file is empty or not a valid run record.
+    """
+    data = read_bytes(path)
+    if data is None:
+        return None
+    run = _decode(path, data, RUN)
+    try:
+        log_end = _LOG_END.decode(data).log_end
+    except msgspec.DecodeError:
+        log_end = -1
+    return run, log_end
+
+
+def load_record(path: str, kind: RecordType[T]) -> T | None:
     """Decode the record file at ``path``; None if it does not exist.
 
     Raises:
@@ -88,12 +123,16 @@ def load_record(path: Path, kind: RecordType[T]) -> T | None:
     data = read_bytes(path)
     if data is None:
         return None
+    return _decode(path, data, kind)
+
+
+def _decode(path: str, data: bytes, kind: RecordType[T]) -> T:
     try:
         return kind.decoder.decode(data)
     except msgspec.DecodeError as exc:
         reason = "it is empty" if not data else str(exc)
-        remedy = kind.remedy.replace("{name}", path.stem)
-        msg = f"{kind.what} {path} is corrupt ({reason}); {remedy}"
+        stem = os.path.splitext(os.path.basename(path))[0]
+        msg = f"{kind.what} {path} is corrupt ({reason}); {kind.remedy.replace('{name}', stem)}"
         raise CorruptRecordError(msg) from exc
 
 
@@ -126,47 +165,3 @@ class Lru(Generic[K, V]):
     def clear(self) -> None:
         with self._mutex:
             self._data.clear()
-
-
-_FileKey = tuple[int, int, int]
-
-
-class RunListing:
-    """Run records for ``list_runs``: one ``scandir`` + one ``stat`` per run, and a parse
-    only of the files that changed since the last listing (records are replaced by rename,
-    so a new inode, mtime or size means new content)."""
-
-    def __init__(self, runs_dir: Path, log: Any) -> None:
-        self._dir = runs_dir
-        self._log = log
-        self._known: dict[str, tuple[_FileKey, WorkflowRun | None]] = {}
-
-    def records(self) -> list[WorkflowRun]:
-        """Every readable run record; corrupt ones are skipped (and reported once)."""
-        fresh: dict[str, tuple[_FileKey, WorkflowRun | None]] = {}
-        try:
-            entries = list(os.scandir(self._dir))
-        except FileNotFoundError:
-            return []
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or not name.endswith(".json"):
-                continue  # temp files of writes in progress
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            known = self._known.get(name)
-            if known is None or known[0] != key:
-                known = (key, self._load(name))
-            fresh[name] = known
-        self._known = fresh
-        return [record for _, record in fresh.values() if record is not None]
-
-    def _load(self, name: str) -> WorkflowRun | None:
-        try:
-            return load_record(self._dir / name, RUN)
-        except CorruptRecordError as exc:
-            self._log.warning("corrupt_run_record_skipped", error=str(exc))
-            return None

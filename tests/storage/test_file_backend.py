@@ -1,5 +1,7 @@
 """FileStorageBackend specifics: layout, torn and garbage lines, corrupt records, unsafe ids,
-durability, caches (no rescans), two instances on one folder (like two processes)."""
+durability, caches (no rescans), two instances on one folder (like two processes).
+
+Lazy record files (written at flush points only) are tested in ``test_file_lazy.py``."""
 
 from __future__ import annotations
 
@@ -23,12 +25,23 @@ from pyworkflow import (
     RunLockedError,
     RunStatus,
     StorageError,
+    WorkflowRun,
 )
-from pyworkflow._events import Event, StepCompleted, StepStarted, encode_event
+from pyworkflow._events import (
+    Event,
+    HookCreated,
+    StepCompleted,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowResumed,
+    WorkflowSuspended,
+    encode_event,
+)
 from pyworkflow._projection import project
 from pyworkflow.storage import FileStorageBackend, _file_store
+from pyworkflow.storage._file_view import FLUSH_BYTES
 
-from .helpers import History, full_history, new_run_id, raw, started
+from .helpers import History, full_history, new_hook_id, new_run_id, raw, started
 
 SEED_FOLDERS = {"runs", "events", "steps", "hooks", ".locks"}
 
@@ -44,6 +57,11 @@ def files_under(base: Path) -> list[str]:
 
 def log_path(base: Path, run_id: str) -> Path:
     return base / "events" / f"{run_id}.jsonl"
+
+
+def run_file(base: Path, run_id: str) -> WorkflowRun:
+    """The run record stored in ``runs/{run_id}.json`` (whatever it is behind or not)."""
+    return msgspec.json.decode((base / "runs" / f"{run_id}.json").read_bytes(), type=WorkflowRun)
 
 
 async def two_steps(backend: FileStorageBackend) -> History:
@@ -299,7 +317,6 @@ async def test_a_corrupt_run_record_is_a_clear_error_for_that_run_only(
     backend = FileStorageBackend(tmp_path)
     good, bad = await two_steps(backend), await two_steps(backend)
     record = tmp_path / "runs" / f"{bad.run_id}.json"
-    original = msgspec.json.decode(record.read_bytes())
     record.write_bytes(content)
 
     fresh = FileStorageBackend(tmp_path)
@@ -311,8 +328,8 @@ async def test_a_corrupt_run_record_is_a_clear_error_for_that_run_only(
 
     record.unlink()  # what the message says to do
     rebuilt = await fresh.get_run(bad.run_id)
-    assert rebuilt is not None and msgspec.json.decode(msgspec.json.encode(rebuilt)) == original
-    assert record.is_file()
+    assert rebuilt == project(None, bad.events).run
+    assert run_file(tmp_path, bad.run_id) == rebuilt  # written again, up to date
     assert {r.run_id for r in await fresh.list_runs()} == {good.run_id, bad.run_id}
 
 
@@ -329,24 +346,6 @@ async def test_an_append_repairs_a_corrupt_run_record(tmp_path: Path) -> None:
     assert await FileStorageBackend(tmp_path).get_run(h.run_id) == project(None, h.events).run
 
 
-async def test_a_record_behind_the_log_is_caught_up(tmp_path: Path) -> None:
-    """A crash after the log write and before the record writes."""
-    backend = FileStorageBackend(tmp_path)
-    h = await two_steps(backend)
-    event = next_step(h)
-    with log_path(tmp_path, h.run_id).open("ab") as f:
-        f.write(encode_event(event) + b"\n")
-
-    fresh = FileStorageBackend(tmp_path)
-    run = await fresh.get_run(h.run_id)
-
-    assert run == project(None, h.events).run and run.last_sequence == 6
-    stored = msgspec.json.decode((tmp_path / "runs" / f"{h.run_id}.json").read_bytes())
-    assert stored["last_sequence"] == 6
-    step = await fresh.get_step(event.step_id)  # type: ignore[attr-defined]
-    assert step is not None and step.status == "running"
-
-
 async def test_a_failed_record_write_keeps_the_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -354,19 +353,21 @@ async def test_a_failed_record_write_keeps_the_append(
     h = await two_steps(backend)
     real = _file_store.write_atomic
 
-    def fail_runs(path: Path, data: bytes, *, sync: bool) -> None:
-        if path.parent.name == "runs":
-            raise OSError(errno.EIO, "I/O error", str(path))
+    def fail_runs(path: str, data: bytes, *, sync: bool) -> None:
+        if Path(path).parent.name == "runs":
+            raise OSError(errno.EIO, "I/O error", path)
         real(path, data, sync=sync)
 
     monkeypatch.setattr(_file_store, "write_atomic", fail_runs)
-    event = next_step(h)
-    await backend.append(h.run_id, [event], expected_sequence=5)  # committed: no error
+    suspended = h.add(WorkflowSuspended, reason="sleep")  # a flush point
+    await backend.append(h.run_id, [suspended], expected_sequence=5)  # committed: no error
+    assert run_file(tmp_path, h.run_id).last_sequence == 1
     monkeypatch.undo()
 
     assert await backend.read(h.run_id) == h.events
     run = await backend.get_run(h.run_id)
-    assert run is not None and run.last_sequence == 6
+    assert run == project(None, h.events).run and run.status is RunStatus.SUSPENDED
+    assert run_file(tmp_path, h.run_id) == run  # the read retried the flush
 
 
 async def test_a_corrupt_step_or_hook_record_is_reported(tmp_path: Path) -> None:
@@ -435,11 +436,12 @@ async def test_appends_do_not_reread_the_log(
     await backend.append(h.run_id, [event], expected_sequence=event.sequence - 1)
     assert 0 < counter.bytes < 1000
 
-    # A process that never saw the log reads only its end to learn the last sequence.
+    # A process that never saw the log reads its end to learn the last sequence (at most
+    # 64 KiB), and the lines after the run file's log_end (at most FLUSH_BYTES past it).
     counter.bytes = 0
     run = await FileStorageBackend(tmp_path).get_run(h.run_id)
-    assert run is not None and run.last_sequence == len(h.events)
-    assert counter.bytes <= 64 * 1024
+    assert run == project(None, h.events).run
+    assert counter.bytes <= 64 * 1024 + FLUSH_BYTES
 
     counter.bytes = 0
     assert await backend.read(h.run_id) == h.events  # a full read: one pass over the file
@@ -474,8 +476,6 @@ async def test_two_instances_on_one_folder_see_each_other(tmp_path: Path) -> Non
 async def test_durability_decides_which_appends_fsync_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: Any, syncs: list[int]
 ) -> None:
-    from pyworkflow._events import WorkflowCompleted, WorkflowResumed, WorkflowSuspended
-
     synced: list[int] = []
     backend = FileStorageBackend(tmp_path, durability=durability)
     h = History()
@@ -537,8 +537,6 @@ async def test_list_runs_sees_changes_made_by_another_instance(tmp_path: Path) -
     h = await two_steps(one)
     assert [r.status for r in await one.list_runs()] == [RunStatus.RUNNING]
 
-    from pyworkflow._events import WorkflowCompleted
-
     done = h.add(WorkflowCompleted, result=raw("ok"))
     await two.append(h.run_id, [done], expected_sequence=5)
     other = await two_steps(two)
@@ -548,27 +546,44 @@ async def test_list_runs_sees_changes_made_by_another_instance(tmp_path: Path) -
         h.run_id: RunStatus.COMPLETED,
         other.run_id: RunStatus.RUNNING,
     }
+    # Runs are found by their logs: a missing run file only means it is rebuilt.
     (tmp_path / "runs" / f"{other.run_id}.json").unlink()
-    assert [r.run_id for r in await one.list_runs()] == [h.run_id]
+    assert {r.run_id for r in await FileStorageBackend(tmp_path).list_runs()} == {
+        h.run_id,
+        other.run_id,
+    }
+    assert [r.run_id for r in await one.list_runs(status=RunStatus.COMPLETED)] == [h.run_id]
 
 
-async def test_batch_durability_syncs_earlier_records_at_the_boundary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("durability", "synced"), [("always", True), ("batch", True), ("none", False)]
+)
+async def test_record_files_are_fsynced_unless_durability_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: Any, synced: bool
 ) -> None:
-    from pyworkflow._events import WorkflowSuspended
+    """Record files are written at flush points only, and fsynced whenever written (but
+    with "none"): after a power loss, a file on disk is whole and no later than the log."""
+    written: list[tuple[str, bool]] = []
+    real = _file_store.write_atomic
 
-    synced: list[str] = []
-    monkeypatch.setattr(_file_store, "fsync_file", lambda path: synced.append(path.name))
-    backend = FileStorageBackend(tmp_path, durability="batch")
+    def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
+        written.append((Path(path).name, sync))
+        real(path, data, sync=sync)
+
+    monkeypatch.setattr(_file_store, "write_atomic", write_atomic)
+    backend = FileStorageBackend(tmp_path, durability=durability)
     h = await two_steps(backend)
-    assert synced == []  # no boundary yet
+    hook_id = new_hook_id()
+    created = h.add(HookCreated, hook_id=hook_id, hook_name="x", checkpoint=3, token="t")
+    await backend.append(h.run_id, [created], expected_sequence=5)
+    assert written == [(f"{h.run_id}.json", synced), (f"{hook_id}.json", synced)]
 
-    suspended = h.add(WorkflowSuspended, reason="sleep")
-    await backend.append(h.run_id, [suspended], expected_sequence=5)
+    written.clear()
+    suspended = h.add(WorkflowSuspended, reason="hook")
+    await backend.append(h.run_id, [suspended], expected_sequence=6)
 
-    assert sorted(synced) == sorted(
-        [f"{h.run_id}.json", f"{h.run_id}.1.json", f"{h.run_id}.2.json"]
-    )
+    assert sorted(written[:2]) == [(f"{h.run_id}.1.json", synced), (f"{h.run_id}.2.json", synced)]
+    assert written[2:] == [(f"{h.run_id}.json", synced)]  # last: it vouches for the others
 
 
 async def test_a_relative_base_path_is_fixed_at_construction(

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
-from pyworkflow import RunStatus, WorkflowRun
+from pyworkflow import RunStatus, StepRecord, WorkflowRun
 from pyworkflow._events import Event, StepStarted, WorkflowResumed
+from pyworkflow._projection import project
 from pyworkflow.storage import FileStorageBackend
 
 from .helpers import History, started
@@ -75,6 +77,25 @@ class Lab:
     def events(self, run_id: str) -> list[Event]:
         return anyio.run(FileStorageBackend(self.base).read, run_id)
 
+    def steps(self, run_id: str) -> dict[str, StepRecord]:
+        """The step records of the run, read by a new process (the backend's get_step)."""
+
+        async def read() -> dict[str, StepRecord]:
+            storage = FileStorageBackend(self.base)
+            found = {}
+            for checkpoint in range(1, 10):
+                step = await storage.get_step(f"{run_id}.{checkpoint}")
+                if step is not None:
+                    found[step.step_id] = step
+            return found
+
+        return anyio.run(read)
+
+    def stored_run(self, run_id: str) -> WorkflowRun:
+        """The run record in runs/{run_id}.json, as it is on disk."""
+        data = (self.base / "runs" / f"{run_id}.json").read_bytes()
+        return msgspec.json.decode(data, type=WorkflowRun)
+
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
@@ -115,6 +136,12 @@ def test_a_killed_run_resumes_elsewhere_and_completed_steps_never_rerun(lab: Lab
 
     run_id = lab.run_id()
     assert lab.run(run_id).status is RunStatus.RUNNING  # as the dead process left it
+    # Its record files stop at the last flush point (workflow_started); reads see the log.
+    died = project(None, lab.events(run_id))
+    assert lab.run(run_id) == died.run and died.run.step_count == 1
+    assert lab.stored_run(run_id).last_sequence == 1
+    assert lab.steps(run_id) == died.steps  # one completed, one started, none in steps/
+    assert not any((lab.base / "steps").iterdir())
     lab.block.unlink()
     code, out = finish(lab.spawn("resume", str(lab.base), run_id))
 
@@ -128,6 +155,12 @@ def test_a_killed_run_resumes_elsewhere_and_completed_steps_never_rerun(lab: Lab
     assert [e.reason for e in recovered] == ["recovered"]
     charge = [e for e in events if isinstance(e, StepStarted) and e.checkpoint == 2]
     assert len(charge) == 2  # at-least-once for the step in flight, and only for it
+    # The run finished: a flush point, so every record file is the log's projection.
+    done = project(None, events)
+    assert lab.stored_run(run_id) == done.run
+    for step_id, step in done.steps.items():
+        stored = (lab.base / "steps" / f"{step_id}.json").read_bytes()
+        assert msgspec.json.decode(stored, type=StepRecord) == step
 
 
 # -- (b) a process killed in the middle of appending ---------------------------------------------
