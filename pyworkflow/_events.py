@@ -36,6 +36,7 @@ __all__ = [
     "WorkflowStarted",
     "WorkflowSuspended",
     "decode_event",
+    "decode_event_lines",
     "decode_events",
     "encode_event",
 ]
@@ -238,3 +239,8 @@ def decode_event(data: bytes | str) -> Event:
 def decode_events(data: bytes | str) -> list[Event]:
     """Decode a JSON array of events."""
     return _LIST_DECODER.decode(data)
+
+
+def decode_event_lines(data: bytes | str) -> list[Event]:
+    """Decode newline-delimited JSON events (a JSONL log) with one call."""
+    return _DECODER.decode_lines(data)

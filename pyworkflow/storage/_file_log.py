@@ -26,13 +26,11 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .._events import Event, decode_event
+from .._events import Event, decode_event, decode_event_lines
 
 __all__ = ["LogMark", "Scan", "decode_lines", "ends_a_line", "pread_all", "read_log", "sync_mark"]
 
 _BACK_WINDOW = 64 * 1024
-_LINES: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
-"""For ``decode_lines`` (``_events`` has no line-delimited decoder of its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +94,7 @@ def decode_lines(run_id: str, data: bytes) -> tuple[list[Event], int]:
         return [], 0
     lines = data.count(b"\n")
     try:
-        events = _LINES.decode_lines(data)
+        events = decode_event_lines(data)
     except msgspec.DecodeError:
         pass
     else:

@@ -1,7 +1,8 @@
-"""Record one golden event history per example: python -m tests.golden.regenerate
+"""Record one golden event history per example: python -m tests.golden.regenerate [NAME ...]
 
-Runs each example's ``main()``, takes the run of its main workflow from the storage it
-configured, and writes the events to ``tests/golden/<example>.json``. Review the diff before
+With names (e.g. ``02_file_storage``), only those examples are recorded again. Runs each
+example's ``main()``, takes the run of its main workflow from the storage it configured, and
+writes the events to ``tests/golden/<example>.json``. Review the diff before
 committing: a changed history means old runs would replay differently.
 """
 
@@ -64,8 +65,11 @@ async def record(example: str, workflow_name: str) -> dict[str, object]:
 
 
 def main() -> None:
+    only = set(sys.argv[1:])
     for example, workflow_name in GOLDEN.items():
         if workflow_name is None or not (ROOT / example).exists():
+            continue
+        if only and Path(example).stem not in only:
             continue
         data = asyncio.run(record(example, workflow_name))
         out = HERE / f"{Path(example).parent.name}_{Path(example).stem}.json"
