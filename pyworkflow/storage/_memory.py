@@ -19,7 +19,7 @@ __all__ = ["InMemoryStorageBackend"]
 # Appends with these are projected at once: they are checked against the records (a log
 # starts with workflow_started, only once; hook events need their hook). Step events are
 # projected when something reads a record, which keeps the per-step append cheap.
-_EAGER = (WorkflowStarted, HookCreated, HookReceived, HookExpired)
+_EAGER = frozenset({WorkflowStarted, HookCreated, HookReceived, HookExpired})
 
 
 class InMemoryStorageBackend:
@@ -46,7 +46,7 @@ class InMemoryStorageBackend:
         with self._mutex:
             log = self._events.get(run_id)
             check_append(run_id, events, expected_sequence, len(log) if log else 0)
-            if log is None or any(isinstance(event, _EAGER) for event in events):
+            if log is None or not _EAGER.isdisjoint(map(type, events)):
                 self._settle(run_id, events)
             else:
                 log.extend(events)
