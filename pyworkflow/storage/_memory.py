@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from .._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
-from .._exceptions import RunLockedError
 from .._projection import project
 from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from ._held import HeldRuns
 from ._paging import page_runs
 from ._port import check_after, check_append
 
@@ -37,7 +37,7 @@ class InMemoryStorageBackend:
         self._steps: dict[str, StepRecord] = {}
         self._hooks: dict[str, HookRecord] = {}
         self._keys: dict[str, str] = {}
-        self._held: set[str] = set()
+        self._held = HeldRuns()
         self._dirty: set[str] = set()
 
     async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
@@ -115,15 +115,8 @@ class InMemoryStorageBackend:
 
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
-        with self._mutex:
-            if run_id in self._held:
-                raise RunLockedError(run_id)
-            self._held.add(run_id)
-        try:
+        with self._held.hold(run_id):
             yield
-        finally:
-            with self._mutex:
-                self._held.discard(run_id)
 
     async def aclose(self) -> None:
         return None

@@ -80,9 +80,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..._events import Event
-from ..._exceptions import RunLockedError, StorageError
+from ..._exceptions import StorageError
 from ..._logging import make_logger
 from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._held import HeldRuns
 from .._paging import check_limit
 from .._port import check_after, check_append
 from ._bridge import LoopThread, wait_future
@@ -150,7 +151,7 @@ class KafkaStorageBackend:
         self._writer = secrets.token_hex(8)
         self._log = make_logger().bind(storage="kafka", topic_prefix=topic_prefix)
         self._mutex = threading.Lock()
-        self._held: set[str] = set()
+        self._held = HeldRuns()
         self._thread: LoopThread | None = None
         self._core: KafkaCore | None = None
         self._ready: cf.Future[None] | None = None
@@ -282,15 +283,8 @@ class KafkaStorageBackend:
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
         """Exclusive execution of ``run_id`` within this process (see the module docstring
         for how other processes are fenced)."""
-        with self._mutex:
-            if run_id in self._held:
-                raise RunLockedError(run_id)
-            self._held.add(run_id)
-        try:
+        with self._held.hold(run_id):
             yield
-        finally:
-            with self._mutex:
-                self._held.discard(run_id)
 
 
 def _serving(core: KafkaCore, ready: cf.Future[None]) -> Callable[[], Coroutine[Any, Any, None]]:
