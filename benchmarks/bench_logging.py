@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyworkflow import configure, reset_config, start, step, workflow
+from workload import many_steps  # the shared workload (benchmarks/ is on sys.path when run)
+
+from pyworkflow import configure, reset_config, start
 from pyworkflow._config import _holder, settings
 from pyworkflow.storage import InMemoryStorageBackend
 
@@ -42,17 +44,6 @@ class NullLogger:
     debug = info = warning = error = critical = exception = _nop
 
 
-@step()
-async def add_one(x: int) -> int:
-    return x + 1
-
-
-@workflow(durable=True)
-async def many_steps(n: int) -> int:
-    total = 0
-    for _ in range(n):
-        total = await add_one(total)
-    return total
 
 
 def setup(mode: str) -> None:

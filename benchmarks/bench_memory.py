@@ -10,21 +10,10 @@ import asyncio
 import statistics
 import time
 
-from pyworkflow import configure, get_workflow_run, reset_config, start, step, workflow
+from workload import many_steps  # the shared workload (benchmarks/ is on sys.path when run)
+
+from pyworkflow import configure, get_workflow_run, reset_config, start
 from pyworkflow.storage import InMemoryStorageBackend
-
-
-@step()
-async def add_one(x: int) -> int:
-    return x + 1
-
-
-@workflow(durable=True)
-async def many_steps(n: int) -> int:
-    total = 0
-    for _ in range(n):
-        total = await add_one(total)
-    return total
 
 
 async def one_run(n: int) -> float:
