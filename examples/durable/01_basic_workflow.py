@@ -5,7 +5,15 @@ Run: python 01_basic_workflow.py 2>/dev/null
 
 import asyncio
 
-from pyworkflow import configure, get_workflow_events, get_workflow_run, reset_config, start, step, workflow
+from pyworkflow import (
+    configure,
+    get_workflow_events,
+    get_workflow_run,
+    reset_config,
+    start,
+    step,
+    workflow,
+)
 from pyworkflow.storage import InMemoryStorageBackend
 
 
