@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import default_storage, settings
+from ._config import default_storage, settings, state_cache
 from ._engine import Engine
 from ._events import Event
 from ._records import RunPage, RunStatus, WorkflowRun
@@ -23,7 +23,9 @@ __all__ = [
 
 
 def _engine(storage: StorageBackend | None) -> Engine:
-    return Engine(storage if storage is not None else default_storage(), settings())
+    return Engine(
+        storage if storage is not None else default_storage(), settings(), state_cache()
+    )
 
 
 def _store(storage: StorageBackend | None) -> StorageBackend:

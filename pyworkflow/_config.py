@@ -13,12 +13,20 @@ from typing import TYPE_CHECKING, Any
 from ._clock import Clock, SystemClock
 from ._exceptions import ConfigurationError
 from ._logging import make_logger
+from ._state_cache import StateCache
 from .storage._memory import InMemoryStorageBackend
 
 if TYPE_CHECKING:
     from .storage import StorageBackend
 
-__all__ = ["Settings", "configure", "default_storage", "reset_config", "settings"]
+__all__ = [
+    "Settings",
+    "configure",
+    "default_storage",
+    "reset_config",
+    "settings",
+    "state_cache",
+]
 
 _UNSET: Any = object()
 
@@ -39,6 +47,7 @@ class _Holder:
     def __init__(self) -> None:
         self.current = Settings()
         self.fallback_storage: StorageBackend | None = None
+        self.states = StateCache()
 
 
 _holder = _Holder()
@@ -47,6 +56,11 @@ _holder = _Holder()
 def settings() -> Settings:
     """The settings in force now."""
     return _holder.current
+
+
+def state_cache() -> StateCache:
+    """The process-wide cache of folded run states (see ``_state_cache``)."""
+    return _holder.states
 
 
 def default_storage() -> StorageBackend:
@@ -111,6 +125,7 @@ def reset_config() -> None:
     """Back to defaults: in-memory storage (a fresh one), durable, system clock, quiet logs."""
     _holder.current = Settings()
     _holder.fallback_storage = None
+    _holder.states = StateCache()
 
 
 def _looks_like_storage(obj: object) -> bool:

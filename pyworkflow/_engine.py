@@ -46,6 +46,7 @@ from ._records import RunStatus, WorkflowRun
 from ._registry import registry
 from ._replay import Kind, RunState, fold
 from ._signals import SuspendSignal
+from ._state_cache import StateCache
 from ._workflow import Workflow
 from .storage import StorageBackend
 
@@ -85,10 +86,13 @@ _Outcome = _Done | _Failed | _Cancelled | _Suspended
 class Engine:
     """Runs workflows on ``storage`` with the clock and logger of ``settings``."""
 
-    def __init__(self, storage: StorageBackend, settings: Settings) -> None:
+    def __init__(
+        self, storage: StorageBackend, settings: Settings, states: StateCache | None = None
+    ) -> None:
         self.storage = storage
         self.clock = settings.clock
         self.log = settings.log
+        self.states = states or StateCache(size=0)
 
     # -- commands ---------------------------------------------------------------------
     async def start(
@@ -219,6 +223,7 @@ class Engine:
                 state = await self._catch_up(known) if known else await self._load(run_id)
                 known = None
                 result = await self._drive(state, fresh=fresh)
+            self.states.give(self.storage, state)  # ended normally: reusable next time
             if state.status is not RunStatus.SUSPENDED:
                 return result
             # A hook payload or cancellation that arrived while we held the lock found the
@@ -299,6 +304,11 @@ class Engine:
 
     # -- helpers ------------------------------------------------------------------------
     async def _load(self, run_id: str) -> RunState:
+        """The run's state folded from its log: a kept state brought up to date, or a
+        fold from the first event."""
+        kept = self.states.take(self.storage, run_id)
+        if kept is not None:
+            return await self._catch_up(kept)
         events: Sequence[Event] = await self.storage.read(run_id)
         if not events:
             raise RunNotFoundError(run_id)

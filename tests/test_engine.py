@@ -26,7 +26,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._events import WorkflowStarted
+from pyworkflow._events import CancellationRequested, WorkflowStarted
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 
@@ -463,3 +463,39 @@ def test_workflow_keeps_its_signature_and_name() -> None:
     assert inspect.signature(simple) == inspect.signature(simple.fn)
     assert list(inspect.signature(simple).parameters) == ["label"]
     assert pyworkflow.Workflow is type(simple)
+
+
+async def test_a_resume_folds_only_what_was_appended_since_the_last_execution(
+    memory: InMemoryStorageBackend, clock: ManualClock
+) -> None:
+    """The folded state is kept between executions in this process; a resume reads only
+    the newer events, including ones another writer appended meanwhile."""
+    @workflow(durable=True, name="kept_state")
+    async def kept_state() -> str:
+        for i in range(5):
+            await record(str(i))
+        try:
+            await sleep("1h")
+        except pyworkflow.CancellationError:
+            return "cleaned up"
+        return "slept"
+
+    run_id = await start(kept_state)
+    seq = len(await memory.read(run_id))
+    # Another writer (another process, say) records a cancellation behind our back.
+    cancel = CancellationRequested(
+        run_id=run_id, sequence=seq + 1, timestamp=clock.now(), reason="elsewhere"
+    )
+    await memory.append(run_id, [cancel], expected_sequence=seq)
+
+    reads: list[int] = []
+    real_read = memory.read
+
+    async def spy(run_id: str, *, after: int = 0) -> list:  # type: ignore[type-arg]
+        reads.append(after)
+        return await real_read(run_id, after=after)
+
+    memory.read = spy  # type: ignore[method-assign]
+    assert await resume(run_id) == "cleaned up"
+    assert reads[0] == seq  # not a fold from the first event
+    assert executions == ["0", "1", "2", "3", "4"]  # nothing ran twice
