@@ -18,10 +18,6 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return name, str(exc)
 
 
-def short_type(error_type: str) -> str:
-    return error_type.rsplit(".", 1)[-1]
-
-
 def rebuild(step_name: str, error_type: str, message: str) -> Exception:
     """The exception a recorded step failure raises on replay.
 

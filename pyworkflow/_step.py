@@ -132,9 +132,7 @@ class Step(Generic[P, R]):
         if cp is not None and cp.resolved:  # replay: the hot path of a resume
             return self._replayed(cp)
         ids = {"step_id": f"{ctx.run_id}.{index}", "step_name": self.name, "checkpoint": index}
-        while True:
-            if cp is not None and cp.resolved:
-                return self._replayed(cp)
+        while True:  # a step's outcome returns or raises; only retries loop
             ctx.check_cancelled()
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run

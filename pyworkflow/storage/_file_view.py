@@ -119,9 +119,6 @@ class View:
     def forget(self) -> None:
         self._lives.clear()
 
-    def peek(self, run_id: str) -> Live | None:
-        return self._lives.get(run_id)
-
     def current(
         self, run_id: str, fd: int, mark: LogMark, *, strict: bool, inline: bool
     ) -> Live | None:
