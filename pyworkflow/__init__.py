@@ -1,5 +1,6 @@
 """pyworkflow: durable, event-sourced workflows for Python on asyncio and trio."""
 
+from . import _public
 from ._api import cancel_workflow as cancel_workflow
 from ._api import get_workflow_events as get_workflow_events
 from ._api import get_workflow_run as get_workflow_run
@@ -95,3 +96,5 @@ __all__ = [
     "step",
     "workflow",
 ]
+
+_public.publish(globals(), __all__)

@@ -7,7 +7,6 @@ Payloads (arguments, results, hook payloads) stay as raw JSON until the engine d
 with the right type.
 """
 
-from __future__ import annotations
 
 import enum
 from datetime import datetime

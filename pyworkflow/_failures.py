@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sys
+from types import MappingProxyType
 from typing import Any
 
 from ._exceptions import StepFailedError
+from ._exceptions import __all__ as exceptions_all
 
-__all__ = ["describe", "rebuild"]
+__all__ = ["LEGACY_NAMES", "describe", "rebuild"]
+
+# Failures recorded before public classes reported their public path were stored under the
+# private module that defined them. Old logs name them so; they replay as the public class.
+LEGACY_NAMES = MappingProxyType(
+    {f"pyworkflow._exceptions.{name}": f"pyworkflow.{name}" for name in exceptions_all}
+)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
@@ -25,7 +33,7 @@ def rebuild(step_name: str, error_type: str, message: str) -> Exception:
     the log says) and built without calling its ``__init__``: its ``args`` are
     ``(message,)``. When the class can't be found, :class:`StepFailedError` stands in.
     """
-    module, _, qualname = error_type.rpartition(".")
+    module, _, qualname = LEGACY_NAMES.get(error_type, error_type).rpartition(".")
     found: Any = sys.modules.get(module or "builtins")
     for part in qualname.split("."):
         found = getattr(found, part, None)

@@ -1,6 +1,5 @@
 """Records: query-friendly projections of a run's log (run, step and hook records)."""
 
-from __future__ import annotations
 
 import enum
 from collections.abc import Iterator

@@ -122,7 +122,7 @@ async def test_non_serializable_step_result_fails_the_run_clearly(
     run_id = await start(bad_result_workflow)
     run = await memory.get_run(run_id)
     assert run is not None and run.status.value == "failed"
-    assert run.error_type == "pyworkflow._exceptions.SerializationError"
+    assert run.error_type == "pyworkflow.SerializationError"
     assert "returns_a_set_of_objects" in (run.error_message or "")
     types = [e.type.value for e in await get_workflow_events(run_id)]
     assert "step_completed" not in types

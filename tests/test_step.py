@@ -161,7 +161,7 @@ async def test_fatal_error_never_retries(memory: InMemoryStorageBackend) -> None
     run_id = await start(fatal_workflow)
     run = await get_workflow_run(run_id)
     assert run is not None and run.status is RunStatus.FAILED
-    assert run.error_type == "pyworkflow._exceptions.FatalError"
+    assert run.error_type == "pyworkflow.FatalError"
     assert calls["fatal"] == 1
 
 

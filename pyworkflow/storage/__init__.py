@@ -7,6 +7,7 @@ so this package imports without it.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .. import _public
 from ._file import FileStorageBackend as FileStorageBackend
 from ._memory import InMemoryStorageBackend as InMemoryStorageBackend
 from ._port import StorageBackend as StorageBackend
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from ._kafka import KafkaStorageBackend as KafkaStorageBackend
 
 __all__ = ["FileStorageBackend", "InMemoryStorageBackend", "KafkaStorageBackend", "StorageBackend"]
+
+_public.publish(globals(), [n for n in __all__ if n != "KafkaStorageBackend"])
 
 
 def __getattr__(name: str) -> Any:
@@ -26,5 +29,6 @@ def __getattr__(name: str) -> Any:
                 raise
             msg = "KafkaStorageBackend needs aiokafka: pip install 'pyworkflow[kafka]'"
             raise ImportError(msg, name=name) from exc
+        _public.publish({"__name__": __name__, name: module.KafkaStorageBackend}, [name])
         return module.KafkaStorageBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
