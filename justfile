@@ -8,12 +8,12 @@ default:
 
 # The whole test suite (fetches the Kafka jars once, then starts a local broker for Kafka tests)
 test *ARGS:
-    {{python}} tools/kafka_local.py fetch
+    {{python}} -m pyworkflow.testing kafka fetch
     {{python}} -m pytest {{ARGS}}
 
 # Lint and type-check
 lint:
-    {{python}} -m ruff check pyworkflow tests benchmarks examples tools
+    {{python}} -m ruff check pyworkflow tests benchmarks examples
     {{python}} -m mypy pyworkflow
 
 # The main job on the embedded default (file storage under ./workflow_data, no broker)
@@ -35,4 +35,4 @@ bench-compare *ARGS:
 
 # Start a local Kafka broker (KRaft, one node) for the examples; Ctrl-C stops it
 kafka:
-    {{python}} tools/kafka_local.py run
+    {{python}} -m pyworkflow.testing kafka run

@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_kafka.py [--runs N] [--concurrency C] [--partitions P]
 
 Uses the broker at ``$KAFKA_BOOTSTRAP_SERVERS``, else starts a local one with
-``tools/kafka_local.py`` (Java 17; the jars are fetched once). Each scenario gets fresh
+``pyworkflow.testing.LocalKafka`` (Java 17; the jars are fetched once). Each scenario gets fresh
 topics. A 3-step run is 8 appends (workflow_started, 3 x step_started/step_completed,
 workflow_completed); each append is one produce (acks=all) plus the wait until the backend's
 own consumer has folded it. Scenarios, on asyncio and on trio:
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import os
 import statistics
 import sys
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
@@ -34,8 +31,7 @@ import sniffio
 
 from pyworkflow import get_workflow_run, reset_config, start, step, workflow
 from pyworkflow.storage import KafkaStorageBackend
-
-KAFKA_LOCAL = Path(__file__).resolve().parent.parent / "tools" / "kafka_local.py"
+from pyworkflow.testing import LocalKafka
 
 
 @step(name="bench.add_one")
@@ -129,16 +125,6 @@ async def main(bootstrap: str, args: argparse.Namespace) -> None:
     )
 
 
-def load_kafka_local() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pyworkflow_bench_kafka_local", KAFKA_LOCAL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_all(bootstrap: str, args: argparse.Namespace) -> None:
     for backend in ("asyncio", "trio"):
         anyio.run(main, bootstrap, args, backend=backend)
@@ -154,6 +140,6 @@ if __name__ == "__main__":
     if external:
         run_all(external, arguments)
     else:
-        with load_kafka_local().LocalKafka() as broker:
+        with LocalKafka() as broker:
             print(f"local Kafka broker at {broker.bootstrap_servers}", file=sys.stderr)
             run_all(broker.bootstrap_servers, arguments)

@@ -8,11 +8,16 @@ from ._api import list_runs as list_runs
 from ._api import resume as resume
 from ._api import resume_hook as resume_hook
 from ._api import start as start
-from ._cancellation import shield as shield
 from ._config import configure as configure
 from ._config import reset_config as reset_config
-from ._events import Event as Event
-from ._events import EventType as EventType
+from ._core._events import Event as Event
+from ._core._events import EventType as EventType
+from ._core._records import HookRecord as HookRecord
+from ._core._records import HookStatus as HookStatus
+from ._core._records import RunPage as RunPage
+from ._core._records import RunStatus as RunStatus
+from ._core._records import StepRecord as StepRecord
+from ._core._records import WorkflowRun as WorkflowRun
 from ._exceptions import CancellationError as CancellationError
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import ConflictError as ConflictError
@@ -32,20 +37,15 @@ from ._exceptions import StepFailedError as StepFailedError
 from ._exceptions import StorageError as StorageError
 from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
-from ._hooks import TypedHook as TypedHook
-from ._hooks import define_hook as define_hook
-from ._hooks import hook as hook
-from ._records import HookRecord as HookRecord
-from ._records import HookStatus as HookStatus
-from ._records import RunPage as RunPage
-from ._records import RunStatus as RunStatus
-from ._records import StepRecord as StepRecord
-from ._records import WorkflowRun as WorkflowRun
-from ._sleep import sleep as sleep
-from ._step import Step as Step
-from ._step import step as step
-from ._workflow import Workflow as Workflow
-from ._workflow import workflow as workflow
+from ._execution._cancellation import shield as shield
+from ._execution._hooks import TypedHook as TypedHook
+from ._execution._hooks import define_hook as define_hook
+from ._execution._hooks import hook as hook
+from ._execution._sleep import sleep as sleep
+from ._execution._step import Step as Step
+from ._execution._step import step as step
+from ._execution._workflow import Workflow as Workflow
+from ._execution._workflow import workflow as workflow
 
 __version__ = "0.1.0"
 

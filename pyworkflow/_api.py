@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import default_storage, settings, state_cache
-from ._engine import Engine
-from ._events import Event
-from ._records import RunPage, RunStatus, WorkflowRun
-from ._workflow import Workflow
+from ._core._events import Event
+from ._core._records import RunPage, RunStatus, WorkflowRun
+from ._execution._engine import Engine
+from ._execution._workflow import Workflow
 from .storage import StorageBackend
 
 __all__ = [

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ._clock import Clock, SystemClock
 from ._exceptions import ConfigurationError
+from ._execution._clock import Clock, SystemClock
+from ._execution._state_cache import StateCache
 from ._logging import make_logger
-from ._state_cache import StateCache
 from .storage._memory import InMemoryStorageBackend
 
 if TYPE_CHECKING:

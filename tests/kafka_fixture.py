@@ -13,7 +13,7 @@ Broker selection, first match wins:
 
 1. ``$KAFKA_BOOTSTRAP_SERVERS`` (an external broker; never stopped by us);
 2. testcontainers' ``KafkaContainer().with_kraft()`` if a Docker engine answers;
-3. a local ``java`` broker from ``tools/kafka_local.py`` (no Docker needed).
+3. a local ``java`` broker from ``pyworkflow.testing.LocalKafka`` (no Docker needed).
 
 ``$PYWORKFLOW_KAFKA_BACKEND=local|testcontainers`` forces 2 or 3 (default ``auto``);
 ``$PYWORKFLOW_KAFKA_IMAGE`` overrides the container image.
@@ -28,9 +28,7 @@ automatically, so ``-m kafka`` / ``-m "not kafka"`` select them.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import os
-import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,8 +40,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
+from pyworkflow.testing import _kafka_local
+
 if TYPE_CHECKING:
-    from tools.kafka_local import LocalKafka
+    from pyworkflow.testing import LocalKafka
 
 KAFKA_MARKER = "kafka"
 KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_broker"})
@@ -53,8 +53,6 @@ DEFAULT_IMAGE = "confluentinc/cp-kafka:7.6.0"  # testcontainers 4.x default, KRa
 DOCKER_PING_TIMEOUT_S = 3
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 
-_KAFKA_LOCAL_PATH = Path(__file__).resolve().parent.parent / "tools" / "kafka_local.py"
-_KAFKA_LOCAL_MODULE = "pyworkflow_tools_kafka_local"
 
 
 @dataclass(frozen=True)
@@ -95,17 +93,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def load_kafka_local() -> ModuleType:
-    """Import tools/kafka_local.py by path (``tools`` need not be an importable package)."""
-    cached = sys.modules.get(_KAFKA_LOCAL_MODULE)
-    if cached is not None:
-        return cached
-    spec = importlib.util.spec_from_file_location(_KAFKA_LOCAL_MODULE, _KAFKA_LOCAL_PATH)
-    if spec is None or spec.loader is None:
-        raise BrokerUnavailable(f"cannot load {_KAFKA_LOCAL_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_KAFKA_LOCAL_MODULE] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+    """The local broker launcher's module (``pyworkflow.testing``'s ``LocalKafka`` lives there)."""
+    return _kafka_local
 
 
 def _docker_socket_missing() -> bool:
@@ -171,8 +160,8 @@ def _start_local(stack: ExitStack) -> KafkaSession:
         broker.start()
     except kafka_local.KafkaLocalError as exc:
         raise BrokerUnavailable(
-            f"local Kafka broker (tools/kafka_local.py) failed: {exc}\n"
-            "Hint: run `python tools/kafka_local.py fetch` (needs Maven + Java 17), "
+            f"local Kafka broker (pyworkflow.testing.LocalKafka) failed: {exc}\n"
+            "Hint: run `python -m pyworkflow.testing kafka fetch` (needs Maven + Java 17), "
             "or set KAFKA_BOOTSTRAP_SERVERS to an existing broker."
         ) from exc
     return KafkaSession(broker.bootstrap_servers, broker, f"local java broker pid={broker.pid}")

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pyworkflow._durations import parse_duration, resolve_due_time
+from pyworkflow._core._durations import parse_duration, resolve_due_time
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._events import CancellationRequested, WorkflowStarted
+from pyworkflow._core._events import CancellationRequested, WorkflowStarted
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 

@@ -4,7 +4,7 @@ import pytest
 
 import pyworkflow
 from pyworkflow import FatalError, RetryableError, StepFailedError
-from pyworkflow._failures import LEGACY_NAMES, describe, rebuild
+from pyworkflow._core._failures import LEGACY_NAMES, describe, rebuild
 
 
 def test_our_errors_are_recorded_under_their_public_path() -> None:

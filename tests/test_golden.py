@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from pyworkflow import resume
-from pyworkflow._events import decode_event
+from pyworkflow._core._events import decode_event
 from pyworkflow.storage import InMemoryStorageBackend
 
 from .golden.regenerate import ROOT, load_example

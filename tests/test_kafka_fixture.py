@@ -19,7 +19,7 @@ from aiokafka.errors import for_code
 from tests.kafka_fixture import load_kafka_local
 
 if TYPE_CHECKING:
-    from tools.kafka_local import LocalKafka
+    from pyworkflow.testing._kafka_local import LocalKafka
 
 pytestmark = pytest.mark.kafka
 

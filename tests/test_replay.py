@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from pyworkflow import CorruptRecordError
-from pyworkflow._events import (
+from pyworkflow._core._events import (
     HookCreated,
     HookReceived,
     SleepCompleted,
@@ -19,8 +19,8 @@ from pyworkflow._events import (
     WorkflowSuspended,
     decode_event,
 )
-from pyworkflow._records import RunStatus
-from pyworkflow._replay import Kind, fold
+from pyworkflow._core._records import RunStatus
+from pyworkflow._core._replay import Kind, fold
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 RUN = "run_00000000000000aa"

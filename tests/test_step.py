@@ -20,7 +20,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._events import WorkflowStarted
+from pyworkflow._core._events import WorkflowStarted
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 

@@ -2,7 +2,7 @@
 
 Needs a Kafka broker (3.9.x). Start a local one in another terminal:
 
-    python tools/kafka_local.py run        # prints KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT
+    python -m pyworkflow.testing kafka run        # prints KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT
 
 Run: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT python examples/kafka/01_order_workflow.py 2>/dev/null
 """
@@ -73,5 +73,5 @@ if __name__ == "__main__":
     try:
         asyncio.run(main())
     except StorageError as exc:
-        print(f"{exc}\nStart a broker with: python tools/kafka_local.py run", file=sys.stderr)
+        print(f"{exc}\nStart a broker with: python -m pyworkflow.testing kafka run", file=sys.stderr)
         sys.exit(1)

@@ -8,12 +8,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .. import _public
-from ._file import FileStorageBackend as FileStorageBackend
+from ._file._backend import FileStorageBackend as FileStorageBackend
 from ._memory import InMemoryStorageBackend as InMemoryStorageBackend
 from ._port import StorageBackend as StorageBackend
 
 if TYPE_CHECKING:
-    from ._kafka import KafkaStorageBackend as KafkaStorageBackend
+    from ._kafka._backend import KafkaStorageBackend as KafkaStorageBackend
 
 __all__ = ["FileStorageBackend", "InMemoryStorageBackend", "KafkaStorageBackend", "StorageBackend"]
 
@@ -23,7 +23,7 @@ _public.publish(globals(), [n for n in __all__ if n != "KafkaStorageBackend"])
 def __getattr__(name: str) -> Any:
     if name == "KafkaStorageBackend":
         try:
-            module = importlib.import_module("._kafka", __name__)
+            module = importlib.import_module("._kafka._backend", __name__)
         except ModuleNotFoundError as exc:
             if exc.name is None or exc.name.partition(".")[0] != "aiokafka":
                 raise

@@ -6,9 +6,9 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from .._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
-from .._projection import project
-from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._core._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
+from .._core._projection import project
+from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ._held import HeldRuns
 from ._paging import page_runs
 from ._port import check_after, check_append

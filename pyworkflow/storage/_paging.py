@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .._core._records import RunPage, RunStatus, WorkflowRun
 from .._exceptions import ConfigurationError
-from .._records import RunPage, RunStatus, WorkflowRun
 
 __all__ = ["check_limit", "page_runs", "sort_key"]
 

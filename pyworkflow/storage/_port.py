@@ -4,7 +4,7 @@ Its heart is :meth:`StorageBackend.append`, an atomic append with optimistic con
 it fails with :class:`~pyworkflow.ConflictError` when the log is no longer at
 ``expected_sequence`` (another writer appended first). That single rule gives one writer per
 run on every backend. Run, step and hook records are projections of the log computed by
-``pyworkflow._projection.project``; a backend persists them, it never invents them.
+``pyworkflow._core._projection.project``; a backend persists them, it never invents them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
-from .._events import Event
+from .._core._events import Event
+from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from .._exceptions import ConfigurationError, ConflictError
-from .._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 
 __all__ = ["StorageBackend", "check_after", "check_append"]
 

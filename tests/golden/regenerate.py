@@ -21,7 +21,7 @@ import msgspec
 
 from pyworkflow import list_runs
 from pyworkflow._config import settings
-from pyworkflow._events import encode_event
+from pyworkflow._core._events import encode_event
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -28,8 +28,8 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._events import StepStarted, WorkflowCompleted
-from pyworkflow._records import StepRecord, WorkflowRun
+from pyworkflow._core._events import StepStarted, WorkflowCompleted
+from pyworkflow._core._records import StepRecord, WorkflowRun
 from pyworkflow.storage import KafkaStorageBackend
 from pyworkflow.storage._kafka._codec import (
     EventRecord,

@@ -28,7 +28,7 @@ from .conftest import MakeBackend
 from .test_kafka_backend import approval, tokens
 
 if TYPE_CHECKING:
-    from tools.kafka_local import LocalKafka
+    from pyworkflow.testing._kafka_local import LocalKafka
 
 pytestmark = pytest.mark.kafka
 

@@ -6,9 +6,9 @@ import msgspec
 import pytest
 
 from pyworkflow import CorruptRecordError
-from pyworkflow._events import StepStarted, WorkflowCompleted
-from pyworkflow._projection import project
-from pyworkflow._records import HookRecord, StepRecord, WorkflowRun
+from pyworkflow._core._events import StepStarted, WorkflowCompleted
+from pyworkflow._core._projection import project
+from pyworkflow._core._records import HookRecord, StepRecord, WorkflowRun
 from pyworkflow.storage._kafka._codec import (
     FORMAT_VERSION,
     Claim,

@@ -31,7 +31,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._events import StepCompleted, encode_event
+from pyworkflow._core._events import StepCompleted, encode_event
 from pyworkflow.storage import FileStorageBackend
 
 LOCKED_EXIT = 3

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from pyworkflow._events import (
+from pyworkflow._core._events import (
     CancellationRequested,
     Event,
     HookCreated,

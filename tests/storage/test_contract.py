@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from pyworkflow import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
-from pyworkflow._events import (
+from pyworkflow._core._events import (
     Event,
     HookReceived,
     StepCompleted,
@@ -17,8 +17,8 @@ from pyworkflow._events import (
     StepStarted,
     WorkflowStarted,
 )
-from pyworkflow._projection import project
-from pyworkflow._records import HookStatus, RunStatus
+from pyworkflow._core._projection import project
+from pyworkflow._core._records import HookStatus, RunStatus
 from pyworkflow.storage import StorageBackend
 
 from .helpers import (

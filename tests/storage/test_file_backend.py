@@ -27,7 +27,7 @@ from pyworkflow import (
     StorageError,
     WorkflowRun,
 )
-from pyworkflow._events import (
+from pyworkflow._core._events import (
     Event,
     HookCreated,
     StepCompleted,
@@ -37,9 +37,10 @@ from pyworkflow._events import (
     WorkflowSuspended,
     encode_event,
 )
-from pyworkflow._projection import project
-from pyworkflow.storage import FileStorageBackend, _file_store
-from pyworkflow.storage._file_view import FLUSH_BYTES
+from pyworkflow._core._projection import project
+from pyworkflow.storage import FileStorageBackend
+from pyworkflow.storage._file import _store as _file_store
+from pyworkflow.storage._file._view import FLUSH_BYTES
 
 from .helpers import History, full_history, new_hook_id, new_run_id, raw, started
 
@@ -203,7 +204,7 @@ async def test_unsafe_run_ids_never_reach_a_path(tmp_path: Path, bad: Any) -> No
 async def test_unsafe_ids_inside_events_are_rejected_before_writing(
     tmp_path: Path, bad: str
 ) -> None:
-    from pyworkflow._events import HookCreated
+    from pyworkflow._core._events import HookCreated
 
     backend = FileStorageBackend(tmp_path / "data")
     h = History()

@@ -21,8 +21,8 @@ import msgspec
 import pytest
 
 from pyworkflow import RunStatus, StepRecord, WorkflowRun
-from pyworkflow._events import Event, StepStarted, WorkflowResumed
-from pyworkflow._projection import project
+from pyworkflow._core._events import Event, StepStarted, WorkflowResumed
+from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
 
 from .helpers import History, started

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from pyworkflow import RunStatus, StepRecord, WorkflowRun
-from pyworkflow._events import (
+from pyworkflow._core._events import (
     CancellationRequested,
     Event,
     HookCreated,
@@ -25,9 +25,9 @@ from pyworkflow._events import (
     WorkflowSuspended,
     encode_event,
 )
-from pyworkflow._projection import project
+from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
-from pyworkflow.storage._file_view import FLUSH_BYTES
+from pyworkflow.storage._file._view import FLUSH_BYTES
 
 from .helpers import History, full_history, new_hook_id, raw, started
 

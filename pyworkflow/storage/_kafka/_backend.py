@@ -79,10 +79,10 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..._events import Event
+from ..._core._events import Event
+from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import StorageError
 from ..._logging import make_logger
-from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from .._held import HeldRuns
 from .._paging import check_limit
 from .._port import check_after, check_append

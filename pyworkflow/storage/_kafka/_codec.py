@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..._events import Event
+from ..._core._events import Event
+from ..._core._records import HookRecord, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
-from ..._records import HookRecord, StepRecord, WorkflowRun
 
 __all__ = [
     "FORMAT_VERSION",

@@ -16,9 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from ..._events import Event
+from ..._core._events import Event
+from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import ConflictError, CorruptRecordError, StorageError, WorkflowError
-from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from .._port import check_append
 from ._codec import (
     Claim,

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..._events import Event
+from ..._core._events import Event
+from ..._core._projection import Projection, project
+from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
-from ..._projection import Projection, project
-from ..._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from .._paging import page_runs
 from ._codec import Claim, EventRecord
 

@@ -1,0 +1,198 @@
+"""The argument parser of ``pyworkflow``: one sub-command per ``add_*`` function.
+
+The options every command shares (``--storage``, ``--app``, ``--json``, ``--debug``,
+``--log-level``, ``--log-format``) are accepted before the command and after it. A new
+command (e.g. a later ``worker``) is one more ``add_*`` function in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, get_args
+
+from .._core._records import HookStatus, RunStatus
+from .._logging import LogFormat, LogLevel
+from ._common import APP_ENV, ExitCode
+from ._control import cmd_cancel, cmd_hooks_list, cmd_hooks_send, cmd_resume
+from ._runs import cmd_events, cmd_runs_list, cmd_runs_show
+from ._storage import DEFAULT_STORAGE, STORAGE_ENV
+
+__all__ = ["EPILOG", "build_parser"]
+
+EPILOG = f"""\
+storage (--storage or ${STORAGE_ENV}, default {DEFAULT_STORAGE}):
+  file:PATH                  a folder (file:./workflow_data, file:///srv/wf?durability=none)
+  memory                     an empty in-memory store (only useful for demo)
+  kafka://HOST:PORT[?prefix=NAME]   Apache Kafka, topics {{prefix}}.events, ...
+
+app (--app or ${APP_ENV}): the module that defines the workflows, as module or
+  module:attribute; needed to execute runs (resume; cancel and hooks send wake the run).
+
+exit codes:
+  {ExitCode.OK}    ok
+  {ExitCode.ERROR}    error (storage failure, unexpected error)
+  {ExitCode.USAGE}    usage: bad arguments, storage URL, --app, JSON payload or hook token
+  {ExitCode.NOT_FOUND}    not found: run, hook token, or the run's workflow (needs --app)
+  {ExitCode.CONFLICT}    conflict: run locked by another executor, already finished, hook
+       already received or expired
+  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C)
+"""
+
+_LEVELS: tuple[str, ...] = get_args(LogLevel)
+_FORMATS: tuple[str, ...] = get_args(LogFormat)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one ``error:`` line and exits with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool, json_flag: bool = True) -> None:
+    # After the command, options default to SUPPRESS so they don't overwrite the ones
+    # given before it (argparse copies a sub-parser's defaults onto the namespace).
+    def d(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--storage", metavar="URL", default=d(None),
+        help=f"where runs are stored (default: ${STORAGE_ENV} or {DEFAULT_STORAGE})",
+    )  # fmt: skip
+    group.add_argument(
+        "--app", metavar="MODULE[:ATTR]", default=d(None),
+        help=f"import this module so its workflows can run (default: ${APP_ENV})",
+    )  # fmt: skip
+    if json_flag:
+        group.add_argument("--json", action="store_true", default=d(False), help="print JSON")
+    group.add_argument("--debug", action="store_true", default=d(False), help="tracebacks")
+    group.add_argument("--log-level", choices=_LEVELS, default=d(None), help="default: warning")
+    group.add_argument("--log-format", choices=_FORMATS, default=d(None), help="default: console")
+
+
+Adder = Callable[[Any], None]
+
+
+def _command(
+    commands: Any,
+    name: str,
+    help_text: str,
+    handler: Callable[..., Any] | None = None,
+    *,
+    json_flag: bool = True,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _common(parser, top=False, json_flag=json_flag)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_runs(commands: Any) -> None:
+    runs = _command(commands, "runs", "list and inspect runs")
+    sub = runs.add_subparsers(dest="runs_command", required=True, metavar="{list,show}")
+    ls = _command(sub, "list", "list runs, newest first", cmd_runs_list)
+    ls.add_argument("--status", choices=[s.value for s in RunStatus], help="only this status")
+    ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    ls.add_argument("--limit", type=_positive, default=50, metavar="N", help="default: 50")
+    ls.add_argument("--cursor", help="continue after a previous page")
+    show = _command(
+        sub, "show", "a run's status, result or error, timings and waits", cmd_runs_show
+    )
+    show.add_argument("run_id", metavar="RUN_ID")
+
+
+def _add_events(commands: Any) -> None:
+    events = _command(commands, "events", "print a run's event log", cmd_events)
+    events.add_argument("run_id", metavar="RUN_ID")
+    events.add_argument(
+        "--follow", "-f", action="store_true",
+        help="keep printing new events until the run finishes (Ctrl-C stops); "
+        "with --json, one event per line",
+    )  # fmt: skip
+    events.add_argument(
+        "--interval", type=_positive_float, default=0.2, metavar="SECONDS",
+        help="polling interval of --follow (default: 0.2)",
+    )  # fmt: skip
+
+
+def _add_resume_cancel(commands: Any) -> None:
+    resume = _command(commands, "resume", "continue a suspended run (needs --app)", cmd_resume)
+    resume.add_argument("run_id", metavar="RUN_ID")
+    cancel = _command(commands, "cancel", "request a run's cancellation", cmd_cancel)
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--reason", metavar="TEXT", help="recorded with the cancellation")
+
+
+def _add_hooks(commands: Any) -> None:
+    hooks = _command(commands, "hooks", "list hooks and send their payloads")
+    sub = hooks.add_subparsers(dest="hooks_command", required=True, metavar="{list,send}")
+    ls = _command(sub, "list", "hooks of all runs or of one, oldest first", cmd_hooks_list)
+    ls.add_argument("--run", metavar="RUN_ID", help="only this run's hooks")
+    ls.add_argument("--status", choices=[s.value for s in HookStatus], help="only this status")
+    send = _command(
+        sub, "send", "deliver a payload to a waiting hook", cmd_hooks_send, json_flag=False
+    )
+    send.add_argument("token", metavar="TOKEN", help="run_...:hook_... (see hooks list)")
+    send.add_argument(
+        "--json", dest="payload", default="null", metavar="PAYLOAD",
+        help="the payload as JSON ('-' reads stdin; default: null); for JSON output "
+        "put --json before the command: pyworkflow --json hooks send ...",
+    )  # fmt: skip
+
+
+def _add_demo(commands: Any) -> None:
+    demo = _command(
+        commands, "demo", "run a durable order workflow on file storage (no broker needed)"
+    )
+    demo.add_argument("--data", type=Path, default=Path("workflow_data"), help="storage folder")
+    demo.add_argument("--wait", type=float, default=2.0, help="seconds the workflow sleeps")
+    demo.set_defaults(handler=None, needs_storage=False)
+
+
+COMMANDS: tuple[Adder, ...] = (_add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pyworkflow",
+        description="Inspect and drive durable, event-sourced workflow runs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser, top=True)
+    parser.set_defaults(needs_storage=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"{text!r} is not a whole number >= 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        msg = f"{text!r} is not a number of seconds > 0"
+        raise argparse.ArgumentTypeError(msg)
+    return value

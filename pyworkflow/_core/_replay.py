@@ -1,0 +1,222 @@
+"""Replay: a synchronous fold of a run's events into the state the engine replays from.
+
+The fold does no I/O and reads no clock: the same events always give the same state. It
+rejects events it does not know (exhaustive ``match`` with ``assert_never``) and events that
+contradict the log so far (a second ``workflow_started``, a step completed twice).
+
+Checkpoints are keyed by their call order in the run (``checkpoint``, 1-based). Each records
+its kind and name so the engine can check that the code calls what the log recorded.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NoReturn, assert_never
+
+import msgspec
+
+from .._exceptions import CorruptRecordError
+from ._events import (
+    CancellationRequested,
+    Event,
+    HookCreated,
+    HookExpired,
+    HookReceived,
+    SleepCompleted,
+    SleepStarted,
+    StepCompleted,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowResumed,
+    WorkflowStarted,
+    WorkflowSuspended,
+)
+from ._records import RunStatus
+
+__all__ = ["Checkpoint", "Kind", "RunState", "fold"]
+
+
+class Kind(enum.StrEnum):
+    STEP = "step"
+    SLEEP = "sleep"
+    HOOK = "hook"
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """The recorded outcome of one checkpoint so far."""
+
+    kind: Kind
+    name: str
+    resolved: bool = False
+    """True once the checkpoint has its final outcome (result, error, elapsed, payload)."""
+    result: msgspec.Raw | None = None
+    error: tuple[str, str] | None = None
+    """``(error_type, message)`` of a final failure, or of an expired hook."""
+    attempts: int = 0
+    """Step attempts started."""
+    due: datetime | None = None
+    """When a pending timer fires: a sleep's end, a retry, a hook's timeout."""
+    hook_id: str | None = None
+    token: str | None = None
+    announced: bool = False
+    """A hook whose run suspended after creating it: its ``on_created`` has returned."""
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything replay needs to know about a run, folded from its events."""
+
+    run_id: str
+    workflow_name: str = ""
+    args: msgspec.Raw = field(default_factory=lambda: msgspec.Raw(b"[]"))
+    kwargs: msgspec.Raw = field(default_factory=lambda: msgspec.Raw(b"{}"))
+    status: RunStatus = RunStatus.PENDING
+    last_sequence: int = 0
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    waiting: set[int] = field(default_factory=set)
+    """Checkpoints with an unresolved timer or hook."""
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+    wake_pending: bool = False
+    """A hook payload or a cancellation arrived while the run was suspended."""
+    result: msgspec.Raw | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.is_finished
+
+    def next_due(self) -> datetime | None:
+        """The earliest pending timer among the waiting checkpoints."""
+        dues = [d for i in self.waiting if (d := self.checkpoints[i].due) is not None]
+        return min(dues) if dues else None
+
+    def is_due(self, now: datetime) -> bool:
+        """Whether a suspended run has something to do at ``now``."""
+        if self.wake_pending:
+            return True
+        due = self.next_due()
+        return due is not None and due <= now
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state."""
+        if event.sequence != self.last_sequence + 1:
+            msg = (
+                f"run {self.run_id!r}: event {event.type.value!r} has sequence "
+                f"{event.sequence}, expected {self.last_sequence + 1}"
+            )
+            raise CorruptRecordError(msg)
+        self.last_sequence = event.sequence
+        match event:  # the most frequent events first: a match tests cases in order
+            case StepStarted():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                cp.attempts = event.attempt
+                cp.due = None
+                self.waiting.discard(event.checkpoint)
+            case StepCompleted():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                self._resolve(cp, event)
+                cp.result = event.result
+            case StepFailed():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                if event.final:
+                    self._resolve(cp, event)
+                    cp.error = (event.error_type, event.error_message)
+            case WorkflowStarted():
+                if self.status is not RunStatus.PENDING:
+                    self._corrupt(event, "a second workflow_started")
+                self.workflow_name = event.workflow_name
+                self.args, self.kwargs = event.args, event.kwargs
+                self.status = RunStatus.RUNNING
+            case WorkflowSuspended():
+                self.status = RunStatus.SUSPENDED
+                self.wake_pending = False
+                for index in self.waiting:
+                    self.checkpoints[index].announced = True
+            case WorkflowResumed():
+                self.status = RunStatus.RUNNING
+                self.wake_pending = False
+            case WorkflowCompleted():
+                self.status = RunStatus.COMPLETED
+                self.result = event.result
+            case WorkflowFailed():
+                self.status = RunStatus.FAILED
+            case WorkflowCancelled():
+                self.status = RunStatus.CANCELLED
+            case CancellationRequested():
+                self.cancel_requested = True
+                self.cancel_reason = event.reason
+                self._wake()
+            case StepRetrying():
+                cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                cp.due = event.resume_at
+                self.waiting.add(event.checkpoint)
+            case SleepStarted():
+                cp = self._checkpoint(event.checkpoint, Kind.SLEEP, "sleep", event)
+                cp.due = event.resume_at
+                self.waiting.add(event.checkpoint)
+            case SleepCompleted():
+                cp = self._existing(event.checkpoint, Kind.SLEEP, event)
+                self._resolve(cp, event)
+            case HookCreated():
+                cp = self._checkpoint(event.checkpoint, Kind.HOOK, event.hook_name, event)
+                cp.hook_id, cp.token, cp.due = event.hook_id, event.token, event.expires_at
+                self.waiting.add(event.checkpoint)
+            case HookReceived():
+                cp = self._existing(event.checkpoint, Kind.HOOK, event)
+                self._resolve(cp, event)
+                cp.result = event.payload
+                self._wake()
+            case HookExpired():
+                cp = self._existing(event.checkpoint, Kind.HOOK, event)
+                self._resolve(cp, event)
+                cp.error = ("HookExpiredError", f"hook {cp.name!r} timed out")
+            case _:
+                assert_never(event)
+
+    def _wake(self) -> None:
+        if self.status is RunStatus.SUSPENDED:
+            self.wake_pending = True
+
+    def _checkpoint(self, index: int, kind: Kind, name: str, event: Event) -> Checkpoint:
+        cp = self.checkpoints.get(index)
+        if cp is None:
+            cp = self.checkpoints[index] = Checkpoint(kind=kind, name=name)
+        elif cp.kind is not kind or cp.name != name:
+            self._corrupt(event, f"checkpoint {index} was recorded as {cp.kind} {cp.name!r}")
+        return cp
+
+    def _existing(self, index: int, kind: Kind, event: Event) -> Checkpoint:
+        cp = self.checkpoints.get(index)
+        if cp is None or cp.kind is not kind:
+            self._corrupt(event, f"no {kind} checkpoint {index} was started")
+        return cp
+
+    def _resolve(self, cp: Checkpoint, event: Event) -> None:
+        if cp.resolved:
+            self._corrupt(event, f"{cp.kind} {cp.name!r} already has its outcome")
+        cp.resolved = True
+        cp.due = None
+        self.waiting.discard(event.checkpoint)  # type: ignore[union-attr]
+
+    def _corrupt(self, event: Event, why: str) -> NoReturn:
+        msg = (
+            f"run {self.run_id!r}: event {event.type.value!r} at sequence {event.sequence} "
+            f"contradicts the log: {why}"
+        )
+        raise CorruptRecordError(msg)
+
+
+def fold(run_id: str, events: Iterable[Event]) -> RunState:
+    """Fold a run's events, from the first, into a fresh :class:`RunState`."""
+    state = RunState(run_id=run_id)
+    for event in events:
+        state.apply(event)
+    return state

@@ -1,0 +1,69 @@
+"""``sleep()``: a durable timer inside a workflow, a plain wait elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any
+
+from .._config import settings
+from .._core._durations import Duration, resolve_due_time
+from .._core._events import SleepCompleted, SleepStarted
+from .._core._replay import Checkpoint, Kind
+from ._clock import Clock
+from ._context import Draft, RunContext, current_context
+
+__all__ = ["sleep"]
+
+
+def sleep(duration: Duration | datetime) -> Coroutine[Any, Any, None]:
+    """Wait for ``duration`` (``"30s"``, ``"1h30m"``, seconds, ``timedelta``) or until an
+    aware ``datetime``.
+
+    In a durable workflow this records ``sleep_started`` with its due time and suspends the
+    run; ``resume()`` after the due time records ``sleep_completed`` and goes on. A sleep of
+    0 is recorded and does not suspend. Elsewhere it simply waits.
+
+    Raises:
+        ValueError: the duration is malformed or negative (raised at the call).
+    """
+    ctx = current_context()
+    clock: Clock = ctx.clock if ctx is not None else settings().clock
+    resolve_due_time(duration, clock.now())  # validate at the call, before any await
+    if isinstance(ctx, RunContext):
+        # Identity is taken at call time, in program order, like a step's.
+        index, recorded = ctx.next_checkpoint(Kind.SLEEP, "sleep")
+        return _durable_sleep(ctx, index, recorded, duration)
+    return _plain_sleep(clock, duration)
+
+
+async def _plain_sleep(clock: Clock, duration: Duration | datetime) -> None:
+    due = resolve_due_time(duration, clock.now())
+    await clock.sleep((due - clock.now()).total_seconds())
+
+
+async def _durable_sleep(
+    ctx: RunContext, index: int, cp: Checkpoint | None, duration: Duration | datetime
+) -> None:
+    if cp is None:
+        ctx.check_cancelled()
+        now = ctx.now()
+        due = resolve_due_time(duration, now)
+        fields = {"checkpoint": index}
+        drafts = [
+            Draft(
+                SleepStarted,
+                {**fields, "duration": (due - now).total_seconds(), "resume_at": due},
+            )
+        ]
+        if due <= now:
+            drafts.append(Draft(SleepCompleted, fields))
+        await ctx.append(*drafts, recheck=ctx.check_cancelled)
+        cp = ctx.state.checkpoints[index]
+    if cp.resolved:
+        return
+    ctx.check_cancelled()
+    if cp.due is not None and ctx.now() >= cp.due:
+        await ctx.append(Draft(SleepCompleted, {"checkpoint": index}))
+        return
+    await ctx.suspend(index)

@@ -1,0 +1,436 @@
+"""The synchronous core of FileStorageBackend: every file operation, under the right lock.
+
+Each public method takes ``inline``: True when called on the event loop, where it must not
+block (a contended lock, a large read, an fsync or a big flush raises :class:`Offload`
+before any side effect, and the backend calls it again in a worker thread).
+
+An append, the hot path: take the run's append lock (flock), ``fstat`` the log to check
+the expected sequence against the cached :class:`LogMark`, fold the events into the run's
+:class:`Live` (``project()``, in memory), ``write`` the lines, ``fstat``, unlock. Record files
+are written only at flush points (see :meth:`FileStore._flush`), never per step.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from ..._core._events import (
+    CancellationRequested,
+    Event,
+    HookReceived,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowSuspended,
+)
+from ..._core._projection import Projection, project
+from ..._core._records import HookRecord, StepRecord, WorkflowRun
+from ..._exceptions import CorruptRecordError
+from .._port import check_append
+from ._io import Offload, flocked, fsync_dir, write_all, write_atomic
+from ._listing import RunListing
+from ._locks import publish_claim, read_claim, release_run_lock, take_run_lock
+from ._log import LogMark, read_log, sync_mark
+from ._paths import Layout, is_id, step_owner
+from ._records import HOOK, STEP, Claim, Lru, encode_record, encode_run, load_record
+from ._view import FLUSH_BYTES, INLINE_READ, RUN_FLUSH, Live, View
+
+__all__ = ["BOUNDARIES", "Durability", "FileStore"]
+
+Durability = Literal["always", "batch", "none"]
+T = TypeVar("T")
+
+BOUNDARIES = (
+    WorkflowSuspended,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowCancelled,
+    HookReceived,
+    CancellationRequested,
+)
+"""Events after which ``durability="batch"`` syncs: a run stops, or news came from outside."""
+
+_CACHE_SIZE = 4096
+_LIVE_RUNS = 1024
+"""Runs whose projection is kept in memory (each holds at most ~FLUSH_BYTES of changed
+records); an evicted one is rebuilt from its run file and log when used again."""
+_INLINE_FILES = 8
+"""A flush writing more record files than this runs in a worker thread."""
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def _open_log(path: str, *, create: bool = False, write: bool = True) -> int | None:
+    flags = (os.O_RDWR | os.O_APPEND if write else os.O_RDONLY) | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        return None
+
+
+class _Due(NamedTuple):
+    """The record files an append makes due."""
+
+    full: bool
+    """All changed records and the run file (a flush point)."""
+    steps: tuple[str, ...]
+    hooks: tuple[str, ...]
+
+
+def _files(due: _Due) -> int:
+    return len(due.steps) + len(due.hooks) + due.full
+
+
+class FileStore:
+    """Files of one storage folder, with the caches that make appends O(1)."""
+
+    def __init__(self, layout: Layout, durability: Durability, log: Any) -> None:
+        self.layout = layout
+        self.durability = durability
+        self.log = log
+        self.view = View(layout, log, _LIVE_RUNS)
+        self._listing = RunListing(layout, functools.partial(self.project_run, inline=False), log)
+        self._ready = False
+        self._marks: Lru[str, LogMark] = Lru(_CACHE_SIZE)
+
+    def forget(self) -> None:
+        self._marks.clear()
+        self.view.forget()
+
+    def ensure_layout(self) -> None:
+        if self._ready:
+            return
+        for folder in self.layout.folders:
+            os.makedirs(folder, exist_ok=True)
+        if self.durability != "none":
+            fsync_dir(str(self.layout.base))
+        self._ready = True
+
+    def _sync_mark(self, fd: int, run_id: str, *, repair: bool) -> LogMark:
+        """The log's current mark; with ``repair`` (exclusive lock held) a torn tail is cut."""
+        keep = self.layout.torn(run_id) if repair else None
+        mark, torn = sync_mark(fd, run_id, self._marks.get(run_id), keep=keep)
+        if torn and keep is not None:
+            self.log.warning("event_log_torn_tail_cut", run_id=run_id, bytes=torn, kept=keep)
+        elif torn:
+            self.log.warning("event_log_torn_tail_ignored", run_id=run_id, bytes=torn)
+        self._marks.put(run_id, mark)
+        return mark
+
+    # -- appending ----------------------------------------------------------------------
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        expected: int,
+        payload: bytes,
+        sync: bool,
+        *,
+        inline: bool,
+    ) -> None:
+        """Check the sequence, write ``payload`` (the encoded events), flush what is due."""
+        self.ensure_layout()
+        path = self.layout.log(run_id)
+        with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
+            fd = _open_log(path)
+            try:
+                mark = self._sync_mark(fd, run_id, repair=True) if fd is not None else None
+                check_append(run_id, events, expected, mark.last_sequence if mark else 0)
+                live, change = self._project(run_id, fd, mark, events, inline=inline)
+                start = mark.end if mark is not None else 0
+                due = self._due(run_id, live, change, events, start + len(payload))
+                if inline and self._blocks(due):
+                    raise Offload
+                created = fd is None
+                if fd is None:
+                    fd = _open_log(path, create=True)
+                    assert fd is not None
+                self._write_log(fd, start, payload, sync=sync, created=created)
+                st = os.fstat(fd)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            new_mark = LogMark(st.st_ino, st.st_mtime_ns, st.st_size, events[-1].sequence)
+            self._marks.put(run_id, new_mark)
+            live = self.view.commit(run_id, live, change, new_mark)
+            self._flush(run_id, live, due)
+
+    def _write_log(self, fd: int, start: int, payload: bytes, *, sync: bool, created: bool) -> None:
+        """Append ``payload`` and make it durable per policy, or undo it and raise."""
+        try:
+            write_all(fd, payload)
+            if sync:
+                _fdatasync(fd)
+                if created:
+                    fsync_dir(self.layout.events)
+        except BaseException:
+            with suppress(OSError):
+                os.ftruncate(fd, start)  # not acknowledged: leave no trace
+            raise
+
+    def _project(
+        self,
+        run_id: str,
+        fd: int | None,
+        mark: LogMark | None,
+        events: Sequence[Event],
+        *,
+        inline: bool,
+    ) -> tuple[Live | None, Projection]:
+        """The run's Live before the append, and what ``events`` change."""
+        live = None
+        if fd is not None and mark is not None:
+            live = self.view.current(run_id, fd, mark, strict=False, inline=inline)
+        prior = self.view.prior(live, events, files=live is not None and live.flushed > 0)
+        if prior is None:
+            if fd is None or mark is None or not mark.last_sequence:
+                return live, project(None, events)  # nothing to rebuild from: let project judge
+            live = self.view.rebuild(run_id, fd, mark, inline=inline)
+            assert live is not None
+            prior = live.steps, live.hooks
+        return live, project(live.run if live is not None else None, events, *prior)
+
+    def _due(
+        self,
+        run_id: str,
+        live: Live | None,
+        change: Projection,
+        events: Sequence[Event],
+        end: int,
+    ) -> _Due:
+        """Which record files the append of ``events`` (ending the log at ``end``) writes.
+
+        All of the run's changed records and its run file at a flush point: an event that
+        changes the run's status or cancellation flag, a log grown ``FLUSH_BYTES`` past the
+        run file, or an ``overdue`` run. Otherwise only the hook files the events touch
+        (``get_hook`` finds a hook by its id alone) and the files of steps whose id does
+        not name this run (a reader could not find their run).
+        """
+        full = (
+            live is None
+            or live.overdue
+            or end - live.flushed >= FLUSH_BYTES
+            or any(isinstance(event, RUN_FLUSH) for event in events)
+        )
+        if full:
+            steps = set(change.steps) | (set(live.steps) if live else set())
+            hooks = set(change.hooks) | (set(live.hooks) if live else set())
+            return _Due(True, tuple(steps), tuple(hooks))
+        foreign = tuple(s for s in change.steps if step_owner(s) != run_id)
+        return _Due(False, foreign, tuple(change.hooks))
+
+    # -- flushing record files ------------------------------------------------------------
+    def _blocks(self, due: _Due) -> bool:
+        """Whether writing ``due`` may block the event loop: an fsync, or many files."""
+        files = _files(due)
+        return files > _INLINE_FILES or (files > 0 and self.durability != "none")
+
+    def _flush(self, run_id: str, live: Live, due: _Due) -> None:
+        """Write the record files ``due`` names, step and hook files first, the run file last
+        (invariant I1 of ``_file_view``). They are projections of the committed log: a
+        failure is logged, the run becomes ``overdue`` and the next append or read retries."""
+        steps = [(s, live.steps[s]) for s in due.steps if s in live.steps]
+        hooks = [(h, live.hooks[h]) for h in due.hooks if h in live.hooks]
+        if not (steps or hooks or due.full):
+            return
+        end = live.mark.end
+        files = [(self.layout.step(i), encode_record(step)) for i, step in steps]
+        files += [(self.layout.hook(i), encode_record(hook)) for i, hook in hooks]
+        run_file = (self.layout.run(run_id), encode_run(live.run, end)) if due.full else None
+        try:
+            self._write_files(files, run_file, sync=self.durability != "none")
+            if due.full and live.lost_tail:
+                self._drop_lost_steps(run_id, live)
+        except OSError as exc:
+            live.overdue = True
+            self.log.error("record_write_failed", run_id=run_id, error=str(exc))
+            return
+        for step_id, step in steps:
+            if live.steps.get(step_id) is step:
+                del live.steps[step_id]
+        for hook_id, hook in hooks:
+            if live.hooks.get(hook_id) is hook:
+                del live.hooks[hook_id]
+        if due.full:
+            live.flushed, live.overdue = end, False
+
+    def _write_files(
+        self, files: list[tuple[str, bytes]], run_file: tuple[str, bytes] | None, *, sync: bool
+    ) -> None:
+        """Replace ``files``, then ``run_file``. With ``sync`` each is fsynced, and so are
+        their folders, the step and hook files before the run file that vouches for them."""
+        for path, data in files:
+            write_atomic(path, data, sync=sync)
+        if sync:
+            for folder in {os.path.dirname(path) for path, _ in files}:
+                fsync_dir(folder)
+        if run_file is not None:
+            write_atomic(*run_file, sync=sync)
+            if sync:
+                fsync_dir(self.layout.runs)
+
+    def _drop_lost_steps(self, run_id: str, live: Live) -> None:
+        """Delete the run's step files that its log no longer backs: the log lost its tail
+        (a power loss with durability "batch" or "none") after they were written. Its Live
+        was folded from the whole log, so it holds every step the log has."""
+        prefix = f"{run_id}."
+        for entry in os.scandir(self.layout.steps):
+            step_id = entry.name[: -len(".json")]
+            if (
+                step_id.startswith(prefix)
+                and entry.name.endswith(".json")
+                and step_owner(step_id) == run_id
+                and step_id not in live.steps
+            ):
+                os.unlink(entry.path)
+                self.log.warning("lost_step_record_deleted", run_id=run_id, step_id=step_id)
+        live.lost_tail = False
+
+    # -- reading ------------------------------------------------------------------------
+    def read(self, run_id: str, after: int, *, inline: bool) -> list[Event]:
+        """Events after ``after``: reads only the new tail when ``after`` is at our mark."""
+        fd = _open_log(self.layout.log(run_id), write=False)
+        if fd is None:
+            return []
+        try:
+            self.ensure_layout()  # e.g. a folder copied without its .locks/
+            with flocked(self.layout.append_lock(run_id), exclusive=False, wait=not inline):
+                st = os.fstat(fd)
+                mark = self._marks.get(run_id)
+                start = base = 0
+                if mark is not None and after >= mark.last_sequence:
+                    if mark.current(st):
+                        return []
+                    if mark.ino == st.st_ino and mark.end <= st.st_size:
+                        start, base = mark.end, mark.last_sequence
+                if inline and st.st_size - start > INLINE_READ:
+                    raise Offload
+                scan = read_log(fd, run_id, start=start, size=st.st_size, after=after, base=base)
+                self.view.report(run_id, scan.garbage, scan.torn)
+                self._marks.put(
+                    run_id, LogMark(st.st_ino, st.st_mtime_ns, scan.end, scan.last_sequence)
+                )
+                return scan.events
+        finally:
+            os.close(fd)
+
+    def _live(self, run_id: str, *, strict: bool, inline: bool) -> Live | None:
+        """The run's current Live, under the shared append lock; None: no such run."""
+        fd = _open_log(self.layout.log(run_id), write=False)
+        if fd is None:
+            return None
+        try:
+            self.ensure_layout()
+            with flocked(self.layout.append_lock(run_id), exclusive=False, wait=not inline):
+                mark = self._sync_mark(fd, run_id, repair=False)
+                return self.view.current(run_id, fd, mark, strict=strict, inline=inline)
+        finally:
+            os.close(fd)
+
+    def get_run(self, run_id: str, *, inline: bool) -> WorkflowRun | None:
+        """The run's record: its projection of the whole log (see ``_file_view``)."""
+        live = self._live(run_id, strict=True, inline=inline)
+        if live is None:
+            return None
+        run = live.run
+        if live.overdue:
+            self._repair(run_id, inline=inline)
+        return run
+
+    def _repair(self, run_id: str, *, inline: bool) -> None:
+        """Flush an ``overdue`` run's records (a crash or failed write left them behind a
+        flush point), under the exclusive lock."""
+        with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
+            fd = _open_log(self.layout.log(run_id))
+            if fd is None:
+                return
+            try:
+                mark = self._sync_mark(fd, run_id, repair=True)
+                live = self.view.current(run_id, fd, mark, strict=False, inline=inline)
+            finally:
+                os.close(fd)
+            if live is None or not live.overdue:
+                return
+            due = _Due(True, tuple(live.steps), tuple(live.hooks))
+            if inline and self._blocks(due):
+                raise Offload
+            self._flush(run_id, live, due)
+
+    def get_step(self, step_id: str, *, inline: bool) -> StepRecord | None:
+        """A step's record: from the run's Live if it changed since the last flush, else
+        its file (invariant I2 of ``_file_view``)."""
+        path = self.layout.step(step_id)
+        run_id = step_owner(step_id)
+        live = self._live(run_id, strict=False, inline=inline) if run_id else None
+        if live is not None and (step_id in live.steps or not live.flushed):
+            return live.steps.get(step_id)  # not flushed: no file is trusted (a rebuilt run)
+        return load_record(path, STEP)
+
+    def get_hook(self, hook_id: str, *, inline: bool) -> HookRecord | None:
+        """A hook's record: its file names its run; that run's Live has it if it changed
+        since its file was written."""
+        path = self.layout.hook(hook_id)
+        hook = load_record(path, HOOK)
+        if hook is None or not is_id(hook.run_id):
+            return hook
+        live = self._live(hook.run_id, strict=False, inline=inline)
+        if live is None:
+            return hook
+        if hook_id in live.hooks or not live.flushed:
+            return live.hooks.get(hook_id)
+        return load_record(path, HOOK)
+
+    def project_run(self, run_id: str, *, inline: bool) -> WorkflowRun | None:
+        """For ``list_runs``: the run's record, without repairs.
+
+        Raises:
+            CorruptRecordError: its run file is corrupt.
+        """
+        live = self._live(run_id, strict=True, inline=inline)
+        return live.run if live is not None else None
+
+    def list_runs(self, *, inline: bool) -> list[WorkflowRun]:
+        return self._listing.records()
+
+    def all_hooks(self, *, inline: bool) -> list[HookRecord]:
+        """Every readable hook record, oldest first (corrupt ones skipped and reported)."""
+        hooks: list[HookRecord] = []
+        try:
+            names = os.listdir(self.layout.hooks)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            hook_id = name[: -len(".json")]
+            if not name.endswith(".json") or not is_id(hook_id):
+                continue  # temp files of writes in progress
+            try:
+                hook = self.get_hook(hook_id, inline=inline)
+            except CorruptRecordError as exc:
+                self.log.warning("corrupt_hook_record_skipped", error=str(exc))
+                continue
+            if hook is not None:
+                hooks.append(hook)
+        return sorted(hooks, key=lambda h: (h.created_at, h.hook_id))
+
+    # -- claims and locks ---------------------------------------------------------------
+    def claim(self, path: str, claim: Claim, *, inline: bool) -> str:
+        """Publish ``claim`` at ``path`` unless a claim is there; return the holder."""
+        held = read_claim(path, claim.key)
+        if held is not None:
+            return held
+        self.ensure_layout()
+        return publish_claim(path, claim, sync=self.durability != "none")
+
+    def lock(self, run_id: str, *, inline: bool) -> int:
+        """Take the run's execution lock without waiting; return the descriptor holding it.
+
+        Raises:
+            RunLockedError: held by someone else (named from the lock file's content).
+        """
+        self.ensure_layout()
+        return take_run_lock(self.layout.run_lock(run_id), run_id, inline=inline)
+
+    unlock = staticmethod(release_run_lock)
