@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,20 +150,17 @@ class Engine:
         if reason is not None and not isinstance(reason, str):
             msg = f"cancel_workflow reason {reason!r} must be a string or None"
             raise ConfigurationError(msg)
-        for _ in range(_APPEND_RETRIES):
-            state = await self._load(run_id)
-            if state.finished:
-                return False
-            if state.cancel_requested:
-                break
-            try:
-                await self._append(state, CancellationRequested, reason=reason)
-            except ConflictError:
-                continue
+
+        def request(state: RunState) -> Draft | None:
+            if state.finished or state.cancel_requested:
+                return None
+            return Draft(CancellationRequested, {"reason": reason})
+
+        state, appended = await self._record(run_id, request, "the cancellation")
+        if state.finished:
+            return False
+        if appended:
             self.log.info("cancellation_requested", run_id=run_id, reason=reason)
-            break
-        else:
-            raise ConflictError(f"could not record the cancellation of run {run_id!r}")
         await self._wake(state)
         return True
 
@@ -176,8 +173,8 @@ class Engine:
         raw = validate_payload(
             registry.hook_type(record.hook_name) or Any, payload, hook_name=record.hook_name
         )
-        for _ in range(_APPEND_RETRIES):
-            state = await self._load(run_id)
+
+        def deliver(state: RunState) -> Draft:
             cp = state.checkpoints.get(record.checkpoint)
             if cp is None or cp.kind is not Kind.HOOK or cp.hook_id != hook_id:
                 raise InvalidTokenError(f"unknown hook token {token!r}")
@@ -191,15 +188,10 @@ class Engine:
                 raise InvalidTokenError(msg)
             if cp.due is not None and self.clock.now() >= cp.due:
                 raise HookExpiredError(f"hook {record.hook_name!r} ({token}) timed out")
-            try:
-                await self._append(
-                    state, HookReceived, hook_id=hook_id, checkpoint=record.checkpoint, payload=raw
-                )
-            except ConflictError:
-                continue
-            break
-        else:
-            raise ConflictError(f"could not record the payload of hook {token!r}")
+            fields = {"hook_id": hook_id, "checkpoint": record.checkpoint, "payload": raw}
+            return Draft(HookReceived, fields)
+
+        state, _ = await self._record(run_id, deliver, f"the payload of hook {token!r}")
         self.log.info("hook_received", run_id=run_id, hook=record.hook_name)
         await self._wake(state)
         run = await self.storage.get_run(run_id)
@@ -319,16 +311,31 @@ class Engine:
             state.apply(event)
         return state
 
-    async def _append(self, state: RunState, cls: type[Any], **fields: Any) -> None:
-        """Append one event at the state's sequence (ConflictError if the log moved)."""
-        event = cls(
-            run_id=state.run_id,
-            sequence=state.last_sequence + 1,
-            timestamp=self.clock.now(),
-            **fields,
-        )
-        await self.storage.append(state.run_id, [event], expected_sequence=state.last_sequence)
-        state.apply(event)
+    async def _record(
+        self, run_id: str, decide: Callable[[RunState], Draft | None], what: str
+    ) -> tuple[RunState, bool]:
+        """Append one event from outside the run's execution (a cancellation, a hook
+        payload): ``decide`` looks at the latest state and returns the event, or None for
+        nothing to write (it may raise instead). Re-read and decide again when another
+        writer appended first. Returns the state and whether the event was appended."""
+        for _ in range(_APPEND_RETRIES):
+            state = await self._load(run_id)
+            draft = decide(state)
+            if draft is None:
+                return state, False
+            event = draft.cls(
+                run_id=run_id,
+                sequence=state.last_sequence + 1,
+                timestamp=self.clock.now(),
+                **draft.fields,
+            )
+            try:
+                await self.storage.append(run_id, [event], expected_sequence=state.last_sequence)
+            except ConflictError:
+                continue
+            state.apply(event)
+            return state, True
+        raise ConflictError(f"could not record {what} of run {run_id!r}: too many conflicts")
 
     async def _wake(self, state: RunState) -> None:
         """Continue a suspended run at once (the local runtime's reaction to a new event)."""

@@ -86,6 +86,7 @@ from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, Workfl
 from ..._exceptions import ConfigurationError, StorageError
 from ..._logging import make_logger
 from .._paging import check_limit, page_runs
+from .._port import check_after
 from ._io import Offload
 from ._paths import Layout, check_id
 from ._records import Claim
@@ -184,9 +185,7 @@ class FileStorageBackend:
     async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
         """The run's events with a sequence greater than ``after`` (one sequential read)."""
         check_id("run id", run_id)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            msg = f"read(after={after!r}): pass a sequence number >= 0"
-            raise ConfigurationError(msg)
+        check_after(after)
         return await self._call(f"read run {run_id!r}", self._store.read, run_id, after)
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:

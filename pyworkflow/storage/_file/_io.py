@@ -77,15 +77,12 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _temp_name(path: str) -> str:
+def _write_temp(path: str, data: bytes, *, sync: bool) -> str:
+    """A new temp file beside ``path`` holding ``data`` (fsynced if ``sync``); its name.
+
+    Nothing is left behind if writing fails."""
     folder, name = os.path.split(path)
-    return f"{folder}/.{name}.{secrets.token_hex(4)}.tmp"
-
-
-def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
-    """Replace ``path`` with ``data`` atomically: a temp file in the same folder, flushed
-    (and fsynced if ``sync``), then ``os.replace``. Readers see the old or the new file."""
-    tmp = _temp_name(path)
+    tmp = f"{folder}/.{name}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
     try:
         try:
@@ -94,6 +91,18 @@ def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
+    """Replace ``path`` with ``data`` atomically: a temp file in the same folder, flushed
+    (and fsynced if ``sync``), then ``os.replace``. Readers see the old or the new file."""
+    tmp = _write_temp(path, data, sync=sync)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
@@ -107,15 +116,8 @@ def write_exclusive(path: str, data: bytes, *, sync: bool) -> bool:
     The content goes to a temp file first and is published with ``os.link``, which fails
     if the name exists: atomic across processes, and nobody ever sees a half-written file.
     """
-    tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    tmp = _write_temp(path, data, sync=sync)
     try:
-        try:
-            write_all(fd, data)
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             os.link(tmp, path)
         except FileExistsError:
