@@ -7,6 +7,7 @@ only, so the records of every backend are the same fold of the same log.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import assert_never
 
 import msgspec
@@ -33,7 +34,7 @@ from ._events import (
 )
 from ._records import HookRecord, HookStatus, RunStatus, StepRecord, WorkflowRun
 
-__all__ = ["Projection", "project"]
+__all__ = ["DUE_EVENTS", "Projection", "due_at", "project"]
 
 _replace = msgspec.structs.replace
 
@@ -98,6 +99,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             tags=event.tags,
             idempotency_key=event.idempotency_key,
             last_sequence=event.sequence,
+            running_since=event.timestamp,
         )
     ts, seq = event.timestamp, event.sequence
     match event:  # the most frequent events first
@@ -110,10 +112,11 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             | SleepStarted()
             | SleepCompleted()
             | HookCreated()
-            | HookReceived()
             | HookExpired()
         ):
             return _replace(run, updated_at=ts, last_sequence=seq)
+        case HookReceived():
+            return _replace(run, woken_at=_woken(run, ts), updated_at=ts, last_sequence=seq)
         case WorkflowStarted():
             msg = f"run {event.run_id!r}: a second workflow_started at sequence {seq}"
             raise CorruptRecordError(msg)
@@ -123,6 +126,8 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
                 status=RunStatus.SUSPENDED,
                 suspended_reason=event.reason,
                 resume_at=event.resume_at,
+                running_since=None,
+                woken_at=None,
                 updated_at=ts,
                 last_sequence=seq,
             )
@@ -132,6 +137,8 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
                 status=RunStatus.RUNNING,
                 suspended_reason=None,
                 resume_at=None,
+                running_since=ts,
+                woken_at=None,
                 updated_at=ts,
                 last_sequence=seq,
             )
@@ -152,6 +159,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
                 run,
                 cancellation_requested=True,
                 cancellation_reason=event.reason,
+                woken_at=_woken(run, ts),
                 updated_at=ts,
                 last_sequence=seq,
             )
@@ -173,8 +181,60 @@ def _finish(
         last_sequence=event.sequence,
         suspended_reason=None,
         resume_at=None,
+        running_since=None,
+        woken_at=None,
         **changes,
     )
+
+
+def _woken(run: WorkflowRun, ts: datetime) -> datetime | None:
+    """A hook payload or cancellation at ``ts`` wakes a suspended run; the first one
+    counts (the same rule as ``RunState.wake_pending`` in ``_replay``)."""
+    if run.status is RunStatus.SUSPENDED and run.woken_at is None:
+        return ts
+    return run.woken_at
+
+
+DUE_EVENTS = (
+    WorkflowStarted,
+    WorkflowSuspended,
+    WorkflowResumed,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowCancelled,
+    CancellationRequested,
+    HookReceived,
+)
+"""The events that may change :func:`due_at` of a run; no other event does (steps never)."""
+
+
+def due_at(run: WorkflowRun) -> datetime | None:
+    """When ``run`` needs an executor (in UTC), or None: the rule of the due-runs index.
+
+    * ``running``: since the event that made it running (``running_since``). It stays due
+      while running, so a run whose executor died is found again; the runtime skips runs
+      whose lock is held.
+    * ``suspended``: at its timer (``resume_at``), or at once if a hook payload or a
+      cancellation arrived since it suspended (``woken_at``), whichever is earlier. A run
+      waiting for a hook with no timer and no such news is not due.
+    * finished (completed, failed, cancelled): never.
+    """
+    if run.status is RunStatus.RUNNING:
+        return _utc(run.running_since or run.created_at)  # None: a record of an older version
+    if run.status is RunStatus.SUSPENDED:
+        if run.woken_at is not None:
+            woken = _utc(run.woken_at)
+            return woken if run.resume_at is None else min(woken, _utc(run.resume_at))
+        return None if run.resume_at is None else _utc(run.resume_at)
+    return None
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one is taken as UTC), so due times compare and sort alike
+    on every backend."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _apply_step(

@@ -58,6 +58,12 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     last_sequence: int = 0
     step_count: int = 0
     """Steps completed so far."""
+    running_since: datetime | None = None
+    """While the run is ``running``: the time of the event that made it so
+    (``workflow_started`` or ``workflow_resumed``). A crashed executor leaves it set."""
+    woken_at: datetime | None = None
+    """While the run is ``suspended``: when the first hook payload or cancellation arrived
+    since it suspended (the replay fold's ``wake_pending``); it must be woken now."""
 
     @property
     def error(self) -> str | None:

@@ -62,6 +62,8 @@ class Checkpoint:
     """``(error_type, message)`` of a final failure, or of an expired hook."""
     attempts: int = 0
     """Step attempts started."""
+    failed_attempt: int = 0
+    """The last step attempt recorded as failed."""
     due: datetime | None = None
     """When a pending timer fires: a sleep's end, a retry, a hook's timeout."""
     hook_id: str | None = None
@@ -88,6 +90,8 @@ class RunState:
     wake_pending: bool = False
     """A hook payload or a cancellation arrived while the run was suspended."""
     result: msgspec.Raw | None = None
+    resumed_at: int = 0
+    """The sequence of the last ``workflow_resumed``."""
 
     @property
     def finished(self) -> bool:
@@ -126,6 +130,7 @@ class RunState:
                 cp.result = event.result
             case StepFailed():
                 cp = self._checkpoint(event.checkpoint, Kind.STEP, event.step_name, event)
+                cp.failed_attempt = event.attempt
                 if event.final:
                     self._resolve(cp, event)
                     cp.error = (event.error_type, event.error_message)
@@ -143,6 +148,7 @@ class RunState:
             case WorkflowResumed():
                 self.status = RunStatus.RUNNING
                 self.wake_pending = False
+                self.resumed_at = event.sequence
             case WorkflowCompleted():
                 self.status = RunStatus.COMPLETED
                 self.result = event.result

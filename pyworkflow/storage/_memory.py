@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from .._core._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
-from .._core._projection import project
+from .._core._projection import DUE_EVENTS, due_at, project
 from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from ._due import DueIndex
 from ._held import HeldRuns
 from ._paging import page_runs
-from ._port import check_after, check_append
+from ._port import check_after, check_append, check_due_query
 
 __all__ = ["InMemoryStorageBackend"]
 
@@ -20,6 +22,9 @@ __all__ = ["InMemoryStorageBackend"]
 # starts with workflow_started, only once; hook events need their hook). Step events are
 # projected when something reads a record, which keeps the per-step append cheap.
 _EAGER = frozenset({WorkflowStarted, HookCreated, HookReceived, HookExpired})
+# Appends with these may move the run in the due index: due_runs projects them first.
+_DUE = frozenset(DUE_EVENTS)
+_NOTABLE = _EAGER | _DUE  # one test on the hot path (steps are neither)
 
 
 class InMemoryStorageBackend:
@@ -27,7 +32,9 @@ class InMemoryStorageBackend:
 
     All mutations happen under one lock with no await inside, so each append is atomic
     for tasks and threads alike. Records are the projection of the whole log whenever they
-    are read: runs whose log grew by step events only are projected on that read.
+    are read: runs whose log grew by step events only are projected on that read. The due
+    index (``due_runs``) is a heap fed by each projection; an append that may move a run in
+    it (a status change) marks the run, and ``due_runs`` projects the marked runs first.
     """
 
     def __init__(self) -> None:
@@ -39,6 +46,9 @@ class InMemoryStorageBackend:
         self._keys: dict[str, str] = {}
         self._held = HeldRuns()
         self._dirty: set[str] = set()
+        self._due = DueIndex()
+        self._due_dirty: set[str] = set()
+        """Runs with an unprojected event that may change their due time."""
 
     async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
         if not events:
@@ -46,11 +56,15 @@ class InMemoryStorageBackend:
         with self._mutex:
             log = self._events.get(run_id)
             check_append(run_id, events, expected_sequence, len(log) if log else 0)
-            if log is None or not _EAGER.isdisjoint(map(type, events)):
+            if log is not None and _NOTABLE.isdisjoint(map(type, events)):
+                log.extend(events)
+                self._dirty.add(run_id)
+            elif log is None or not _EAGER.isdisjoint(map(type, events)):
                 self._settle(run_id, events)
             else:
                 log.extend(events)
                 self._dirty.add(run_id)
+                self._due_dirty.add(run_id)
 
     def _settle(self, run_id: str, new: Sequence[Event] = ()) -> None:
         """Project the run's unprojected events (and ``new`` ones, appended if valid)."""
@@ -62,7 +76,9 @@ class InMemoryStorageBackend:
         self._runs[run_id] = change.run
         self._steps.update(change.steps)
         self._hooks.update(change.hooks)
+        self._due.set(run_id, due_at(change.run))
         self._dirty.discard(run_id)
+        self._due_dirty.discard(run_id)
 
     def _settle_all(self) -> None:
         for run_id in list(self._dirty):
@@ -108,6 +124,13 @@ class InMemoryStorageBackend:
         with self._mutex:
             hooks = list(self._hooks.values())  # hook events are projected at once
         return [h for h in hooks if run_id is None or h.run_id == run_id]
+
+    async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
+        check_due_query(until, limit)
+        with self._mutex:
+            for run_id in list(self._due_dirty):
+                self._settle(run_id)
+            return self._due.upto(until, limit)
 
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         with self._mutex:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from .._core._events import Event
 from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from .._exceptions import ConfigurationError, ConflictError
 
-__all__ = ["StorageBackend", "check_after", "check_append"]
+__all__ = ["StorageBackend", "check_after", "check_append", "check_due_query"]
 
 
 @runtime_checkable
@@ -70,6 +71,22 @@ class StorageBackend(Protocol):
         """Claim ``key`` for ``run_id`` atomically; return the run id that holds it."""
         ...
 
+    async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
+        """Unfinished runs that need an executor by ``until``: ``(due, run_id)``, earliest first
+        (then by run id), at most ``limit``.
+
+        A projection of the log, exact after every append like ``get_run`` (whoever appended,
+        in any process), with the rule of ``pyworkflow._core._projection.due_at``: a running
+        run is due since it became running, a suspended run at its timer or at once when a
+        hook payload or cancellation arrived, a finished run never. Its cost grows with the
+        runs due by ``until``, not with the number of runs. ``due`` is in UTC.
+
+        Raises:
+            ConfigurationError: ``until`` is not an aware datetime, or ``limit`` is not a
+                positive int.
+        """
+        ...
+
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the exclusive right to execute ``run_id`` (released if the holder dies).
 
@@ -87,6 +104,19 @@ def check_after(after: int) -> None:
     """Validate ``read(after=...)`` (shared by all backends)."""
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         msg = f"read(after={after!r}): pass the sequence of the last event seen, >= 0"
+        raise ConfigurationError(msg)
+
+
+def check_due_query(until: datetime, limit: int) -> None:
+    """Validate ``due_runs(until, limit=...)`` (shared by all backends)."""
+    if not isinstance(until, datetime) or until.utcoffset() is None:
+        msg = (
+            f"due_runs(until={until!r}): pass an aware datetime, e.g. datetime.now(UTC) "
+            "(a naive one has no time zone to compare due times with)"
+        )
+        raise ConfigurationError(msg)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        msg = f"due_runs(limit={limit!r}): pass a positive int"
         raise ConfigurationError(msg)
 
 

@@ -4,6 +4,9 @@ Every test that takes the ``backend`` fixture runs once per entry of :data:`BACK
 on asyncio and trio). To put another backend through the contract suite (e.g. Kafka), add
 one :class:`BackendSpec` to :data:`BACKENDS`: a name, an async context manager factory that
 yields a fresh, empty backend, and the marks its tests need (``pytest.mark.kafka``).
+
+``reopen`` gives tests a second instance on the same storage as ``backend`` (what another
+process, or this one after a restart, would open); backends without one (memory) skip.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class BackendSpec:
     make: BackendFactory
     """Yields a fresh, empty backend; may ask ``request`` for other fixtures."""
     marks: tuple[pytest.MarkDecorator, ...] = ()
+    shared: bool = True
+    """Whether ``make`` called again in the same test opens the same storage (a folder, a
+    topic prefix): another instance, as another process would see it."""
 
 
 @asynccontextmanager
@@ -71,7 +77,7 @@ async def _kafka(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec("memory", _memory),
+    BackendSpec("memory", _memory, shared=False),
     BackendSpec("file", _file),
     BackendSpec("kafka", _kafka, marks=(pytest.mark.kafka,)),
 )
@@ -85,3 +91,15 @@ async def backend(
     spec: BackendSpec = request.param
     async with spec.make(request, tmp_path) as storage:
         yield storage
+
+
+Reopen = Callable[[], AbstractAsyncContextManager[StorageBackend]]
+
+
+@pytest.fixture
+def reopen(request: pytest.FixtureRequest, tmp_path: Path, backend: StorageBackend) -> Reopen:
+    """Opens another instance on ``backend``'s storage; skips backends that can't."""
+    spec: BackendSpec = request.node.callspec.params["backend"]
+    if not spec.shared:
+        pytest.skip(f"a {spec.name} backend can't be opened twice")
+    return lambda: spec.make(request, tmp_path)

@@ -168,3 +168,22 @@ def expired_hook_history(h: History) -> tuple[list[Event], str]:
     h.add(WorkflowResumed, reason="resume")
     h.add(HookExpired, hook_id=hook_id, checkpoint=1)
     return h.events, hook_id
+
+
+def suspended_on_sleep(h: History, wake: datetime, name: str = "order_workflow") -> list[Event]:
+    """A run suspended on a sleep until ``wake``."""
+    started(h, name)
+    h.add(SleepStarted, checkpoint=1, duration=(wake - h.now).total_seconds(), resume_at=wake)
+    h.add(WorkflowSuspended, reason="sleep", resume_at=wake)
+    return h.events
+
+
+def waiting_on_hook(h: History, expires_at: datetime | None = None) -> list[Event]:
+    """A run suspended on a hook (with a timeout at ``expires_at``, if given)."""
+    started(h)
+    hook_id = new_hook_id()
+    token = f"{h.run_id}:{hook_id}"
+    h.add(HookCreated, hook_id=hook_id, hook_name="approval", checkpoint=1, token=token,
+          expires_at=expires_at)  # fmt: skip
+    h.add(WorkflowSuspended, reason="hook", resume_at=expires_at)
+    return h.events

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import anyio
 import pytest
 
 from pyworkflow import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
 from pyworkflow._core._events import (
+    CancellationRequested,
     Event,
+    HookCreated,
     HookReceived,
+    SleepCompleted,
     StepCompleted,
     StepFailed,
     StepRetrying,
     StepStarted,
+    WorkflowCompleted,
+    WorkflowResumed,
     WorkflowStarted,
+    WorkflowSuspended,
 )
 from pyworkflow._core._projection import project
 from pyworkflow._core._records import HookStatus, RunStatus
 from pyworkflow.storage import StorageBackend
 
+from .conftest import Reopen
 from .helpers import (
     T0,
     History,
@@ -32,6 +39,8 @@ from .helpers import (
     new_run_id,
     raw,
     started,
+    suspended_on_sleep,
+    waiting_on_hook,
 )
 
 
@@ -473,3 +482,187 @@ async def test_lock_run_does_not_block_appends(backend: StorageBackend) -> None:
         event = h.step(StepStarted, 1, "a")
         await backend.append(h.run_id, [event], expected_sequence=1)
     assert len(await backend.read(h.run_id)) == 2
+
+
+# -- due_runs ---------------------------------------------------------------------------------
+FAR = T0 + timedelta(days=3650)
+
+
+def hook_of(events: list[Event]) -> str:
+    return next(e.hook_id for e in events if isinstance(e, HookCreated))
+
+
+async def test_due_runs_follow_every_status_of_a_run(backend: StorageBackend) -> None:
+    e, _ = full_history(History())
+    run_id = e[0].run_id
+    seen = []
+    for n, event in enumerate(e, start=1):
+        await backend.append(run_id, [event], expected_sequence=n - 1)
+        seen.append(await backend.due_runs(FAR))
+
+    # running: due since it became running, unmoved by steps, retries and sleeps started
+    # suspended: at its timer; on a hook with no timer: not due until the payload arrives
+    retry_at, wake = e[6].resume_at, e[11].resume_at  # type: ignore[union-attr]
+    expected = (
+        [e[0].timestamp] * 6  # started, steps, a failure, step_retrying
+        + [retry_at]  # suspended for the retry
+        + [e[7].timestamp] * 4  # resumed, the retried step, sleep_started
+        + [wake]  # suspended on the sleep
+        + [e[12].timestamp] * 3  # resumed, sleep_completed, hook_created
+        + [None]  # suspended on the hook, no timer
+        + [e[16].timestamp]  # hook_received: woken at once
+        + [e[17].timestamp]  # resumed
+        + [None]  # completed
+    )
+    assert seen == [[] if due is None else [(due, run_id)] for due in expected]
+
+
+async def test_a_cancellation_wakes_a_suspended_run_at_once(backend: StorageBackend) -> None:
+    e = cancelled_history(History())
+    run_id = e[0].run_id
+    seen = []
+    for n, event in enumerate(e, start=1):
+        await backend.append(run_id, [event], expected_sequence=n - 1)
+        seen.append(await backend.due_runs(FAR))
+
+    wake = e[2].resume_at  # type: ignore[union-attr]
+    assert e[3].timestamp < wake
+    expected = [e[0].timestamp, e[0].timestamp, wake, e[3].timestamp, e[4].timestamp, None]
+    assert seen == [[] if due is None else [(due, run_id)] for due in expected]
+
+
+async def test_the_first_news_wakes_a_run_and_a_running_run_stays_put(
+    backend: StorageBackend,
+) -> None:
+    h = History()
+    expires = T0 + timedelta(hours=1)
+    first = started(h)
+    hook_id = new_hook_id()
+    h.add(HookCreated, hook_id=hook_id, hook_name="approval", checkpoint=1,
+          token=f"{h.run_id}:{hook_id}", expires_at=expires)  # fmt: skip
+    h.add(CancellationRequested, reason="while running")
+    await append_all(backend, h.events)
+    assert await backend.due_runs(FAR) == [(first.timestamp, h.run_id)]  # news for a running run
+
+    suspended = h.add(WorkflowSuspended, reason="hook", resume_at=expires)
+    await backend.append(h.run_id, [suspended], expected_sequence=3)
+    assert await backend.due_runs(FAR) == [(expires, h.run_id)]  # the hook's timeout
+    payload = h.add(HookReceived, hook_id=hook_id, checkpoint=1, payload=raw(1))
+    await backend.append(h.run_id, [payload], expected_sequence=4)
+    assert await backend.due_runs(FAR) == [(payload.timestamp, h.run_id)]
+    late = h.add(CancellationRequested, reason="too late")
+    await backend.append(h.run_id, [late], expected_sequence=5)
+    assert await backend.due_runs(FAR) == [(payload.timestamp, h.run_id)]  # the first counts
+
+
+async def test_due_runs_follow_appends_of_several_events(backend: StorageBackend) -> None:
+    h = History()
+    wake = T0 + timedelta(minutes=10)
+    first, sleep, suspended = suspended_on_sleep(h, wake)
+    await backend.append(h.run_id, [first, sleep, suspended], expected_sequence=0)
+    assert await backend.due_runs(FAR) == [(wake, h.run_id)]
+
+    batch = [
+        h.add(WorkflowResumed, reason="resume"),
+        h.add(SleepCompleted, checkpoint=1),
+        h.add(WorkflowCompleted, result=raw(None)),
+    ]
+    await backend.append(h.run_id, batch, expected_sequence=3)
+    assert await backend.due_runs(FAR) == []
+
+
+async def _due_mix(backend: StorageBackend) -> list[tuple[datetime, str]]:
+    """Runs of every kind; returns the due ones, earliest first (ties by run id)."""
+    one_hour = T0 + timedelta(hours=1)
+    due: list[tuple[datetime, str]] = []
+    for wake in (T0 + timedelta(hours=3), one_hour, one_hour, one_hour):
+        events = suspended_on_sleep(History(), wake)
+        await append_all(backend, events)
+        due.append((wake, events[0].run_id))
+    running = [started(History(start=T0 + timedelta(hours=2)))]
+    await append_all(backend, running)
+    due.append((running[0].timestamp, running[0].run_id))
+    await append_all(backend, waiting_on_hook(History()))  # not due
+    await append_all(backend, failed_history(History()))  # finished
+    await append_all(backend, cancelled_history(History()))
+    return sorted(due)
+
+
+async def test_due_runs_earliest_first_up_to_until(backend: StorageBackend) -> None:
+    due = await _due_mix(backend)
+    one_hour = T0 + timedelta(hours=1)
+
+    assert await backend.due_runs(FAR) == due
+    assert [d for d, _ in due] == sorted(d for d, _ in due) and due[0][0] == one_hour
+    assert await backend.due_runs(one_hour) == due[:3]  # until is inclusive
+    assert await backend.due_runs(one_hour - timedelta(microseconds=1)) == []
+    assert await backend.due_runs(T0 + timedelta(hours=2, seconds=1)) == due[:4]
+    elsewhere = timezone(timedelta(hours=5, minutes=30))
+    assert await backend.due_runs(one_hour.astimezone(elsewhere)) == due[:3]
+    assert all(d.utcoffset() == timedelta(0) for d, _ in await backend.due_runs(FAR))
+
+
+async def test_due_runs_stops_at_limit(backend: StorageBackend) -> None:
+    due = await _due_mix(backend)
+    assert await backend.due_runs(FAR, limit=1) == due[:1]
+    assert await backend.due_runs(FAR, limit=2) == due[:2]
+    assert await backend.due_runs(FAR, limit=4) == due[:4]
+    assert await backend.due_runs(FAR, limit=100) == due
+    assert await backend.due_runs(FAR, limit=2) == due[:2]  # asking changes nothing
+
+
+async def test_due_runs_of_an_empty_storage(backend: StorageBackend) -> None:
+    assert await backend.due_runs(FAR) == []
+
+
+@pytest.mark.parametrize(
+    ("until", "limit", "match"),
+    [
+        (datetime(2025, 1, 1), 10, "aware datetime"),
+        ("2025-01-01T00:00:00Z", 10, "aware datetime"),
+        (T0.date(), 10, "aware datetime"),
+        (None, 10, "aware datetime"),
+        (T0, 0, "positive int"),
+        (T0, -1, "positive int"),
+        (T0, True, "positive int"),
+        (T0, 2.5, "positive int"),
+        (T0, "10", "positive int"),
+    ],
+)
+async def test_due_runs_rejects_bad_arguments(
+    backend: StorageBackend, until: object, limit: object, match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match) as info:
+        await backend.due_runs(until, limit=limit)  # type: ignore[arg-type]
+    assert repr(until if match == "aware datetime" else limit) in str(info.value)
+
+
+async def test_due_runs_see_appends_of_another_instance(
+    backend: StorageBackend, reopen: Reopen
+) -> None:
+    h = History()
+    events = waiting_on_hook(h)
+    await append_all(backend, events)
+    assert await backend.due_runs(FAR) == []
+
+    async with reopen() as other:
+        assert await other.due_runs(FAR) == []
+        payload = h.add(HookReceived, hook_id=hook_of(events), checkpoint=1, payload=raw(1))
+        await other.append(h.run_id, [payload], expected_sequence=3)
+        assert await backend.due_runs(FAR) == [(payload.timestamp, h.run_id)]
+        resumed = h.add(WorkflowResumed, reason="woken")
+        await other.append(h.run_id, [resumed], expected_sequence=4)
+        assert await backend.due_runs(FAR) == [(resumed.timestamp, h.run_id)]
+
+        wake = T0 + timedelta(days=2)
+        second = suspended_on_sleep(History(), wake)
+        await append_all(backend, second)
+        both = [(resumed.timestamp, h.run_id), (wake, second[0].run_id)]
+        assert await other.due_runs(FAR) == both
+        done = h.add(WorkflowCompleted, result=raw(None))
+        await other.append(h.run_id, [done], expected_sequence=5)
+        assert await backend.due_runs(FAR) == [(wake, second[0].run_id)]
+
+    async with reopen() as restarted:  # a new process: from what storage holds
+        assert await restarted.due_runs(FAR) == [(wake, second[0].run_id)]
+        assert await restarted.due_runs(wake - timedelta(seconds=1)) == []

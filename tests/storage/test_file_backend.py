@@ -130,7 +130,7 @@ async def test_layout_is_the_seeds(tmp_path: Path) -> None:
         pass
 
     folders = {p.name for p in base.iterdir()}
-    assert folders == SEED_FOLDERS | {"idempotency"}
+    assert folders == SEED_FOLDERS | {"idempotency", ".due"}  # .due: the due-runs index
     files = set(files_under(base))
     digest = hashlib.sha256(b"order-1").hexdigest()
     assert files == {
@@ -142,6 +142,7 @@ async def test_layout_is_the_seeds(tmp_path: Path) -> None:
         f"idempotency/{digest}.json",
         f".locks/{run_id}.append.lock",
         f".locks/{run_id}.lock",
+        ".due/.built",  # the run completed: its entries and their folders are gone
     }
 
 

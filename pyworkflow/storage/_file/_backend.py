@@ -46,6 +46,11 @@ Design (see ``_file_paths.Layout`` for the folders):
   remedy (delete it: it is rebuilt from the log); ``list_runs`` and ``list_hooks()`` skip
   such a run or hook with a warning; an ``append`` rebuilds the run's records from its log,
   so a corrupt record never blocks a run.
+* **The due index** (``.due/``, see ``_file_due``): an empty file per unfinished run that
+  needs an executor, named by its due time and run id, in a folder per minute. Made and
+  removed only by appends that move the run's due time (never by a step), the new entry
+  before the log write and the old one after, so a crash leaves a superset; ``due_runs``
+  lists only the minutes up to ``until`` and checks what it returns against the log.
 * **Locks** (``flock``, released by the OS when a process dies):
   ``.locks/{run_id}.append.lock`` is held exclusively around check-sequence-then-write
   and flushes, and shared by readers, so ``append`` is atomic across processes and readers
@@ -75,6 +80,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -86,7 +92,7 @@ from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, Workfl
 from ..._exceptions import ConfigurationError, StorageError
 from ..._logging import make_logger
 from .._paging import check_limit, page_runs
-from .._port import check_after
+from .._port import check_after, check_due_query
 from ._io import Offload
 from ._paths import Layout, check_id
 from ._records import Claim
@@ -112,7 +118,9 @@ class FileStorageBackend:
     ``get_hook`` one ``fstat`` when cached, else the run file and the log after it (at
     most ~64 KiB) plus the record's file; ``list_runs`` one ``stat`` per run plus a fold of
     the logs that grew since the last listing; ``list_hooks(run_id)`` one read of that
-    run's log; ``list_hooks()`` reads every hook file.
+    run's log; ``list_hooks()`` reads every hook file; ``due_runs`` lists the ``.due/``
+    folders of the minutes up to ``until`` and checks each run found (an ``fstat`` when
+    cached), never the runs due later.
 
     Args:
         base_path: the storage folder, e.g. ``"./workflow_data"``.
@@ -237,6 +245,16 @@ class FileStorageBackend:
             return await self._call("list hooks", self._store.all_hooks, inline=False)
         events = await self.read(run_id)
         return list(project(None, events).hooks.values()) if events else []
+
+    async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
+        """Unfinished runs that need an executor by ``until``, earliest first (see
+        ``StorageBackend.due_runs``), from the ``.due/`` index: lists the folders of the
+        minutes up to ``until`` and checks each entry found against its run's log (a
+        stale entry, left by a crash, is removed then). In a worker thread.
+        """
+        check_due_query(until, limit)
+        find = functools.partial(self._store.due_runs, until, limit)
+        return await self._call("list due runs", find, inline=False)
 
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         """Claim ``key`` for ``run_id`` (first claim wins, across processes); return the

@@ -47,7 +47,8 @@ class Layout:
     ├── steps/        {step_id}.json       step records
     ├── hooks/        {hook_id}.json       hook records
     ├── idempotency/  {sha256(key)}.json   idempotency claims: {"key": .., "run_id": ..}
-    └── .locks/       {run_id}.lock, {run_id}.append.lock   flock files
+    ├── .locks/       {run_id}.lock, {run_id}.append.lock   flock files
+    └── .due/         {YYYYMMDD}/{HHMM}/{due}_{run_id}     the due-runs index (``_file_due``)
 
     File paths are plain ``str`` (built on every append: ``pathlib`` costs microseconds).
     """
@@ -67,9 +68,11 @@ class Layout:
         self.hooks = os.path.join(root, "hooks")
         self.idempotency = os.path.join(root, "idempotency")
         self.locks = os.path.join(root, ".locks")
+        self.due = os.path.join(root, ".due")
 
     @property
     def folders(self) -> tuple[str, ...]:
+        """The folders made on first use (``.due/`` is made by the due index itself)."""
         return (self.runs, self.events, self.steps, self.hooks, self.idempotency, self.locks)
 
     def run(self, run_id: str) -> str:

@@ -7,7 +7,10 @@ before any side effect, and the backend calls it again in a worker thread).
 An append, the hot path: take the run's append lock (flock), ``fstat`` the log to check
 the expected sequence against the cached :class:`LogMark`, fold the events into the run's
 :class:`Live` (``project()``, in memory), ``write`` the lines, ``fstat``, unlock. Record files
-are written only at flush points (see :meth:`FileStore._flush`), never per step.
+are written only at flush points (see :meth:`FileStore._flush`), never per step. An append
+that moves the run's due time (a status change, a hook payload or cancellation while
+suspended) also makes the new ``.due/`` entry before its write and removes the old one after
+(``_file_due``, invariant I1).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from datetime import datetime
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..._core._events import (
@@ -27,10 +31,11 @@ from ..._core._events import (
     WorkflowFailed,
     WorkflowSuspended,
 )
-from ..._core._projection import Projection, project
+from ..._core._projection import DUE_EVENTS, Projection, due_at, project
 from ..._core._records import HookRecord, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
 from .._port import check_append
+from ._due import DueFolder
 from ._io import Offload, flocked, fsync_dir, write_all, write_atomic
 from ._listing import RunListing
 from ._locks import publish_claim, read_claim, release_run_lock, take_run_lock
@@ -80,8 +85,21 @@ class _Due(NamedTuple):
     hooks: tuple[str, ...]
 
 
-def _files(due: _Due) -> int:
-    return len(due.steps) + len(due.hooks) + due.full
+_Move = tuple[datetime | None, datetime | None]
+"""A run's due time before and after an append that changes it."""
+
+
+def _files(due: _Due, move: _Move | None = None) -> int:
+    return len(due.steps) + len(due.hooks) + due.full + (move is not None and move[1] is not None)
+
+
+def _move(live: Live | None, change: Projection, events: Sequence[Event]) -> _Move | None:
+    """How the append of ``events`` moves the run in the due index; None: it doesn't."""
+    if not any(isinstance(event, DUE_EVENTS) for event in events):
+        return None  # steps and timers never move it: the hot path pays nothing
+    before = due_at(live.run) if live is not None else None
+    after = due_at(change.run)
+    return None if before == after else (before, after)
 
 
 class FileStore:
@@ -95,6 +113,8 @@ class FileStore:
         self._listing = RunListing(layout, functools.partial(self.project_run, inline=False), log)
         self._ready = False
         self._marks: Lru[str, LogMark] = Lru(_CACHE_SIZE)
+        self.index = DueFolder(layout.due)
+        self._indexed = False
 
     def forget(self) -> None:
         self._marks.clear()
@@ -105,6 +125,7 @@ class FileStore:
             return
         for folder in self.layout.folders:
             os.makedirs(folder, exist_ok=True)
+        self.index.ensure(self.layout.events, sync=self.durability != "none")
         if self.durability != "none":
             fsync_dir(str(self.layout.base))
         self._ready = True
@@ -142,13 +163,22 @@ class FileStore:
                 live, change = self._project(run_id, fd, mark, events, inline=inline)
                 start = mark.end if mark is not None else 0
                 due = self._due(run_id, live, change, events, start + len(payload))
-                if inline and self._blocks(due):
+                move = _move(live, change, events)
+                if inline and self._blocks(due, move):
                     raise Offload
+                if move is not None and move[1] is not None:  # I1: the new entry first
+                    self.index.add(move[1], run_id, sync=self.durability != "none")
                 created = fd is None
                 if fd is None:
                     fd = _open_log(path, create=True)
                     assert fd is not None
-                self._write_log(fd, start, payload, sync=sync, created=created)
+                try:
+                    self._write_log(fd, start, payload, sync=sync, created=created)
+                except BaseException:
+                    if move is not None and move[1] is not None:
+                        with suppress(OSError):
+                            self.index.remove(move[1], run_id)
+                    raise
                 st = os.fstat(fd)
             finally:
                 if fd is not None:
@@ -157,6 +187,8 @@ class FileStore:
             self._marks.put(run_id, new_mark)
             live = self.view.commit(run_id, live, change, new_mark)
             self._flush(run_id, live, due)
+            if move is not None and move[0] is not None:  # I1: the old entry last
+                self._unindex(run_id, move[0])
 
     def _write_log(self, fd: int, start: int, payload: bytes, *, sync: bool, created: bool) -> None:
         """Append ``payload`` and make it durable per policy, or undo it and raise."""
@@ -222,10 +254,19 @@ class FileStore:
         foreign = tuple(s for s in change.steps if step_owner(s) != run_id)
         return _Due(False, foreign, tuple(change.hooks))
 
+    def _unindex(self, run_id: str, due: datetime) -> None:
+        """Remove a run's entry that is no longer its due time; a failure leaves a stale
+        entry, which ``due_runs`` removes when it comes due."""
+        try:
+            self.index.remove(due, run_id)
+        except OSError as exc:
+            self.log.warning("due_entry_remove_failed", run_id=run_id, error=str(exc))
+
     # -- flushing record files ------------------------------------------------------------
-    def _blocks(self, due: _Due) -> bool:
-        """Whether writing ``due`` may block the event loop: an fsync, or many files."""
-        files = _files(due)
+    def _blocks(self, due: _Due, move: _Move | None = None) -> bool:
+        """Whether writing ``due`` (and a due entry) may block the event loop: an fsync, or
+        many files."""
+        files = _files(due, move)
         return files > _INLINE_FILES or (files > 0 and self.durability != "none")
 
     def _flush(self, run_id: str, live: Live, due: _Due) -> None:
@@ -414,6 +455,73 @@ class FileStore:
             if hook is not None:
                 hooks.append(hook)
         return sorted(hooks, key=lambda h: (h.created_at, h.hook_id))
+
+    # -- the due index ------------------------------------------------------------------
+    def due_runs(self, until: datetime, limit: int, *, inline: bool) -> list[tuple[datetime, str]]:
+        """Runs due by ``until``, earliest first: the ``.due/`` entries up to ``until``, each
+        checked against its run's projection (``_file_due``, invariant I2)."""
+        self.ensure_layout()
+        if not self._indexed:
+            if not self.index.built():
+                self._build_index()
+            self._indexed = True
+        found: dict[str, datetime] = {}
+        for due, run_id in self.index.scan(until):
+            if len(found) >= limit:
+                break
+            if found.get(run_id) == due:
+                continue
+            try:
+                live = self._live(run_id, strict=False, inline=inline)
+                current = due_at(live.run) if live is not None else None
+                if current != due:
+                    current = self._reindex(run_id, due, inline=inline, report=True)
+            except CorruptRecordError as exc:
+                self.log.warning("due_entry_skipped", run_id=run_id, error=str(exc))
+                continue
+            if current is not None and current <= due:  # a later one is met further on
+                found[run_id] = current
+        return sorted((due, run_id) for run_id, due in found.items())[:limit]
+
+    def _reindex(
+        self, run_id: str, stale: datetime | None, *, inline: bool, report: bool
+    ) -> datetime | None:
+        """Under the run's exclusive append lock: give the run its current entry, and remove
+        the one at ``stale`` unless that is it. Returns the run's due time."""
+        with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
+            fd = _open_log(self.layout.log(run_id), write=False)
+            live = None
+            if fd is not None:
+                try:
+                    mark = self._sync_mark(fd, run_id, repair=False)
+                    live = self.view.current(run_id, fd, mark, strict=False, inline=inline)
+                finally:
+                    os.close(fd)
+            current = due_at(live.run) if live is not None else None
+            if current is not None and not self.index.has(current, run_id):
+                self.index.add(current, run_id, sync=self.durability != "none")
+                if report:  # I1 was broken: a power loss with durability "none"?
+                    self.log.warning("due_entry_restored", run_id=run_id, due=str(current))
+            if stale is not None and stale != current:
+                self.index.remove(stale, run_id)
+                self.log.info("stale_due_entry_removed", run_id=run_id, due=str(stale))
+        return current
+
+    def _build_index(self) -> None:
+        """Index every run in ``events/`` (a storage folder from a version without the
+        index): once per folder, then ``.due/.built`` says it is done."""
+        runs = 0
+        for name in os.listdir(self.layout.events):
+            run_id = name[: -len(".jsonl")]
+            if not name.endswith(".jsonl") or not is_id(run_id):
+                continue
+            try:
+                self._reindex(run_id, None, inline=False, report=False)
+            except CorruptRecordError as exc:
+                self.log.warning("due_entry_skipped", run_id=run_id, error=str(exc))
+            runs += 1
+        self.index.mark_built(sync=self.durability != "none")
+        self.log.info("due_index_built", runs=runs)
 
     # -- claims and locks ---------------------------------------------------------------
     def claim(self, path: str, claim: Claim, *, inline: bool) -> str:

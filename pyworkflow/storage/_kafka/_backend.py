@@ -61,7 +61,9 @@ the fold (last sequence per run + offsets) instead of offset 0. A read costs one
 ``ListOffsets`` round trip plus a slice of the run's list; an append one produce plus the
 wait for the own consumer (~2 ms each on a local broker). Never add partitions to
 ``{prefix}.events``: a run's key would move to another partition, and its events would no
-longer be totally ordered.
+longer be totally ordered. ``due_runs`` reads a heap of unfinished runs by due time, fed by
+the same fold (so it is rebuilt at start-up with the views): one ``ListOffsets`` round trip
+plus O(k log n) for k runs due.
 
 **Threads.** aiokafka is asyncio-only: the backend runs it on its own asyncio loop in one
 thread, for asyncio and trio callers alike (see ``_bridge``). ``await start()`` (or the first
@@ -76,6 +78,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -85,7 +88,7 @@ from ..._exceptions import StorageError
 from ..._logging import make_logger
 from .._held import HeldRuns
 from .._paging import check_limit
-from .._port import check_after, check_append
+from .._port import check_after, check_append, check_due_query
 from ._bridge import LoopThread, wait_future
 from ._core import KafkaCore
 from ._settings import KafkaSettings
@@ -274,6 +277,13 @@ class KafkaStorageBackend:
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         """Hooks of one run (or of all runs), oldest first."""
         return await self._call(lambda core: core.list_hooks(run_id))
+
+    async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
+        """Unfinished runs that need an executor by ``until``, earliest first (see
+        ``StorageBackend.due_runs``): from the views' in-memory due index, after catching up
+        with the events topic (one ``ListOffsets`` round trip)."""
+        check_due_query(until, limit)
+        return await self._call(lambda core: core.due_runs(until, limit))
 
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         """Claim ``key`` for ``run_id``; the first claim in the log wins. Returns the holder."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 from collections.abc import Awaitable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -397,6 +398,11 @@ class KafkaCore:
     ) -> RunPage:
         await self.sync_all()
         return self.views.list_runs(status, workflow_name, limit, cursor)
+
+    async def due_runs(self, until: datetime, limit: int) -> list[tuple[datetime, str]]:
+        events = [tp for tp in self._assigned if tp.topic == self.topics.events]
+        await self._catch_up(events, f"reading topic {self.topics.events!r}")
+        return self.views.due.upto(until, limit)
 
     async def get_step(self, step_id: str) -> StepRecord | None:
         await self.sync_all()

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..._core._events import Event
-from ..._core._projection import Projection, project
+from ..._core._projection import Projection, due_at, project
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
+from .._due import DueIndex
 from .._paging import page_runs
 from ._codec import Claim, EventRecord
 
@@ -46,10 +47,12 @@ class Verdict:
 
 
 class Views:
-    """Run logs, run/step/hook records and idempotency claims, folded from the topics.
+    """Run logs, run/step/hook records, the due index and idempotency claims, folded from
+    the topics.
 
     Memory: every accepted event stays decoded in ``logs`` (a few hundred bytes per event
-    plus its payload), and one record per run, step and hook.
+    plus its payload), and one record per run, step and hook, and a due entry per unfinished
+    run (``due``: fed by every accepted append, like the records).
     """
 
     def __init__(self) -> None:
@@ -58,6 +61,7 @@ class Views:
         self.steps: dict[str, StepRecord] = {}
         self.hooks: dict[str, HookRecord] = {}
         self.keys: dict[str, str] = {}
+        self.due = DueIndex()
         self._hooks_of_run: dict[str, list[str]] = {}
         self._partial: dict[int, list[EventRecord]] = {}
 
@@ -101,6 +105,7 @@ class Views:
             self.logs[run_id] = log = []
         log.extend(events)
         self.runs[run_id] = change.run
+        self.due.set(run_id, due_at(change.run))
         self.steps.update(change.steps)
         for hook_id, hook in change.hooks.items():
             if hook_id not in self.hooks:
