@@ -35,7 +35,10 @@ from ._exceptions import RunNotFoundError as RunNotFoundError
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import StepFailedError as StepFailedError
 from ._exceptions import StorageError as StorageError
+from ._exceptions import TransientStorageError as TransientStorageError
+from ._exceptions import WorkflowCancelledError as WorkflowCancelledError
 from ._exceptions import WorkflowError as WorkflowError
+from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
 from ._execution._hooks import TypedHook as TypedHook
@@ -75,9 +78,12 @@ __all__ = [
     "StepFailedError",
     "StepRecord",
     "StorageError",
+    "TransientStorageError",
     "TypedHook",
     "Workflow",
+    "WorkflowCancelledError",
     "WorkflowError",
+    "WorkflowFailedError",
     "WorkflowNotRegisteredError",
     "WorkflowRun",
     "cancel_workflow",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import default_storage, settings, state_cache
+from ._config import Host, default_storage, host_for, settings, state_cache
 from ._core._events import Event
 from ._core._records import RunPage, RunStatus, WorkflowRun
 from ._execution._engine import Engine
@@ -32,6 +32,12 @@ def _store(storage: StorageBackend | None) -> StorageBackend:
     return storage if storage is not None else default_storage()
 
 
+def _host(storage: StorageBackend | None) -> Host | None:
+    """The supervisor that owns this storage's runs in this process, if one is open: calls
+    then go to the run's actor instead of executing beside it."""
+    return host_for(_store(storage))
+
+
 async def start(
     workflow: Workflow[..., Any],
     /,
@@ -56,6 +62,9 @@ async def start(
         TypeError: the arguments don't fit the workflow's signature.
         SerializationError: an argument can't be stored (nothing is written).
     """
+    host = _host(storage)
+    if host is not None:
+        return await host.start_and_rest(workflow, args, kwargs, idempotency_key)
     return await _engine(storage).start(workflow, args, kwargs, idempotency_key=idempotency_key)
 
 
@@ -71,6 +80,9 @@ async def resume(run_id: str, *, storage: StorageBackend | None = None) -> Any:
         RunLockedError: another task or process is executing it right now.
         NonDeterminismError: the code no longer matches the log (nothing is written).
     """
+    host = _host(storage)
+    if host is not None:
+        return await host.resume_and_rest(run_id)
     return await _engine(storage).resume(run_id)
 
 
@@ -85,6 +97,9 @@ async def cancel_workflow(
     Raises:
         RunNotFoundError: no such run.
     """
+    host = _host(storage)
+    if host is not None:
+        return await host.cancel_and_rest(run_id, reason)
     return await _engine(storage).cancel(run_id, reason)
 
 
@@ -100,6 +115,9 @@ async def resume_hook(
         HookAlreadyReceivedError / HookExpiredError: the hook can no longer be resumed.
         HookPayloadError: a typed hook's payload failed validation (nothing is written).
     """
+    host = _host(storage)
+    if host is not None:
+        return await host.resume_hook_and_rest(token, payload)
     return await _engine(storage).resume_hook(token, payload)
 
 

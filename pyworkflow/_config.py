@@ -8,7 +8,7 @@ keeps it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._exceptions import ConfigurationError
 from ._execution._clock import Clock, SystemClock
@@ -17,12 +17,17 @@ from ._logging import make_logger
 from .storage._memory import InMemoryStorageBackend
 
 if TYPE_CHECKING:
+    from ._core._records import WorkflowRun
     from .storage import StorageBackend
 
 __all__ = [
+    "Host",
     "Settings",
+    "add_host",
     "configure",
     "default_storage",
+    "host_for",
+    "remove_host",
     "reset_config",
     "settings",
     "state_cache",
@@ -41,6 +46,24 @@ class Settings:
     log: Any = field(default_factory=make_logger)
 
 
+class Host(Protocol):
+    """What the module-level API routes to when a supervisor hosts a storage's runs."""
+
+    async def start_and_rest(
+        self,
+        wf: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        idempotency_key: str | None,
+    ) -> str: ...
+
+    async def resume_and_rest(self, run_id: str) -> Any: ...
+
+    async def cancel_and_rest(self, run_id: str, reason: str | None) -> bool: ...
+
+    async def resume_hook_and_rest(self, token: str, payload: Any) -> WorkflowRun: ...
+
+
 class _Holder:
     """Holds the current Settings; the one module-level object of the configuration."""
 
@@ -48,6 +71,8 @@ class _Holder:
         self.current = Settings()
         self.fallback_storage: StorageBackend | None = None
         self.states = StateCache()
+        self.hosts: dict[int, tuple[StorageBackend, Host]] = {}
+        """Supervisors open in this process, by the id of the storage whose runs they host."""
 
 
 _holder = _Holder()
@@ -61,6 +86,28 @@ def settings() -> Settings:
 def state_cache() -> StateCache:
     """The process-wide cache of folded run states (see ``_state_cache``)."""
     return _holder.states
+
+
+def host_for(storage: StorageBackend) -> Host | None:
+    """The supervisor that hosts ``storage``'s runs in this process, if one is open."""
+    entry = _holder.hosts.get(id(storage))
+    return entry[1] if entry is not None and entry[0] is storage else None
+
+
+def add_host(storage: StorageBackend, host: Host) -> None:
+    """Route the module-level API's calls on ``storage`` to ``host`` (one per storage)."""
+    if host_for(storage) is not None:
+        msg = (
+            f"a Supervisor already hosts the runs of {storage!r} in this process; "
+            "use that one (one owner per run)"
+        )
+        raise ConfigurationError(msg)
+    _holder.hosts[id(storage)] = (storage, host)
+
+
+def remove_host(storage: StorageBackend, host: Host) -> None:
+    if host_for(storage) is host:
+        del _holder.hosts[id(storage)]
 
 
 def default_storage() -> StorageBackend:

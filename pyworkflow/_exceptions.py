@@ -16,9 +16,12 @@ Every error a user can catch derives from :class:`WorkflowError`::
     ├── ConflictError               another writer appended to the run first
     │   └── RunLockedError          the run is being executed by someone else right now
     ├── StorageError                a backend could not read or write (foreign errors wrapped)
+    │   ├── TransientStorageError   ...but a retry may succeed (broker or disk unavailable)
     │   └── CorruptRecordError      a stored record could not be decoded
     ├── StepFailedError             a step's recorded failure whose type can't be rebuilt
     ├── CancellationError           raised inside a workflow at its next checkpoint
+    ├── WorkflowFailedError         Supervisor.result() of a run that failed
+    ├── WorkflowCancelledError      Supervisor.result() of a run that was cancelled
     ├── FatalError                  raise from a step: never retried
     └── RetryableError              raise from a step: retried, optionally after ``retry_after``
 
@@ -48,7 +51,10 @@ __all__ = [
     "SerializationError",
     "StepFailedError",
     "StorageError",
+    "TransientStorageError",
+    "WorkflowCancelledError",
     "WorkflowError",
+    "WorkflowFailedError",
     "WorkflowNotRegisteredError",
 ]
 
@@ -133,6 +139,19 @@ class RunLockedError(ConflictError):
 class StorageError(WorkflowError):
     """A storage backend failed to read or write."""
 
+    retriable = False
+    """Whether retrying the same call may succeed (see TransientStorageError)."""
+
+
+class TransientStorageError(StorageError):
+    """A storage failure that a retry may cure (a broker or disk briefly unavailable).
+
+    The runtime retries these with backoff; a workflow never sees them. Any other
+    ``StorageError`` is permanent: retrying the same call won't help.
+    """
+
+    retriable = True
+
 
 class CorruptRecordError(StorageError):
     """A stored record could not be decoded."""
@@ -157,6 +176,26 @@ class CancellationError(WorkflowError):
 
     def __init__(self, reason: str | None = None) -> None:
         super().__init__(f"workflow cancelled: {reason}" if reason else "workflow cancelled")
+        self.reason = reason
+
+
+class WorkflowFailedError(WorkflowError):
+    """The run failed: ``error_type`` and ``error_message`` are what it recorded."""
+
+    def __init__(self, run_id: str, error_type: str, message: str) -> None:
+        super().__init__(f"workflow run {run_id!r} failed with {error_type}: {message}")
+        self.run_id = run_id
+        self.error_type = error_type
+        self.error_message = message
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The run was cancelled (``reason`` as given to ``cancel_workflow``)."""
+
+    def __init__(self, run_id: str, reason: str | None = None) -> None:
+        why = f": {reason}" if reason else ""
+        super().__init__(f"workflow run {run_id!r} was cancelled{why}")
+        self.run_id = run_id
         self.reason = reason
 
 

@@ -15,6 +15,7 @@ from .._api import cancel_workflow, resume, resume_hook
 from .._core._records import HookRecord, HookStatus, RunStatus, WorkflowRun
 from .._exceptions import InvalidTokenError, WorkflowNotRegisteredError
 from .._execution._hooks import parse_token
+from .._execution._registry import registry
 from ._common import APP_ENV, CliEnv, CommandFailed, ExitCode
 from ._output import fmt_time, fmt_value, render_table
 from ._runs import require_run, run_document
@@ -37,9 +38,13 @@ def _state_text(run: WorkflowRun) -> str:
     return status
 
 
-def _without_code(exc: WorkflowNotRegisteredError) -> str:
+def _without_code(run: WorkflowRun) -> str | None:
+    """What to say of a delivery to a run whose code this process doesn't have (the event
+    is recorded; the run goes on where its code runs), or None."""
+    if run.status.is_finished or registry.workflow(run.workflow_name) is not None:
+        return None
     return (
-        f"no @workflow {exc.workflow_name!r} in this process, so the run continues when "
+        f"no @workflow {run.workflow_name!r} in this process, so the run continues when "
         f"resumed by one that has its code (pyworkflow resume RUN_ID --app MODULE, or "
         f"${APP_ENV})"
     )
@@ -76,12 +81,9 @@ async def cmd_cancel(env: CliEnv) -> int:
     if run.status.is_finished:
         msg = f"run {run_id} is already {run.status.value}; there is nothing to cancel"
         raise CommandFailed(msg, ExitCode.CONFLICT)
-    pending: str | None = None
-    try:
-        requested = await cancel_workflow(run_id, reason=env.args.reason, storage=env.storage)
-    except WorkflowNotRegisteredError as exc:
-        requested, pending = True, _without_code(exc)
+    requested = await cancel_workflow(run_id, reason=env.args.reason, storage=env.storage)
     after = await require_run(env, run_id)
+    pending = _without_code(after)
     if not requested:
         msg = f"run {run_id} finished ({after.status.value}) before it could be cancelled"
         raise CommandFailed(msg, ExitCode.CONFLICT)
@@ -139,12 +141,8 @@ async def cmd_hooks_send(env: CliEnv) -> int:
     except InvalidTokenError as exc:
         raise CommandFailed(str(exc), ExitCode.USAGE) from None
     payload = _payload(env.args.payload)
-    pending: str | None = None
-    try:
-        run = await resume_hook(token, payload, storage=env.storage)
-    except WorkflowNotRegisteredError as exc:
-        pending = _without_code(exc)
-        run = await require_run(env, run_id)
+    run = await resume_hook(token, payload, storage=env.storage)
+    pending = _without_code(run)
     if pending is not None:
         text = f"payload recorded for run {run_id}; {pending}"
     else:

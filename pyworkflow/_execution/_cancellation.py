@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from ._context import RunContext, current_context
+from ._context import shielded
 
 __all__ = ["shield"]
 
@@ -15,7 +15,9 @@ __all__ = ["shield"]
 @asynccontextmanager
 async def shield() -> AsyncIterator[None]:
     """Inside ``async with shield():`` checkpoints don't raise CancellationError and the
-    code is shielded from task cancellation, so cleanup steps run to completion.
+    code is shielded from task cancellation, so cleanup steps run to completion. The shield
+    covers the task that entered it (and tasks it starts inside the block), never its
+    sibling branches.
 
     Example::
 
@@ -24,12 +26,5 @@ async def shield() -> AsyncIterator[None]:
                 await release_inventory(order_id)
             raise
     """
-    ctx = current_context()
-    with anyio.CancelScope(shield=True):
-        if isinstance(ctx, RunContext):
-            ctx.shield_depth += 1
-        try:
-            yield
-        finally:
-            if isinstance(ctx, RunContext):
-                ctx.shield_depth -= 1
+    with anyio.CancelScope(shield=True), shielded():
+        yield

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["AnyioClock", "Clock", "ManualClock", "SystemClock"]
 
@@ -21,6 +23,17 @@ class Clock(Protocol):
         """Wait ``seconds`` (used by transient workflows' sleeps and retry delays)."""
         ...
 
+    async def wait_until(self, moment: datetime) -> None:
+        """Return once ``now() >= moment`` (the runtime's timers wait with this)."""
+        ...
+
+
+async def _wait_until(clock: Clock, moment: datetime) -> None:
+    """``wait_until`` for clocks that follow real (or the event loop's) time."""
+    # A loop, not one sleep: the wall clock may be set back while we wait.
+    while (left := (moment - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
+        await anyio.sleep(left)
+
 
 class SystemClock:
     """Wall-clock time and real waits."""
@@ -30,6 +43,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+    async def wait_until(self, moment: datetime) -> None:
+        await _wait_until(self, moment)
 
 
 class AnyioClock:
@@ -53,11 +69,16 @@ class AnyioClock:
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
 
+    async def wait_until(self, moment: datetime) -> None:
+        await _wait_until(self, moment)
+
 
 class ManualClock:
     """A clock that moves only when told to: for tests and demos in virtual time.
 
-    ``sleep()`` advances the clock instead of waiting.
+    ``sleep()`` advances the clock instead of waiting (a transient workflow's sleep and a
+    retry delay take no real time); ``wait_until()`` waits until ``advance()`` moves the
+    clock there (a supervisor's timers fire when the test moves time).
     """
 
     def __init__(self, start: datetime | None = None) -> None:
@@ -65,6 +86,8 @@ class ManualClock:
             msg = f"ManualClock start {start!r} has no timezone; pass an aware datetime"
             raise ValueError(msg)
         self._now = start or datetime(2025, 1, 1, tzinfo=UTC)
+        self._waiters: list[tuple[datetime, int, anyio.Event]] = []
+        self._count = 0
 
     def now(self) -> datetime:
         return self._now
@@ -76,7 +99,18 @@ class ManualClock:
             msg = f"cannot move a ManualClock backwards by {seconds!r}"
             raise ValueError(msg)
         self._now += delta
+        while self._waiters and self._waiters[0][0] <= self._now:
+            heapq.heappop(self._waiters)[2].set()
         return self._now
+
+    async def wait_until(self, moment: datetime) -> None:
+        if moment <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        self._count += 1
+        heapq.heappush(self._waiters, (moment, self._count, event))
+        await event.wait()
 
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)

@@ -1,66 +1,47 @@
 """The context of the run being executed: the only state held in a ContextVar.
 
 A :class:`RunContext` lives for one execution of a durable workflow (from the top until it
-completes, fails or suspends). It hands out checkpoint identities in call order, appends
-events with optimistic concurrency, and knows whether the run must stop at its next
-checkpoint (cancellation, suspension, non-determinism).
+completes, fails or suspends). It hands out checkpoint identities in call order, passes the
+workflow's requests to the run's owner (``_owner.py``, the only writer of the log), and knows
+whether the run must stop at its next checkpoint (cancellation, suspension,
+non-determinism). Workflow code never touches storage.
 
 Write-ahead rule: an event is durable before anything that depends on it happens outside
-the process. ``step_started`` is appended before the step's body runs, ``hook_created``
-before ``on_created`` sees the token, and the run's suspension or end is appended before
-the call returns. A step's *outcome* (``step_completed``, a ``step_failed`` with no timer)
-is deferred: it is written together with the run's next append (usually the next step's
-``step_started``), which halves the writes per step. A crash in that window re-runs the step,
-exactly as a crash in the middle of it would (at-least-once for the step in flight).
+the process. ``step_started`` is written before the step's body runs, ``hook_created``
+before ``on_created`` sees the token, and the run's suspension or end before the call
+returns. A step's *outcome* is queued without waiting: the owner's next group commit writes
+it, together with whatever else is ready (on the sequential path, the next step's
+``step_started``: one write per step), and never later than anything queued after it.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
-from .._core._events import CancellationRequested, Event, HookReceived
 from .._core._replay import Checkpoint, Kind, RunState
-from .._exceptions import (
-    CancellationError,
-    ConflictError,
-    NonDeterminismError,
-    RunLockedError,
-    WorkflowError,
-)
+from .._exceptions import CancellationError, NonDeterminismError, WorkflowError
+from ._owner import Derive, Draft, RunOwner
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
-    from ..storage import StorageBackend
     from ._clock import Clock
 
 __all__ = [
-    "Draft",
     "RunContext",
     "TransientContext",
     "current_context",
     "hide_run",
+    "is_shielded",
     "restore_run",
     "running",
+    "shielded",
 ]
-
-# Events other writers may append while a run executes: they wake or stop it.
-_EXTERNAL = (CancellationRequested, HookReceived)
-
-
-@dataclass(slots=True, frozen=True)
-class Draft:
-    """An event to append, before it gets its run id, sequence and timestamp."""
-
-    cls: type[Any]
-    fields: dict[str, Any]
 
 
 class TransientContext:
@@ -77,33 +58,26 @@ class RunContext:
     """One execution of a durable run."""
 
     def __init__(
-        self,
-        *,
-        state: RunState,
-        storage: StorageBackend,
-        clock: Clock,
-        log: Any,
-        prelude: Sequence[Draft] = (),
+        self, *, owner: RunOwner, clock: Clock, log: Any, prelude: Derive | None = None
     ) -> None:
-        self.run_id = state.run_id
-        self.state = state
-        self.storage = storage
+        self.owner = owner
+        self.run_id = owner.run_id
         self.clock = clock
         self.log = log
-        self.shield_depth = 0
         self.suspending = False
         self.fatal: WorkflowError | None = None
         self.blocked: list[int] = []
-        self.woken = False
-        # Written with the first append of this execution (e.g. workflow_resumed), so an
+        # Written with the first request of this execution (e.g. workflow_resumed), so an
         # execution that stops before writing anything (non-determinism) leaves no trace.
-        self._prelude = list(prelude)
-        self._deferred: list[Draft] = []
-        """An external event (hook payload, cancellation) was folded in during execution."""
+        self._prelude = prelude
         self._counter = 0
-        self._lock = _Mutex()
         self._inflight = 0
         self._idle: anyio.Event | None = None
+
+    @property
+    def state(self) -> RunState:
+        """The run's folded state (the owner's: it may be replaced after a failed write)."""
+        return self.owner.state
 
     # -- identity -------------------------------------------------------------------
     def next_checkpoint(self, kind: Kind, name: str) -> tuple[int, Checkpoint | None]:
@@ -129,10 +103,12 @@ class RunContext:
             raise self.fatal
 
     # -- stopping points --------------------------------------------------------------
-    def check_cancelled(self) -> None:
-        """Raise CancellationError if a cancellation was requested and we are not shielded."""
-        if self.state.cancel_requested and self.shield_depth == 0:
-            raise CancellationError(self.state.cancel_reason)
+    def check_cancelled(self, state: RunState | None = None, *, shield: bool | None = None) -> None:
+        """Raise CancellationError if a cancellation was requested and the asking task is
+        not inside ``shield()`` (``shield`` given: as captured when the request was made)."""
+        state = state or self.state
+        if state.cancel_requested and not (is_shielded() if shield is None else shield):
+            raise CancellationError(state.cancel_reason)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -140,18 +116,23 @@ class RunContext:
     async def suspend(self, index: int) -> NoReturn:
         """Stop the run at checkpoint ``index`` until its timer or hook resolves.
 
-        Steps already running in concurrent branches finish and record first; no new step
-        starts once a suspension is under way.
+        Steps already started in concurrent branches (their ``step_started`` requested,
+        written or not) finish and have their outcomes queued first; no new step starts
+        once a suspension is under way.
         """
         self.blocked.append(index)
         self.suspending = True
+        await self.idle()
+        raise SuspendSignal
+
+    async def idle(self) -> None:
+        """Wait until no step of this execution is in flight."""
         while self._inflight:
             self._idle = self._idle or anyio.Event()
             await self._idle.wait()
-        raise SuspendSignal
 
     def step_started(self) -> None:
-        """A step's body is about to run: a suspension waits until ``step_done``."""
+        """A step is about to request its start: a suspension waits until ``step_done``."""
         self._inflight += 1
 
     def step_done(self) -> None:
@@ -160,60 +141,26 @@ class RunContext:
             self._idle.set()
             self._idle = None
 
-    # -- writing ------------------------------------------------------------------------
-    def defer(self, draft: Draft) -> None:
-        """Write a step's outcome with the next append (see the write-ahead rule above)."""
-        self._deferred.append(draft)
+    # -- asking the owner ---------------------------------------------------------------
+    async def ask(self, derive: Derive) -> None:
+        """Have the owner write what ``derive`` returns (after this execution's prelude)."""
+        self.raise_if_fatal()
+        await self.owner.ask(self._with_prelude(derive))
 
-    async def append(self, *drafts: Draft, recheck: Callable[[], None] | None = None) -> None:
-        """Append events (after any prelude and deferred outcomes), folding in what other
-        writers appended meanwhile.
+    def submit(self, derive: Derive) -> None:
+        """Queue a step's outcome; the owner's next group commit writes it."""
+        self.owner.submit(self._with_prelude(derive))
 
-        Only cancellations and hook payloads may come from elsewhere; anything else means
-        two executors ran the same run, and the run stops with ConflictError. When such
-        events were folded in, ``recheck`` runs before the append is retried: it may raise
-        (e.g. CancellationError) so that nothing starts after a cancellation was recorded.
-        """
-        async with self._lock:
-            self.raise_if_fatal()
-            while True:
-                batch = (*self._prelude, *self._deferred, *drafts)
-                seq = self.state.last_sequence
-                ts = self.clock.now()
-                events = [
-                    d.cls(run_id=self.run_id, sequence=seq + i, timestamp=ts, **d.fields)
-                    for i, d in enumerate(batch, start=1)
-                ]
-                try:
-                    await self.storage.append(self.run_id, events, expected_sequence=seq)
-                except RunLockedError:
-                    raise
-                except ConflictError:
-                    await self._absorb(seq)
-                    if recheck is not None:
-                        recheck()
-                    continue
-                self._prelude.clear()
-                self._deferred.clear()
-                for event in events:
-                    self.state.apply(event)
-                return
+    def _with_prelude(self, derive: Derive) -> Derive:
+        prelude = self._prelude
+        if prelude is None:
+            return derive
+        self._prelude = None
 
-    async def _absorb(self, seq: int) -> None:
-        newer: Sequence[Event] = await self.storage.read(self.run_id, after=seq)
-        if not newer:
-            raise ConflictError(f"run {self.run_id!r}: append conflict with no newer events")
-        for event in newer:
-            if not isinstance(event, _EXTERNAL):
-                msg = (
-                    f"run {self.run_id!r} was advanced by another executor "
-                    f"({event.type.value!r} at sequence {event.sequence}); this execution stops"
-                )
-                self.fatal = ConflictError(msg)
-                raise self.fatal
-            self.state.apply(event)
-            self.woken = True
-            self.log.info("external_event", event_type=event.type.value, seq=event.sequence)
+        def with_prelude(state: RunState) -> Sequence[Draft]:
+            return [*prelude(state), *derive(state)]
+
+        return with_prelude
 
 
 _current: ContextVar[RunContext | TransientContext | None] = ContextVar(
@@ -221,39 +168,27 @@ _current: ContextVar[RunContext | TransientContext | None] = ContextVar(
 )
 
 
+_shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
+
+
+def is_shielded() -> bool:
+    """Whether the calling task is inside ``shield()`` (a task, not the whole run)."""
+    return _shield_depth.get() > 0
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Mark the calling task (and tasks it starts inside the block) as shielded."""
+    token = _shield_depth.set(_shield_depth.get() + 1)
+    try:
+        yield
+    finally:
+        _shield_depth.reset(token)
+
+
 def current_context() -> RunContext | TransientContext | None:
     """The run being executed by this task, if any (None inside a step's body)."""
     return _current.get()
-
-
-class _Mutex:
-    """A lock with no scheduling point when free (appends are serialized per execution,
-    and the uncontended case is the hot path of every step)."""
-
-    __slots__ = ("_held", "_waiters")
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiters: deque[anyio.Event] = deque()
-
-    async def __aenter__(self) -> None:
-        while self._held:
-            event = anyio.Event()
-            self._waiters.append(event)
-            try:
-                await event.wait()
-            except BaseException:
-                if event in self._waiters:
-                    self._waiters.remove(event)
-                elif self._waiters and not self._held:
-                    self._waiters.popleft().set()  # pass on the wake-up we were given
-                raise
-        self._held = True
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._held = False
-        if self._waiters:
-            self._waiters.popleft().set()
 
 
 def hide_run() -> Token[RunContext | TransientContext | None]:

@@ -1,7 +1,15 @@
-"""The local runtime: executes durable runs inline against one storage backend.
+"""The engine: one activation of a run, hosted by whoever calls it.
 
-``start()`` runs a workflow until it completes, fails or suspends; ``resume()`` replays it
-from the top, serving recorded outcomes, and goes on from the first checkpoint without one.
+An *activation* takes the run's lock, folds its log, starts the run's owner (the writer task
+of ``_owner.py``, the only writer of the log) and executes the workflow from the top until it
+completes, fails or suspends, as often as new events (a hook payload, a cancellation, a due
+timer) keep it going. ``start()``, ``resume()``, ``resume_hook()`` and ``cancel_workflow()``
+host one inline (the local runtime); ``pyworkflow.actors`` hosts them in a supervisor.
+
+A call from outside the run (a hook payload, a cancellation) is a request to the owner: it
+runs first in the activation. When another task or process holds the run's lock (it executes
+the run right now), the request is appended beside it with optimistic concurrency, and that
+executor's owner folds it in at its next write.
 """
 
 from __future__ import annotations
@@ -11,8 +19,9 @@ import secrets
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 import msgspec
 
 from .._config import Settings
@@ -40,17 +49,19 @@ from .._exceptions import (
     RunLockedError,
     RunNotFoundError,
     SerializationError,
+    StorageError,
     WorkflowNotRegisteredError,
 )
 from ..storage import StorageBackend
-from ._context import Draft, RunContext, running
+from ._context import RunContext, running
 from ._hooks import parse_token, validate_payload
+from ._owner import Backoff, Derive, Draft, OwnerStopped, RunOwner
 from ._registry import registry
 from ._signals import SuspendSignal
 from ._state_cache import StateCache
 from ._workflow import Workflow
 
-__all__ = ["Engine", "new_run_id"]
+__all__ = ["CancelRequest", "Engine", "Inbox", "new_run_id"]
 
 _WAKE_EVENTS = (HookReceived, CancellationRequested)
 _APPEND_RETRIES = 50
@@ -58,6 +69,18 @@ _APPEND_RETRIES = 50
 
 def new_run_id() -> str:
     return f"run_{secrets.token_hex(8)}"
+
+
+class Inbox(Protocol):
+    """Requests that reach a run while an activation hosts it (a supervisor's mailbox)."""
+
+    async def receive(self) -> tuple[Derive, Callable[[BaseException | None], None]]:
+        """The next request and the callback that answers its sender."""
+        ...
+
+    def push_back(self, item: tuple[Derive, Callable[[BaseException | None], None]]) -> None:
+        """Return a request taken after the activation ended, for the next one."""
+        ...
 
 
 @dataclass(slots=True)
@@ -87,12 +110,17 @@ class Engine:
     """Runs workflows on ``storage`` with the clock and logger of ``settings``."""
 
     def __init__(
-        self, storage: StorageBackend, settings: Settings, states: StateCache | None = None
+        self,
+        storage: StorageBackend,
+        settings: Settings,
+        states: StateCache | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.storage = storage
         self.clock = settings.clock
         self.log = settings.log
         self.states = states or StateCache(size=0)
+        self.backoff = backoff or Backoff()
 
     # -- commands ---------------------------------------------------------------------
     async def start(
@@ -103,6 +131,26 @@ class Engine:
         *,
         idempotency_key: str | None,
     ) -> str:
+        if isinstance(wf, Workflow) and not wf.is_durable():
+            wf.codec.bind(wf.name, args, kwargs)
+            await wf._inline(args, kwargs)
+            return new_run_id()
+        run_id, created = await self.begin(wf, args, kwargs, idempotency_key=idempotency_key)
+        if created:
+            with contextlib.suppress(RunLockedError):  # someone else executes it already
+                await self.activate(run_id, fresh=True)
+        return run_id
+
+    async def begin(
+        self,
+        wf: Workflow[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None,
+    ) -> tuple[str, bool]:
+        """Record a durable run's start; return its id and whether this call created it
+        (False: the idempotency key names an existing run)."""
         if not isinstance(wf, Workflow):
             msg = f"start() needs a function decorated with @workflow, got {wf!r}"
             raise ConfigurationError(msg)
@@ -112,17 +160,13 @@ class Engine:
             msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
             raise ConfigurationError(msg)
         wf.codec.bind(wf.name, args, kwargs)
-        if not wf.is_durable():
-            run_id = new_run_id()
-            await wf._inline(args, kwargs)
-            return run_id
         raw_args, raw_kwargs = wf.codec.encode_args(wf.name, args, kwargs)
         run_id = new_run_id()
         if idempotency_key is not None:
             holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
             if holder != run_id:
                 if await self.storage.read(holder, after=0):
-                    return holder
+                    return holder, False
                 run_id = holder  # the claimer died before starting it: start it for them
         started = WorkflowStarted(
             run_id=run_id,
@@ -137,34 +181,32 @@ class Engine:
         try:
             await self.storage.append(run_id, [started], expected_sequence=0)
         except ConflictError:
-            return run_id  # a concurrent start() with the same key won
+            return run_id, False  # a concurrent start() with the same key won
         self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
-        with contextlib.suppress(RunLockedError):  # someone else executes it already
-            await self.execute(run_id, fresh=True)
-        return run_id
+        return run_id, True
 
     async def resume(self, run_id: str) -> Any:
-        return await self.execute(run_id, fresh=False)
+        result, _ = await self.activate(run_id, fresh=False)
+        return result
 
     async def cancel(self, run_id: str, reason: str | None) -> bool:
-        if reason is not None and not isinstance(reason, str):
-            msg = f"cancel_workflow reason {reason!r} must be a string or None"
-            raise ConfigurationError(msg)
-
-        def request(state: RunState) -> Draft | None:
-            if state.finished or state.cancel_requested:
-                return None
-            return Draft(CancellationRequested, {"reason": reason})
-
-        state, appended = await self._record(run_id, request, "the cancellation")
-        if state.finished:
+        request = CancelRequest(reason)
+        await self.deliver(run_id, request)
+        if request.finished:
             return False
-        if appended:
-            self.log.info("cancellation_requested", run_id=run_id, reason=reason)
-        await self._wake(state)
+        self.log.info("cancellation_requested", run_id=run_id, reason=reason)
         return True
 
     async def resume_hook(self, token: str, payload: Any) -> WorkflowRun:
+        run_id, derive = await self.hook_request(token, payload)
+        await self.deliver(run_id, derive)
+        run = await self.storage.get_run(run_id)
+        assert run is not None
+        return run
+
+    async def hook_request(self, token: str, payload: Any) -> tuple[str, Derive]:
+        """The run behind ``token`` and the request that records ``payload`` for its hook
+        (the payload is validated now; the hook's state when the request is written)."""
         run_id, hook_id = parse_token(token)
         record = await self.storage.get_hook(hook_id)
         if record is None or record.run_id != run_id:
@@ -173,111 +215,156 @@ class Engine:
         raw = validate_payload(
             registry.hook_type(record.hook_name) or Any, payload, hook_name=record.hook_name
         )
+        clock, log, name, checkpoint = self.clock, self.log, record.hook_name, record.checkpoint
 
-        def deliver(state: RunState) -> Draft:
-            cp = state.checkpoints.get(record.checkpoint)
+        def derive(state: RunState) -> Sequence[Draft]:
+            cp = state.checkpoints.get(checkpoint)
             if cp is None or cp.kind is not Kind.HOOK or cp.hook_id != hook_id:
                 raise InvalidTokenError(f"unknown hook token {token!r}")
             if cp.resolved:
                 if cp.error is not None:
-                    raise HookExpiredError(f"hook {record.hook_name!r} ({token}) timed out")
-                msg = f"hook {record.hook_name!r} ({token}) already received its payload"
+                    raise HookExpiredError(f"hook {name!r} ({token}) timed out")
+                if cp.result is not None and cp.result == raw:
+                    return ()  # our own write, landed before an error: done
+                msg = f"hook {name!r} ({token}) already received its payload"
                 raise HookAlreadyReceivedError(msg)
             if state.finished:
                 msg = f"run {run_id!r} is {state.status}; hook {token!r} can't be resumed"
                 raise InvalidTokenError(msg)
-            if cp.due is not None and self.clock.now() >= cp.due:
-                raise HookExpiredError(f"hook {record.hook_name!r} ({token}) timed out")
-            fields = {"hook_id": hook_id, "checkpoint": record.checkpoint, "payload": raw}
-            return Draft(HookReceived, fields)
+            if cp.due is not None and clock.now() >= cp.due:
+                raise HookExpiredError(f"hook {name!r} ({token}) timed out")
+            log.info("hook_received", run_id=run_id, hook=name)
+            fields = {"hook_id": hook_id, "checkpoint": checkpoint, "payload": raw}
+            return (Draft(HookReceived, fields),)
 
-        state, _ = await self._record(run_id, deliver, f"the payload of hook {token!r}")
-        self.log.info("hook_received", run_id=run_id, hook=record.hook_name)
-        await self._wake(state)
-        run = await self.storage.get_run(run_id)
-        assert run is not None
-        return run
+        return run_id, derive
 
-    # -- execution --------------------------------------------------------------------
-    async def execute(self, run_id: str, *, fresh: bool, known: RunState | None = None) -> Any:
-        """Execute a run under its lock until it completes, fails or suspends.
+    async def deliver(self, run_id: str, derive: Derive) -> RunState:
+        """Have the run's owner write ``derive``'s events, then go on with the run as far
+        as it can here: host an activation, or append beside the executor that holds it."""
+        try:
+            _, state = await self.activate(run_id, fresh=False, first=derive)
+        except RunLockedError:
+            return await self._append_beside(run_id, derive)
+        return state
 
-        Returns the workflow's result if it completed during this call, else None.
-        ``known``: a state of this run folded by the caller; only the events appended
-        since are read and folded into it (a fold is incremental), not the whole log.
+    # -- activations --------------------------------------------------------------------
+    async def activate(
+        self,
+        run_id: str,
+        *,
+        fresh: bool,
+        first: Derive | None = None,
+        inbox: Inbox | None = None,
+    ) -> tuple[Any, RunState]:
+        """Host the run under its lock until it completes, fails or rests.
+
+        Returns the workflow's result if it completed during this call (else None), and
+        the run's state as this activation left it. ``first``: a request from outside,
+        written before anything else; a run whose workflow isn't registered here is then left to the
+        processes that have its code (it stays due), instead of raising.
 
         Raises:
             RunNotFoundError: no such run.
             RunLockedError: someone else is executing it.
+            WorkflowNotRegisteredError: nothing to deliver and no code to run it.
+            StorageError: the storage failed for good; the run stays as the log says.
         """
+        known: RunState | None = None
         while True:
             async with self.storage.lock_run(run_id):
                 state = await self._catch_up(known) if known else await self._load(run_id)
-                known = None
-                result = await self._drive(state, fresh=fresh)
+                result, state = await self._host(state, fresh=fresh, first=first, inbox=inbox)
             self.states.give(self.storage, state)  # ended normally: reusable next time
-            if state.status is not RunStatus.SUSPENDED:
-                return result
+            runnable = registry.workflow(state.workflow_name) is not None
+            if state.status is not RunStatus.SUSPENDED or not runnable:
+                return result, state
             # A hook payload or cancellation that arrived while we held the lock found the
             # run busy; now that it's released, look once more and go on if one came.
-            newer = await self.storage.read(run_id, after=state.last_sequence)
-            if not any(isinstance(e, _WAKE_EVENTS) for e in newer):
-                return result
-            fresh = False
+            newer = await self._read(run_id, state.last_sequence)
+            woken = any(isinstance(e, _WAKE_EVENTS) for e in newer)
+            if not (woken or state.is_due(self.clock.now())):
+                return result, state
+            known, fresh, first = self.states.take(self.storage, run_id) or state, False, None
 
-    async def _drive(self, state: RunState, *, fresh: bool) -> Any:
-        """The core loop. Invariant: we hold the run's lock, and ``state`` is the fold of
-        every event in the log (appends go through a RunContext that keeps it so).
-        Each turn executes the workflow from the top and records how that ended."""
+    async def _host(
+        self, state: RunState, *, fresh: bool, first: Derive | None, inbox: Inbox | None
+    ) -> tuple[Any, RunState]:
+        owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff)
+        outcome: list[Any] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(owner.run)
+                pump = anyio.CancelScope()
+                if inbox is not None:
+                    tg.start_soon(_pump, inbox, owner, pump)
+                try:
+                    if first is not None:
+                        await owner.ask(first)
+                    outcome.append(await self._drive(owner, fresh=fresh, asked=first))
+                finally:
+                    owner.close()
+                    pump.cancel()
+        except BaseExceptionGroup as group:
+            raise _unwrap(group, owner) from None
+        except OwnerStopped:
+            raise _unwrap(None, owner) from None
+        return outcome[0], owner.state
+
+    async def _drive(self, owner: RunOwner, *, fresh: bool, asked: Derive | None) -> Any:
+        """The core loop. Invariant: we hold the run's lock and ``owner`` is the only writer
+        of its log. Each turn executes the workflow from the top and records how that
+        ended; a turn follows another while new events keep the run due."""
+        state = owner.state
         log = self.log.bind(run_id=state.run_id, workflow=state.workflow_name)
         if state.finished:
             return self._finished_result(state)
         wf = registry.workflow(state.workflow_name)
         if wf is None:
+            if asked is not None:
+                log.warning("run_continues_elsewhere")  # recorded; its code runs elsewhere
+                return None
             raise WorkflowNotRegisteredError(state.workflow_name)
-        prelude: list[Draft] = []
+        prelude: Derive | None = None
         if state.status is RunStatus.SUSPENDED:
             if not state.is_due(self.clock.now()):
-                log.warning("resume_not_due", resume_at=str(state.next_due()))
+                if asked is None:
+                    log.warning("resume_not_due", resume_at=str(state.next_due()))
                 return None
-            prelude.append(Draft(WorkflowResumed, {"reason": "resume"}))
+            prelude = _resumed("resume", state.last_sequence)
         elif not fresh:
-            prelude.append(Draft(WorkflowResumed, {"reason": "recovered"}))
+            prelude = _resumed("recovered", state.last_sequence)
             log.warning("run_recovered")
         while True:
-            ctx = RunContext(
-                state=state, storage=self.storage, clock=self.clock, log=log, prelude=prelude
-            )
+            owner.woken = False
+            ctx = RunContext(owner=owner, clock=self.clock, log=log, prelude=prelude)
             outcome = await self._run_once(ctx, wf)
+            await ctx.idle()  # steps of other branches finish and queue their outcomes
             match outcome:
                 case _Done(result=raw):
-                    await ctx.append(Draft(WorkflowCompleted, {"result": raw}))
+                    await ctx.ask(_ending(WorkflowCompleted, {"result": raw}))
                     log.info("workflow_completed")
                     return wf.codec.decode_result(raw)
                 case _Failed(error=error):
                     error_type, message = describe(error)
                     tb = "".join(traceback.format_exception(error))
-                    await ctx.append(
-                        Draft(
-                            WorkflowFailed,
-                            {"error_type": error_type, "error_message": message, "traceback": tb},
-                        )
-                    )
+                    fields = {"error_type": error_type, "error_message": message, "traceback": tb}
+                    await ctx.ask(_ending(WorkflowFailed, fields))
                     log.info("workflow_failed", error=error_type)
                     return None
                 case _Cancelled(reason=reason):
-                    await ctx.append(Draft(WorkflowCancelled, {"reason": reason}))
+                    await ctx.ask(_ending(WorkflowCancelled, {"reason": reason}))
                     log.info("workflow_cancelled", reason=reason)
                     return None
                 case _Suspended():
-                    kind = state.checkpoints[ctx.blocked[0]].kind if ctx.blocked else Kind.SLEEP
+                    blocked = ctx.blocked[0] if ctx.blocked else None
+                    kind = owner.state.checkpoints[blocked].kind if blocked else Kind.SLEEP
                     reason = "retry" if kind is Kind.STEP else str(kind)
-                    due = state.next_due()
-                    await ctx.append(Draft(WorkflowSuspended, {"reason": reason, "resume_at": due}))
-                    log.info("workflow_suspended", reason=reason, resume_at=str(due))
-                    if not (ctx.woken or state.is_due(self.clock.now())):
+                    await ctx.ask(_suspension(reason))
+                    log.info("workflow_suspended", reason=reason)
+                    if not (owner.woken or owner.state.is_due(self.clock.now())):
                         return None
-                    prelude = [Draft(WorkflowResumed, {"reason": "woken"})]
+                    prelude = _resumed("woken", owner.state.last_sequence)
 
     async def _run_once(self, ctx: RunContext, wf: Workflow[..., Any]) -> _Outcome:
         args, kwargs = wf.codec.decode_args(ctx.state.args, ctx.state.kwargs)
@@ -301,48 +388,57 @@ class Engine:
         kept = self.states.take(self.storage, run_id)
         if kept is not None:
             return await self._catch_up(kept)
-        events: Sequence[Event] = await self.storage.read(run_id)
+        events: Sequence[Event] = await self._read(run_id, 0)
         if not events:
             raise RunNotFoundError(run_id)
         return fold(run_id, events)
 
     async def _catch_up(self, state: RunState) -> RunState:
-        for event in await self.storage.read(state.run_id, after=state.last_sequence):
+        newer = await self._read(state.run_id, state.last_sequence)
+        for event in newer:
             state.apply(event)
         return state
 
-    async def _record(
-        self, run_id: str, decide: Callable[[RunState], Draft | None], what: str
-    ) -> tuple[RunState, bool]:
-        """Append one event from outside the run's execution (a cancellation, a hook
-        payload): ``decide`` looks at the latest state and returns the event, or None for
-        nothing to write (it may raise instead). Re-read and decide again when another
-        writer appended first. Returns the state and whether the event was appended."""
+    async def _read(self, run_id: str, after: int = 0) -> list[Event]:
+        """The run's events after ``after``, retried with backoff while reads fail
+        transiently."""
+        delays = self.backoff.delays()
+        while True:
+            try:
+                return await self.storage.read(run_id, after=after)
+            except StorageError as exc:
+                delay = next(delays, None) if exc.retriable else None
+                if delay is None:
+                    raise
+                self.log.warning("storage_retry", operation="read", delay=delay, error=repr(exc))
+                await self.clock.sleep(delay)
+
+    async def _append_beside(self, run_id: str, derive: Derive) -> RunState:
+        """Write ``derive``'s events while another executor holds the run: decide on the
+        latest state, append with optimistic concurrency, decide again after a conflict.
+        The executor's owner folds them in at its next write."""
         for _ in range(_APPEND_RETRIES):
             state = await self._load(run_id)
-            draft = decide(state)
-            if draft is None:
-                return state, False
-            event = draft.cls(
-                run_id=run_id,
-                sequence=state.last_sequence + 1,
-                timestamp=self.clock.now(),
-                **draft.fields,
-            )
+            drafts = derive(state)
+            events = [
+                d.cls(
+                    run_id=run_id,
+                    sequence=state.last_sequence + i,
+                    timestamp=self.clock.now(),
+                    **d.fields,
+                )
+                for i, d in enumerate(drafts, start=1)
+            ]
+            if not events:
+                return state
             try:
-                await self.storage.append(run_id, [event], expected_sequence=state.last_sequence)
+                await self.storage.append(run_id, events, expected_sequence=state.last_sequence)
             except ConflictError:
                 continue
-            state.apply(event)
-            return state, True
-        raise ConflictError(f"could not record {what} of run {run_id!r}: too many conflicts")
-
-    async def _wake(self, state: RunState) -> None:
-        """Continue a suspended run at once (the local runtime's reaction to a new event)."""
-        if state.status is not RunStatus.SUSPENDED:
-            return  # running elsewhere: its executor folds the event in at its next append
-        with contextlib.suppress(RunLockedError):  # its executor sees the event on release
-            await self.execute(state.run_id, fresh=False, known=state)
+            for event in events:
+                state.apply(event)
+            return state
+        raise ConflictError(f"could not write to run {run_id!r}: too many conflicts")
 
     def _finished_result(self, state: RunState) -> Any:
         if state.status is RunStatus.COMPLETED and state.result is not None:
@@ -351,6 +447,84 @@ class Engine:
                 return wf.codec.decode_result(state.result)
             return msgspec.json.decode(state.result)
         return None
+
+
+class CancelRequest:
+    """The request that records a cancellation; ``finished`` tells, once it was written,
+    whether the run had already finished (then nothing was recorded)."""
+
+    def __init__(self, reason: str | None) -> None:
+        if reason is not None and not isinstance(reason, str):
+            msg = f"cancel_workflow reason {reason!r} must be a string or None"
+            raise ConfigurationError(msg)
+        self.reason = reason
+        self.finished = False
+
+    def __call__(self, state: RunState) -> Sequence[Draft]:
+        self.finished = state.finished
+        if state.finished or state.cancel_requested:
+            return ()
+        return (Draft(CancellationRequested, {"reason": self.reason}),)
+
+
+async def _pump(inbox: Inbox, owner: RunOwner, scope: anyio.CancelScope) -> None:
+    """Pass the mailbox's requests to the owner, in order, while the activation lasts."""
+    with scope:
+        while True:
+            item = await inbox.receive()
+            derive, answer = item
+            try:
+                await owner.ask(derive)
+            except SuspendSignal:  # the activation ended meanwhile: the next one takes it
+                inbox.push_back(item)
+                return
+            except Exception as exc:  # the sender's answer (e.g. HookExpiredError)
+                answer(exc)
+            else:
+                answer(None)
+
+
+def _unwrap(group: BaseExceptionGroup[Any] | None, owner: RunOwner) -> BaseException:
+    """The one exception an activation ends with: the storage error that stopped the owner,
+    else the single error inside the task group's group."""
+    stopped = owner.stopped
+    if isinstance(stopped, OwnerStopped) and isinstance(stopped.__cause__, Exception):
+        return stopped.__cause__
+    if group is None:
+        return stopped or RuntimeError("the run's owner stopped")
+    leaves = _leaves(group)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+# The requests of the run's own lifecycle. Each returns nothing when the log already holds
+# what it asks for (its write landed before an error was reported).
+
+
+def _resumed(reason: str, since: int) -> Derive:
+    """``workflow_resumed``, unless one was written after sequence ``since``."""
+
+    def derive(state: RunState) -> Sequence[Draft]:
+        if state.resumed_at > since:
+            return ()
+        return (Draft(WorkflowResumed, {"reason": reason}),)
+
+    return derive
+
+
+def _ending(cls: type[Any], fields: dict[str, Any]) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        return () if state.finished else (Draft(cls, fields),)
+
+    return derive
+
+
+def _suspension(reason: str) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if state.status is RunStatus.SUSPENDED:
+            return ()
+        return (Draft(WorkflowSuspended, {"reason": reason, "resume_at": state.next_due()}),)
+
+    return derive
 
 
 def _classify(ctx: RunContext, exc: BaseException) -> _Outcome:

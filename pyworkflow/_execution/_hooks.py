@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -18,9 +18,10 @@ import msgspec
 from .._core._codec import decode_value, encode_value
 from .._core._durations import Duration, parse_duration
 from .._core._events import HookCreated, HookExpired
-from .._core._replay import Checkpoint, Kind
+from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, HookExpiredError, HookPayloadError, InvalidTokenError
-from ._context import Draft, RunContext, current_context
+from ._context import RunContext, current_context, is_shielded
+from ._owner import Derive, Draft
 from ._registry import registry
 
 __all__ = ["TypedHook", "define_hook", "hook", "parse_token", "validate_payload"]
@@ -105,27 +106,22 @@ async def _durable_hook(
         ctx.check_cancelled()
         hook_id = f"hook_{secrets.token_hex(16)}"
         expires = None if timeout_s is None else ctx.now() + timedelta(seconds=timeout_s)
-        await ctx.append(
-            Draft(
-                HookCreated,
-                {
-                    "hook_id": hook_id,
-                    "hook_name": name,
-                    "checkpoint": index,
-                    "token": f"{ctx.run_id}:{hook_id}",
-                    "expires_at": expires,
-                },
-            ),
-            recheck=ctx.check_cancelled,
-        )
+        fields = {
+            "hook_id": hook_id,
+            "hook_name": name,
+            "checkpoint": index,
+            "token": f"{ctx.run_id}:{hook_id}",
+            "expires_at": expires,
+        }
+        await ctx.ask(_created(ctx, index, fields, is_shielded()))
         ctx.log.info("hook_created", hook=name, hook_id=hook_id)
-        cp = ctx.state.checkpoints[index]
-        await _announce(cp, on_created)
+        await _announce(ctx.state.checkpoints[index], on_created)
     elif not (cp.resolved or cp.announced):
         # The execution that created the hook died before its run suspended, so its
         # on_created may never have run: call it again (at-least-once, like a step).
         await _announce(cp, on_created)
     while True:
+        cp = ctx.state.checkpoints[index]
         if cp.resolved:
             if cp.error is not None:
                 raise HookExpiredError(f"hook {name!r} of run {ctx.run_id!r} timed out")
@@ -133,9 +129,29 @@ async def _durable_hook(
             return decode_value(cp.result, payload_type, what=f"payload of hook {name!r}")
         ctx.check_cancelled()
         if cp.due is not None and ctx.now() >= cp.due:
-            await ctx.append(Draft(HookExpired, {"hook_id": cp.hook_id, "checkpoint": index}))
+            # Derived when written: a payload that arrived first wins, and is returned.
+            await ctx.ask(_expired(index, cp.hook_id))
             continue
         await ctx.suspend(index)
+
+
+def _created(ctx: RunContext, index: int, fields: dict[str, Any], shield: bool) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if index in state.checkpoints:
+            return ()
+        ctx.check_cancelled(state, shield=shield)
+        return (Draft(HookCreated, fields),)
+
+    return derive
+
+
+def _expired(index: int, hook_id: str | None) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if state.checkpoints[index].resolved:
+            return ()
+        return (Draft(HookExpired, {"hook_id": hook_id, "checkpoint": index}),)
+
+    return derive
 
 
 async def _announce(cp: Checkpoint, on_created: OnCreated | None) -> None:

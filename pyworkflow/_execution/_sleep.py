@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
 from .._config import settings
 from .._core._durations import Duration, resolve_due_time
 from .._core._events import SleepCompleted, SleepStarted
-from .._core._replay import Checkpoint, Kind
+from .._core._replay import Checkpoint, Kind, RunState
 from ._clock import Clock
-from ._context import Draft, RunContext, current_context
+from ._context import RunContext, current_context, is_shielded
+from ._owner import Derive, Draft
 
 __all__ = ["sleep"]
 
@@ -49,21 +50,35 @@ async def _durable_sleep(
         ctx.check_cancelled()
         now = ctx.now()
         due = resolve_due_time(duration, now)
-        fields = {"checkpoint": index}
-        drafts = [
-            Draft(
-                SleepStarted,
-                {**fields, "duration": (due - now).total_seconds(), "resume_at": due},
-            )
-        ]
-        if due <= now:
-            drafts.append(Draft(SleepCompleted, fields))
-        await ctx.append(*drafts, recheck=ctx.check_cancelled)
+        await ctx.ask(_started(ctx, index, due, (due - now).total_seconds(), is_shielded()))
+    while True:
         cp = ctx.state.checkpoints[index]
-    if cp.resolved:
-        return
-    ctx.check_cancelled()
-    if cp.due is not None and ctx.now() >= cp.due:
-        await ctx.append(Draft(SleepCompleted, {"checkpoint": index}))
-        return
-    await ctx.suspend(index)
+        if cp.resolved:
+            return
+        ctx.check_cancelled()
+        if cp.due is not None and ctx.now() >= cp.due:
+            await ctx.ask(_completed(index))
+            continue
+        await ctx.suspend(index)
+
+
+def _started(ctx: RunContext, index: int, due: datetime, seconds: float, shield: bool) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if index in state.checkpoints:
+            return ()
+        ctx.check_cancelled(state, shield=shield)
+        fields = {"checkpoint": index}
+        started = Draft(SleepStarted, {**fields, "duration": seconds, "resume_at": due})
+        # A sleep of 0 (or until a time already past) is recorded and does not suspend.
+        return (started, Draft(SleepCompleted, fields)) if seconds <= 0 else (started,)
+
+    return derive
+
+
+def _completed(index: int) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if state.checkpoints[index].resolved:
+            return ()
+        return (Draft(SleepCompleted, {"checkpoint": index}),)
+
+    return derive

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -12,16 +12,17 @@ from .._core._codec import Codec
 from .._core._durations import Duration, parse_duration
 from .._core._events import StepCompleted, StepFailed, StepRetrying, StepStarted
 from .._core._failures import describe, rebuild
-from .._core._replay import Checkpoint, Kind
+from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, FatalError, RetryableError, SerializationError
 from ._context import (
-    Draft,
     RunContext,
     TransientContext,
     current_context,
     hide_run,
+    is_shielded,
     restore_run,
 )
+from ._owner import Derive, Draft
 from ._signals import SuspendSignal
 
 __all__ = ["RetryPolicy", "Step", "step"]
@@ -132,28 +133,29 @@ class Step(Generic[P, R]):
         if cp is not None and cp.resolved:  # replay: the hot path of a resume
             return self._replayed(cp)
         ids = {"step_id": f"{ctx.run_id}.{index}", "step_name": self.name, "checkpoint": index}
+        shield = is_shielded()
         while True:  # a step's outcome returns or raises; only retries loop
-            ctx.check_cancelled()
+            ctx.check_cancelled(shield=shield)
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run
+            cp = ctx.state.checkpoints.get(index)
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)
             attempt = (cp.attempts if cp else 0) + 1
-            await ctx.append(
-                Draft(StepStarted, {**ids, "attempt": attempt}), recheck=ctx.check_cancelled
-            )
-            cp = ctx.state.checkpoints[index]
-            # In flight until its outcome is recorded: a suspension waits for it.
+            # In flight from the moment it asks to start until its outcome is queued: a
+            # suspension in another branch waits for it, so no started step is orphaned.
             ctx.step_started()
             try:
-                value = await self._attempt(args, kwargs)
-                raw = self.codec.encode_result(value, what=self._what_result)
-            except Exception as exc:
-                await self._record_failure(ctx, ids, attempt, exc)
-            else:
-                ctx.defer(Draft(StepCompleted, {**ids, "attempt": attempt, "result": raw}))
-                ctx.log.debug("step_completed", step=self.name, attempt=attempt)
-                return self.codec.decode_result(raw)  # type: ignore[no-any-return]
+                await ctx.ask(_start(ctx, index, attempt, {**ids, "attempt": attempt}, shield))
+                try:
+                    value = await self._attempt(args, kwargs)
+                    raw = self.codec.encode_result(value, what=self._what_result)
+                except Exception as exc:
+                    await self._record_failure(ctx, ids, attempt, exc)
+                else:
+                    ctx.submit(_completed(index, {**ids, "attempt": attempt, "result": raw}))
+                    ctx.log.debug("step_completed", step=self.name, attempt=attempt)
+                    return self.codec.decode_result(raw)  # type: ignore[no-any-return]
             finally:
                 ctx.step_done()
             # A failure to retry: run again at once, or wait for its timer.
@@ -170,23 +172,59 @@ class Step(Generic[P, R]):
     ) -> None:
         error_type, message = describe(error)
         failed = {**ids, "attempt": attempt, "error_type": error_type, "error_message": message}
+        index = ids["checkpoint"]
         if self.retry.gives_up(attempt, error):
-            ctx.defer(Draft(StepFailed, {**failed, "final": True}))
+            ctx.submit(_failed(index, attempt, {**failed, "final": True}))
             ctx.log.info("step_failed", step=self.name, attempt=attempt, error=error_type)
             raise error
         delay = self.retry.delay_after(attempt, error)
         ctx.log.info("step_retrying", step=self.name, attempt=attempt, delay=delay)
         if delay <= 0:
-            ctx.defer(Draft(StepFailed, {**failed, "final": False}))
+            ctx.submit(_failed(index, attempt, {**failed, "final": False}))
             return
         resume_at = ctx.now() + timedelta(seconds=delay)
-        await ctx.append(
-            Draft(StepFailed, {**failed, "final": False}),
-            Draft(
-                StepRetrying,
-                {**ids, "attempt": attempt + 1, "resume_at": resume_at, "delay": delay},
-            ),
-        )
+        retrying = {**ids, "attempt": attempt + 1, "resume_at": resume_at, "delay": delay}
+        await ctx.ask(_failed(index, attempt, {**failed, "final": False}, retrying))
+
+
+# What a step asks the run's owner for. Each derives its events from the state at writing
+# time and returns nothing when the log already holds them (an uncertain write that landed).
+
+
+def _start(
+    ctx: RunContext, index: int, attempt: int, fields: dict[str, Any], shield: bool
+) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        cp = state.checkpoints.get(index)
+        if cp is not None and cp.attempts >= attempt:
+            return ()
+        # A cancellation folded in since the step was called stops it before it starts.
+        ctx.check_cancelled(state, shield=shield)
+        return (Draft(StepStarted, fields),)
+
+    return derive
+
+
+def _completed(index: int, fields: dict[str, Any]) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        if state.checkpoints[index].resolved:
+            return ()
+        return (Draft(StepCompleted, fields),)
+
+    return derive
+
+
+def _failed(
+    index: int, attempt: int, fields: dict[str, Any], retrying: dict[str, Any] | None = None
+) -> Derive:
+    def derive(state: RunState) -> Sequence[Draft]:
+        cp = state.checkpoints[index]
+        if cp.resolved or cp.failed_attempt >= attempt:
+            return ()
+        failed = Draft(StepFailed, fields)
+        return (failed,) if retrying is None else (failed, Draft(StepRetrying, retrying))
+
+    return derive
 
 
 @overload

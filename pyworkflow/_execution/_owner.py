@@ -1,0 +1,242 @@
+"""The owner of a run: the only writer of its log while it executes the run.
+
+Workflow code (a step, a sleep, a hook, the run's end) and calls from outside (a hook
+payload, a cancellation) never write to storage themselves: they *ask*. A request is a
+function ``derive(state) -> drafts`` naming the events that bring the run to what the asker
+wants, judged against the run's state at the moment of writing. The owner's writer task takes
+every request that is ready, derives its events, validates each with the replay fold (the
+same ``RunState.apply`` that reads the log) and writes them all with one append: a group
+commit, which also carries the outcomes of concurrent branches as soon as they are ready.
+
+Invariants:
+
+* ``state`` is the fold of the log as far as it was acknowledged, plus, while a commit is in
+  flight, the events being written. When a write fails, the state is folded again from the
+  log: nothing derived from an unwritten event survives.
+* ``derive`` is idempotent: after a conflict (another writer appended a hook payload or a
+  cancellation) or an uncertain write (an error after the data may have landed), it runs
+  again against the new state and returns nothing for what is already there. Stale drafts
+  are never re-sent.
+* Storage errors never reach workflow code. A transient one is retried with capped
+  exponential backoff; a permanent one (or too many transient ones) stops the execution,
+  which ends with the error for whoever runs it, and the run stays recoverable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._core._events import CancellationRequested, Event, HookReceived
+from .._core._replay import RunState, fold
+from .._exceptions import ConflictError, CorruptRecordError, StorageError
+from ._signals import SuspendSignal
+
+if TYPE_CHECKING:
+    from ..storage import StorageBackend
+    from ._clock import Clock
+
+__all__ = ["Backoff", "Derive", "Draft", "OwnerStopped", "RunOwner"]
+
+
+@dataclass(slots=True, frozen=True)
+class Draft:
+    """An event to append, before it gets its run id, sequence and timestamp."""
+
+    cls: type[Any]
+    fields: dict[str, Any]
+
+
+Derive = Callable[[RunState], Sequence[Draft]]
+"""What a request asks for, as the events to write given the state at writing time."""
+
+_EXTERNAL = (CancellationRequested, HookReceived)
+"""Events that other writers may append to a run that is being executed."""
+
+
+class OwnerStopped(Exception):
+    """The owner could not write and stopped the execution; ``__cause__`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff for transient storage errors."""
+
+    initial: float = 0.05
+    factor: float = 2.0
+    cap: float = 5.0
+    attempts: int | None = 8
+    """Retries before giving up (None: retry until the host stops)."""
+
+    def delays(self) -> Iterator[float]:
+        delay, count = self.initial, 0
+        while self.attempts is None or count < self.attempts:
+            yield delay
+            delay, count = min(delay * self.factor, self.cap), count + 1
+
+
+class _Request:
+    __slots__ = ("derive", "error", "waiter")
+
+    def __init__(self, derive: Derive, *, wait: bool) -> None:
+        self.derive = derive
+        self.error: BaseException | None = None
+        self.waiter = anyio.Event() if wait else None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        if self.waiter is not None:
+            self.waiter.set()
+
+
+class RunOwner:
+    """Writes one run's log for one execution; ``run()`` is its writer task."""
+
+    def __init__(
+        self, state: RunState, storage: StorageBackend, clock: Clock, log: Any, backoff: Backoff
+    ) -> None:
+        self.run_id = state.run_id
+        self.state = state
+        self.storage = storage
+        self.clock = clock
+        self.log = log
+        self.backoff = backoff
+        self.woken = False
+        """Another writer appended a hook payload or a cancellation since this was reset."""
+        self._queue: list[_Request] = []
+        self._wakeup: anyio.Event | None = None
+        self._closed = False
+        self.stopped: BaseException | None = None
+
+    # -- asking -------------------------------------------------------------------------
+    def submit(self, derive: Derive) -> None:
+        """Queue a request without waiting for it (a step's outcome): the next group commit
+        writes it, before anything queued later."""
+        if self._closed:
+            raise SuspendSignal  # the execution is over: a straggling branch stops here
+        self._queue.append(_Request(derive, wait=False))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def ask(self, derive: Derive) -> None:
+        """Queue a request and wait until its events are written; a requester-facing error
+        raised by ``derive`` (e.g. CancellationError) is raised here."""
+        if self._closed:
+            raise SuspendSignal
+        request = _Request(derive, wait=True)
+        self._queue.append(request)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        assert request.waiter is not None
+        await request.waiter.wait()
+        if request.error is not None:
+            raise request.error
+
+    def close(self) -> None:
+        """No more requests: the writer drains what is queued, then returns."""
+        self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    # -- the writer ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """The writer loop. Invariant: requests are written in the order they were queued,
+        each commit holding everything that was ready when it began."""
+        try:
+            while self._queue or not self._closed:
+                if not self._queue:
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                    self._wakeup = None
+                    continue
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+        except BaseException as exc:
+            self._closed = True
+            self.stopped = exc
+            for request in self._queue:
+                request.finish(SuspendSignal())
+            self._queue.clear()
+            raise
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        delays = self.backoff.delays()
+        while True:
+            seq = self.state.last_sequence
+            events, accepted = self._derive(batch)
+            if not events:
+                break
+            try:
+                await self.storage.append(self.run_id, events, expected_sequence=seq)
+            except ConflictError:
+                await self._reload(seq, events, delays)
+            except StorageError as exc:
+                await self._retry_later(exc, delays, "append")
+                await self._reload(seq, events, delays)
+            else:
+                break
+            batch = accepted  # derive again, against what the log now holds
+        for request in accepted:
+            request.finish()
+
+    def _derive(self, batch: list[_Request]) -> tuple[list[Event], list[_Request]]:
+        events: list[Event] = []
+        accepted: list[_Request] = []
+        timestamp = self.clock.now()
+        for request in batch:
+            try:
+                drafts = request.derive(self.state)
+            except Exception as exc:  # the requester's answer, e.g. CancellationError
+                request.finish(exc)
+                continue
+            for draft in drafts:
+                event = draft.cls(
+                    run_id=self.run_id,
+                    sequence=self.state.last_sequence + 1,
+                    timestamp=timestamp,
+                    **draft.fields,
+                )
+                try:
+                    self.state.apply(event)  # the fold validates what is about to be written
+                except CorruptRecordError as exc:  # an engine bug: write nothing, stop
+                    msg = f"run {self.run_id!r}: refusing to write {event!r}: {exc}"
+                    raise OwnerStopped(msg) from exc
+                events.append(event)
+            accepted.append(request)
+        return events, accepted
+
+    async def _reload(self, seq: int, attempted: list[Event], delays: Iterator[float]) -> None:
+        """Fold the log again after a failed or uncertain write. What follows ``seq`` may be
+        our own events (the write landed after all) and hook payloads or cancellations
+        from other writers; anything else means another executor took the run over."""
+        while True:
+            try:
+                events = await self.storage.read(self.run_id)
+            except StorageError as exc:
+                await self._retry_later(exc, delays, "read")
+                continue
+            break
+        newer = events[seq:]
+        ours = len(attempted) if newer[: len(attempted)] == attempted else 0
+        for event in newer[ours:]:
+            if not isinstance(event, _EXTERNAL):
+                msg = (
+                    f"run {self.run_id!r} was advanced by another executor "
+                    f"({event.type.value!r} at sequence {event.sequence}); this execution stops"
+                )
+                raise OwnerStopped(msg) from ConflictError(msg)
+            self.woken = True
+            self.log.info("external_event", event_type=event.type.value, seq=event.sequence)
+        self.state = fold(self.run_id, events)
+
+    async def _retry_later(self, exc: StorageError, delays: Iterator[float], what: str) -> None:
+        delay = next(delays, None) if exc.retriable else None
+        if delay is None:
+            self.log.error("storage_failed", operation=what, error=repr(exc))
+            msg = f"run {self.run_id!r}: storage {what} failed: {exc}"
+            raise OwnerStopped(msg) from exc
+        self.log.warning("storage_retry", operation=what, delay=delay, error=repr(exc))
+        await self.clock.sleep(delay)

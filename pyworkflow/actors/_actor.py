@@ -1,0 +1,92 @@
+"""A run's actor: its mailbox, and the task that hosts its activations one at a time."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+
+from .._core._replay import RunState
+from .._execution._owner import Derive, Draft
+
+__all__ = ["Command", "RunActor"]
+
+Answer = Callable[[BaseException | None], None]
+
+
+class Command:
+    """A request from outside the run (a hook payload, a cancellation) and its answer.
+
+    Its ``derive`` never raises: the sender's error (an expired hook, say) is kept for the
+    sender, and the activation that wrote the command goes on.
+    """
+
+    __slots__ = ("_derive", "done", "error")
+
+    def __init__(self, derive: Derive) -> None:
+        self._derive = derive
+        self.error: BaseException | None = None
+        self.done = anyio.Event()
+
+    def derive(self, state: RunState) -> Sequence[Draft]:
+        try:
+            return self._derive(state)
+        except Exception as exc:
+            self.error = exc
+            return ()
+
+    def answer(self, error: BaseException | None) -> None:
+        self.error = self.error or error
+        self.done.set()
+
+    async def wait(self) -> None:
+        """Wait until the command is written (or refused); raise the sender's error."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class RunActor:
+    """One active run: a mailbox of commands, handled in order by its task.
+
+    The task lives while the run has something to do and ends when the run rests
+    (passivation): memory then holds only a timer entry, if the run sleeps.
+    """
+
+    def __init__(self, run_id: str, *, fresh: bool) -> None:
+        self.run_id = run_id
+        self.fresh = fresh
+        """Its first activation starts a run that was just recorded (not a recovery)."""
+        self.admitted = anyio.Event()
+        """Set once the actor holds one of the supervisor's active slots."""
+        self.rested = anyio.Event()
+        """Set when the task ended: the run is suspended, finished, or owned elsewhere."""
+        self.state: RunState | None = None
+        """The run's state as its last activation left it."""
+        self.error: BaseException | None = None
+        """The infrastructure error its last activation ended with, if any."""
+        self.result: Any = None
+        self._mailbox: deque[tuple[Derive, Answer]] = deque()
+        self._arrived: anyio.Event | None = None
+
+    def post(self, command: Command) -> None:
+        self._mailbox.append((command.derive, command.answer))
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def take(self) -> tuple[Derive, Answer] | None:
+        """The next command without waiting, if there is one."""
+        return self._mailbox.popleft() if self._mailbox else None
+
+    # The Inbox protocol of the engine: the activation's pump reads the mailbox with these.
+    async def receive(self) -> tuple[Derive, Answer]:
+        while not self._mailbox:
+            self._arrived = anyio.Event()
+            await self._arrived.wait()
+            self._arrived = None
+        return self._mailbox.popleft()
+
+    def push_back(self, item: tuple[Derive, Answer]) -> None:
+        self._mailbox.appendleft(item)

@@ -1,0 +1,388 @@
+"""The embedded supervisor: one actor task per active run, durable timers, backpressure."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+
+from .._config import add_host, remove_host, settings, state_cache
+from .._core._events import WorkflowCompleted
+from .._core._records import RunStatus, WorkflowRun
+from .._exceptions import (
+    ConfigurationError,
+    RunLockedError,
+    RunNotFoundError,
+    StorageError,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowNotRegisteredError,
+)
+from .._execution._clock import Clock
+from .._execution._engine import CancelRequest, Engine
+from .._execution._owner import Backoff
+from .._execution._registry import registry
+from .._execution._workflow import Workflow
+from ..storage import StorageBackend
+from ._actor import Command, RunActor
+
+__all__ = ["Supervisor"]
+
+_POLL_LIMIT = 10_000
+
+
+class Supervisor:
+    """Hosts the runs of one storage backend in this process: one actor per active run.
+
+    ``async with Supervisor(storage=...) as sup:`` inside any program (asyncio or trio).
+    Each active run is a task in the supervisor's task group and the only writer of its
+    log; calls (start, a hook payload, a cancellation) are messages to it. A run that
+    suspends ends its task and leaves a timer entry; the supervisor wakes it when a sleep,
+    a retry delay or a hook timeout is due, when a payload or cancellation arrives, and
+    after a restart, from the storage's index of due runs (which also finds runs whose
+    executor died). While it is open, the module-level ``start``/``resume``/
+    ``resume_hook``/``cancel_workflow`` on the same storage go through it.
+
+    Args:
+        storage: the backend whose runs it hosts (one supervisor per backend and process).
+        max_active: at most this many runs execute at once; callers and timers wait.
+        clock: defaults to the configured clock (``pyworkflow.testing.ManualClock`` in
+            tests: timers then fire when the test advances it).
+        poll_interval: seconds between looks at the storage's due index, for runs that
+            other processes made due (their hook payloads, their crashes).
+        grace_period: seconds that leaving the ``async with`` block lets active runs go
+            on to their next rest before they are stopped (and left recoverable).
+    """
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        *,
+        max_active: int = 1000,
+        clock: Clock | None = None,
+        poll_interval: float = 1.0,
+        grace_period: float = 30.0,
+    ) -> None:
+        if not isinstance(max_active, int) or isinstance(max_active, bool) or max_active < 1:
+            msg = f"Supervisor(max_active={max_active!r}): pass a whole number >= 1"
+            raise ConfigurationError(msg)
+        for name, value in (("poll_interval", poll_interval), ("grace_period", grace_period)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                msg = f"Supervisor({name}={value!r}): pass a number of seconds > 0"
+                raise ConfigurationError(msg)
+        current = settings()
+        self.storage = storage
+        self.clock: Clock = clock or current.clock
+        self.log = current.log.bind(component="supervisor")
+        self.max_active = max_active
+        self.poll_interval = float(poll_interval)
+        self.grace_period = float(grace_period)
+        self._engine = Engine(
+            storage,
+            current if clock is None else replace(current, clock=clock),
+            state_cache(),
+            Backoff(attempts=None),
+        )
+        self._actors: dict[str, RunActor] = {}
+        self._slots = anyio.Semaphore(max_active)
+        self._timers: list[tuple[datetime, str]] = []
+        self._timer_due: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+        self._finished: dict[str, anyio.Event] = {}
+        self._sleep: anyio.CancelScope | None = None
+        self._sleep_until: datetime | None = None
+        self._tg: TaskGroup | None = None
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        add_host(self.storage, self)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._timer_service)
+        self.log.info("supervisor_started", max_active=self.max_active)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._closing = True
+        remove_host(self.storage, self)
+        try:
+            if exc is None:
+                with anyio.move_on_after(self.grace_period):
+                    for actor in list(self._actors.values()):
+                        await actor.rested.wait()
+        finally:
+            self._tg.cancel_scope.cancel()
+            suppressed = await self._tg.__aexit__(exc_type, exc, tb)
+            self.log.info("supervisor_stopped", active=len(self._actors))
+        return suppressed
+
+    # -- calls ----------------------------------------------------------------------------
+    async def start(
+        self,
+        workflow: Workflow[..., Any],
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Start a run and return its id as soon as it is durably started; its actor runs
+        it. Waits while ``max_active`` runs execute (backpressure)."""
+        self._check_open()
+        if isinstance(workflow, Workflow) and not workflow.is_durable():
+            return await self._engine.start(workflow, args, kwargs, idempotency_key=None)
+        run_id, created = await self._engine.begin(
+            workflow, args, kwargs, idempotency_key=idempotency_key
+        )
+        await self._wake(run_id, fresh=created)
+        return run_id
+
+    async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """The value of the completed run, waiting for it to finish.
+
+        Raises:
+            WorkflowFailedError: the run failed (its recorded error type and message).
+            WorkflowCancelledError: the run was cancelled.
+            RunNotFoundError: no such run.
+            TimeoutError: ``timeout`` seconds passed first.
+            StorageError: the run's actor hit a permanent storage error.
+        """
+        with anyio.fail_after(timeout):
+            while True:
+                finished = self._finished.setdefault(run_id, anyio.Event())
+                actor = self._actors.get(run_id)
+                if actor is not None and actor.error is not None:
+                    raise actor.error
+                run = await self.storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFoundError(run_id)
+                if run.status.is_finished:
+                    self._finished.pop(run_id, None)
+                    return await self._outcome(run)
+                # Woken when an actor here finishes it; otherwise (another process), looked
+                # at again every poll interval.
+                with anyio.move_on_after(self.poll_interval):
+                    await finished.wait()
+
+    async def resume_hook(self, token: str, payload: Any = None) -> WorkflowRun:
+        """Deliver ``payload`` to the hook behind ``token`` through the run's actor.
+
+        Returns the run's record once the payload is recorded (the run goes on by itself).
+        Raises what ``pyworkflow.resume_hook`` raises for a bad token or payload.
+        """
+        self._check_open()
+        run_id, derive = await self._engine.hook_request(token, payload)
+        await self._command(run_id, derive)
+        run = await self.storage.get_run(run_id)
+        assert run is not None
+        return run
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        """Request the run's cancellation; False if it had already finished.
+
+        ``CancellationError`` is raised inside the workflow at its next checkpoint; a
+        suspended run is woken to run its cleanup.
+        """
+        self._check_open()
+        request = CancelRequest(reason)
+        await self._command(run_id, request)
+        return not request.finished
+
+    async def resume(self, run_id: str) -> None:
+        """Wake the run now, as a due timer would (a no-op for a run with nothing due)."""
+        self._check_open()
+        if await self.storage.get_run(run_id) is None:
+            raise RunNotFoundError(run_id)
+        await self._wake(run_id)
+
+    # -- the module-level API, routed here (it waits until the run rests) ------------------
+    async def start_and_rest(
+        self,
+        wf: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        idempotency_key: str | None,
+    ) -> str:
+        run_id = await self.start(wf, *args, idempotency_key=idempotency_key, **kwargs)
+        await self._rest(run_id)
+        return run_id
+
+    async def resume_and_rest(self, run_id: str) -> Any:
+        await self.resume(run_id)
+        actor = await self._rest(run_id)
+        if actor is not None and actor.error is not None:
+            raise actor.error
+        return actor.result if actor is not None else None
+
+    async def cancel_and_rest(self, run_id: str, reason: str | None) -> bool:
+        requested = await self.cancel(run_id, reason)
+        await self._rest(run_id)
+        return requested
+
+    async def resume_hook_and_rest(self, token: str, payload: Any) -> WorkflowRun:
+        run = await self.resume_hook(token, payload)
+        await self._rest(run.run_id)
+        return await self.storage.get_run(run.run_id) or run
+
+    # -- actors -------------------------------------------------------------------------
+    async def _command(self, run_id: str, derive: Any) -> None:
+        command = Command(derive)
+        actor = self._actors.get(run_id)
+        if actor is None:
+            if await self.storage.get_run(run_id) is None:
+                raise RunNotFoundError(run_id)
+            actor = self._spawn(run_id, fresh=False)
+        actor.post(command)
+        await command.wait()
+
+    async def _wake(self, run_id: str, *, fresh: bool = False) -> RunActor:
+        """The run's actor (spawned if it has none) once it holds an active slot."""
+        actor = self._actors.get(run_id) or self._spawn(run_id, fresh=fresh)
+        await actor.admitted.wait()
+        return actor
+
+    async def _rest(self, run_id: str) -> RunActor | None:
+        actor = self._actors.get(run_id)
+        if actor is not None:
+            await actor.rested.wait()
+        return actor
+
+    def _spawn(self, run_id: str, *, fresh: bool) -> RunActor:
+        assert self._tg is not None
+        actor = self._actors[run_id] = RunActor(run_id, fresh=fresh)
+        self._tg.start_soon(self._host, actor, name=f"pyworkflow actor {run_id}")
+        return actor
+
+    async def _host(self, actor: RunActor) -> None:
+        """The actor's task: activations, one at a time, while commands keep coming."""
+        run_id = actor.run_id
+        try:
+            async with self._slots:
+                actor.admitted.set()
+                while True:
+                    item = actor.take()
+                    first = item[0] if item else None
+                    try:
+                        actor.result, actor.state = await self._engine.activate(
+                            run_id, fresh=actor.fresh, first=first, inbox=actor
+                        )
+                        actor.error = None
+                    except RunLockedError:
+                        # Executed elsewhere (another process): write beside its owner.
+                        if first is not None:
+                            await self._engine._append_beside(run_id, first)
+                    except WorkflowNotRegisteredError as exc:
+                        self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
+                    except StorageError as exc:
+                        actor.error = exc
+                        self._retry_later(run_id)
+                    finally:
+                        if item is not None:
+                            item[1](actor.error)
+                    actor.fresh = False
+                    if not actor._mailbox:
+                        break
+        finally:
+            del self._actors[run_id]
+            actor.rested.set()
+            self._after_rest(actor)
+
+    def _after_rest(self, actor: RunActor) -> None:
+        state = actor.state
+        if state is None:
+            return
+        if state.finished:
+            self._failures.pop(actor.run_id, None)
+            event = self._finished.pop(actor.run_id, None)
+            if event is not None:
+                event.set()
+        elif state.status is RunStatus.SUSPENDED:
+            self._failures.pop(actor.run_id, None)
+            due = state.next_due()
+            if state.wake_pending:
+                due = self.clock.now()
+            if due is not None:
+                self._schedule(actor.run_id, due)
+
+    def _retry_later(self, run_id: str) -> None:
+        failures = self._failures[run_id] = self._failures.get(run_id, 0) + 1
+        delay = min(0.1 * 2 ** (failures - 1), 30.0)
+        self.log.error("actor_failed", run_id=run_id, retry_in=delay, failures=failures)
+        self._schedule(run_id, self.clock.now() + timedelta(seconds=delay))
+
+    # -- timers ---------------------------------------------------------------------------
+    def _schedule(self, run_id: str, due: datetime) -> None:
+        known = self._timer_due.get(run_id)
+        if known is not None and known <= due:
+            return
+        self._timer_due[run_id] = due
+        heapq.heappush(self._timers, (due, run_id))
+        if self._sleep is not None and (self._sleep_until is None or due < self._sleep_until):
+            self._sleep.cancel()  # the timer service sleeps too long now: wake it
+
+    async def _timer_service(self) -> None:
+        """Wakes runs when due. Invariant: every suspended run this process knows of with a
+        timer has an entry in ``_timers`` (passivation adds it), and the storage's due
+        index, read every poll interval, adds those that others made due."""
+        next_poll = self.clock.now()
+        while True:
+            now = self.clock.now()
+            if now >= next_poll:
+                await self._poll(now)
+                next_poll = now + timedelta(seconds=self.poll_interval)
+            while self._timers and self._timers[0][0] <= self.clock.now():
+                due, run_id = heapq.heappop(self._timers)
+                if self._timer_due.get(run_id) != due:
+                    continue  # superseded by an earlier entry
+                del self._timer_due[run_id]
+                if run_id not in self._actors and not self._closing:
+                    await self._wake(run_id)
+            target = min(next_poll, self._timers[0][0]) if self._timers else next_poll
+            with anyio.CancelScope() as self._sleep:
+                self._sleep_until = target
+                await self.clock.wait_until(target)
+            self._sleep = self._sleep_until = None
+
+    async def _poll(self, now: datetime) -> None:
+        horizon = now + timedelta(seconds=self.poll_interval)
+        try:
+            due = await self.storage.due_runs(horizon, limit=_POLL_LIMIT)
+        except StorageError as exc:
+            self.log.warning("due_runs_failed", error=repr(exc))
+            return
+        for when, run_id in due:
+            if run_id not in self._actors:
+                self._schedule(run_id, when)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._tg is None or self._closing:
+            msg = "the Supervisor is not running: use it inside `async with Supervisor(...)`"
+            raise ConfigurationError(msg)
+
+    async def _outcome(self, run: WorkflowRun) -> Any:
+        if run.status is RunStatus.FAILED:
+            raise WorkflowFailedError(run.run_id, run.error_type or "?", run.error_message or "")
+        if run.status is RunStatus.CANCELLED:
+            raise WorkflowCancelledError(run.run_id, run.cancellation_reason)
+        events = await self.storage.read(run.run_id, after=max(run.last_sequence - 1, 0))
+        last = events[-1] if events else None
+        if not isinstance(last, WorkflowCompleted):
+            return run.result
+        wf = registry.workflow(run.workflow_name)
+        if wf is None:
+            return msgspec.json.decode(last.result)
+        return wf.codec.decode_result(last.result)
+
