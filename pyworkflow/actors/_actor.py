@@ -72,9 +72,22 @@ class RunActor:
         self._arrived: anyio.Event | None = None
 
     def post(self, command: Command) -> None:
-        self._mailbox.append((command.derive, command.answer))
+        self.push((command.derive, command.answer))
+
+    def push(self, item: tuple[Derive, Answer]) -> None:
+        self._mailbox.append(item)
         if self._arrived is not None:
             self._arrived.set()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._mailbox)
+
+    def drain(self) -> list[tuple[Derive, Answer]]:
+        """Every command still in the mailbox (the task is ending)."""
+        items = list(self._mailbox)
+        self._mailbox.clear()
+        return items
 
     def take(self) -> tuple[Derive, Answer] | None:
         """The next command without waiting, if there is one."""

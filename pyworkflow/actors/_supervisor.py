@@ -94,6 +94,8 @@ class Supervisor:
         self._timers: list[tuple[datetime, str]] = []
         self._timer_due: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
+        self._errors: dict[str, BaseException] = {}
+        """The storage error a run's last activation ended with (until one ends well)."""
         self._finished: dict[str, anyio.Event] = {}
         self._sleep: anyio.CancelScope | None = None
         self._sleep_until: datetime | None = None
@@ -162,9 +164,9 @@ class Supervisor:
         with anyio.fail_after(timeout):
             while True:
                 finished = self._finished.setdefault(run_id, anyio.Event())
-                actor = self._actors.get(run_id)
-                if actor is not None and actor.error is not None:
-                    raise actor.error
+                error = self._errors.get(run_id)
+                if error is not None:
+                    raise error
                 run = await self.storage.get_run(run_id)
                 if run is None:
                     raise RunNotFoundError(run_id)
@@ -279,6 +281,7 @@ class Supervisor:
                             run_id, fresh=actor.fresh, first=first, inbox=actor
                         )
                         actor.error = None
+                        self._errors.pop(run_id, None)
                     except RunLockedError:
                         # Executed elsewhere (another process): write beside its owner.
                         if first is not None:
@@ -286,7 +289,8 @@ class Supervisor:
                     except WorkflowNotRegisteredError as exc:
                         self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
                     except StorageError as exc:
-                        actor.error = exc
+                        actor.error = self._errors[run_id] = exc
+                        self._notify(run_id)
                         self._retry_later(run_id)
                     finally:
                         if item is not None:
@@ -296,6 +300,14 @@ class Supervisor:
                         break
         finally:
             del self._actors[run_id]
+            leftover = actor.drain()
+            if leftover and not self._closing:
+                # Commands that arrived while the task was ending go to a new one.
+                successor = self._spawn(run_id, fresh=False)
+                for item in leftover:
+                    successor.push(item)
+            for _, answer in leftover if self._closing else ():
+                answer(ConfigurationError("the Supervisor stopped before this was delivered"))
             actor.rested.set()
             self._after_rest(actor)
 
@@ -305,9 +317,7 @@ class Supervisor:
             return
         if state.finished:
             self._failures.pop(actor.run_id, None)
-            event = self._finished.pop(actor.run_id, None)
-            if event is not None:
-                event.set()
+            self._notify(actor.run_id)
         elif state.status is RunStatus.SUSPENDED:
             self._failures.pop(actor.run_id, None)
             due = state.next_due()
@@ -315,6 +325,12 @@ class Supervisor:
                 due = self.clock.now()
             if due is not None:
                 self._schedule(actor.run_id, due)
+
+    def _notify(self, run_id: str) -> None:
+        """Wake whoever waits in ``result()`` for this run."""
+        event = self._finished.pop(run_id, None)
+        if event is not None:
+            event.set()
 
     def _retry_later(self, run_id: str) -> None:
         failures = self._failures[run_id] = self._failures.get(run_id, 0) + 1

@@ -39,6 +39,7 @@ gone makes it again. A storage folder made by a version without the index (``.du
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -144,7 +145,10 @@ class DueFolder:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except FileNotFoundError:
                 changed |= {day} if os.path.isdir(day) else {day, self.root}
-                os.makedirs(minute, exist_ok=True)
+                # Another writer may empty and remove the day folder between the two
+                # mkdirs of makedirs: then try again.
+                with contextlib.suppress(FileNotFoundError):
+                    os.makedirs(minute, exist_ok=True)
                 continue
             os.close(fd)
             if sync:

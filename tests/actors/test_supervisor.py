@@ -1,0 +1,428 @@
+"""The embedded supervisor: one actor per active run, timers that fire by themselves.
+
+Runs on asyncio and trio, in virtual time (``ManualClock``: the supervisor's timers fire when
+the test advances the clock), on the memory backend and on the file backend (whose appends
+really yield).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import pyworkflow
+from pyworkflow import (
+    CancellationError,
+    ConfigurationError,
+    HookAlreadyReceivedError,
+    HookExpiredError,
+    RunNotFoundError,
+    RunStatus,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    cancel_workflow,
+    configure,
+    hook,
+    resume,
+    resume_hook,
+    shield,
+    sleep,
+    start,
+    step,
+    workflow,
+)
+from pyworkflow._core._events import SleepCompleted, SleepStarted
+from pyworkflow.actors import Supervisor
+from pyworkflow.storage import FileStorageBackend, InMemoryStorageBackend, StorageBackend
+from pyworkflow.testing import ManualClock
+from tests.faulty import FaultyStorage, has
+
+ran: list[str] = []
+tokens: dict[str, str] = {}
+gates: dict[str, anyio.Event] = {}
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> None:
+    ran.clear()
+    tokens.clear()
+    gates.clear()
+
+
+@step(name="sv_add")
+async def add(a: int, b: int) -> int:
+    ran.append(f"add {a} {b}")
+    return a + b
+
+
+@step(name="sv_blocked")
+async def blocked(name: str) -> str:
+    ran.append(f"blocked {name}")
+    await gates.setdefault(name, anyio.Event()).wait()
+    return name
+
+
+@step(name="sv_fails")
+async def fails() -> None:
+    raise ValueError("no stock")
+
+
+@workflow(durable=True, name="sv_sleeper")
+async def sleeper(seconds: int) -> int:
+    total = await add(seconds, 1)
+    await sleep(seconds)
+    return total
+
+
+@workflow(durable=True, name="sv_approval")
+async def approval(order: str) -> str:
+    payload = await hook("approve", on_created=lambda t: tokens.__setitem__(order, t))
+    return f"{order}: {payload}"
+
+
+@workflow(durable=True, name="sv_timeout")
+async def timeout_wf() -> str:
+    try:
+        await hook("late", timeout="30s")
+    except HookExpiredError:
+        return "expired"
+    return "received"
+
+
+@workflow(durable=True, name="sv_failing")
+async def failing() -> None:
+    await fails()
+
+
+@workflow(durable=True, name="sv_two_steps")
+async def two_steps(name: str) -> str:
+    first = await blocked(name)
+    try:
+        await add(1, 2)
+    except CancellationError:
+        async with shield():
+            await add(9, 9)
+        raise
+    return first
+
+
+@pytest.fixture(params=["memory", "file"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    if request.param == "memory":
+        return InMemoryStorageBackend()
+    return FileStorageBackend(tmp_path / "data", durability="none")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    clock = ManualClock()
+    configure(clock=clock)
+    return clock
+
+
+@pytest.fixture
+async def sup(storage: StorageBackend, clock: ManualClock) -> AsyncIterator[Supervisor]:
+    async with Supervisor(storage=storage, clock=clock) as supervisor:
+        yield supervisor
+
+
+async def until(check: Callable[[], Any], what: str, seconds: float = 10.0) -> None:
+    """Wait (real time, bounded) until ``check()`` is true: file I/O runs in threads."""
+    with anyio.fail_after(seconds):
+        while not await _call(check):  # noqa: ASYNC110 - polls storage, files in threads
+            await anyio.sleep(0.002)
+    assert await _call(check), what
+
+
+async def _call(check: Callable[[], Any]) -> Any:
+    value = check()
+    return await value if hasattr(value, "__await__") else value
+
+
+async def status(storage: StorageBackend, run_id: str) -> RunStatus:
+    run = await storage.get_run(run_id)
+    assert run is not None
+    return run.status
+
+
+async def types(storage: StorageBackend, run_id: str) -> list[str]:
+    return [e.type.value for e in await storage.read(run_id)]
+
+
+# -- the API ---------------------------------------------------------------------------
+
+
+async def test_start_returns_once_durably_started_and_result_waits(
+    sup: Supervisor, storage: StorageBackend, clock: ManualClock
+) -> None:
+    run_id = await sup.start(sleeper, 5)
+    assert (await storage.read(run_id))[0].type.value == "workflow_started"
+    await until(lambda: _suspended(storage, run_id), "the run sleeps")
+    clock.advance(5)
+    assert await sup.result(run_id, timeout=10) == 6
+    assert ran == ["add 5 1"]  # the step ran once; the wake-up replayed it
+
+
+async def test_result_raises_what_the_run_ended_with(
+    sup: Supervisor, storage: StorageBackend
+) -> None:
+    failed = await sup.start(failing)
+    with pytest.raises(WorkflowFailedError) as info:
+        await sup.result(failed, timeout=10)
+    assert info.value.error_type == "ValueError" and info.value.error_message == "no stock"
+    assert info.value.run_id == failed
+
+    waiting = await sup.start(approval, "o-1")
+    await until(lambda: "o-1" in tokens, "the hook is created")
+    assert await sup.cancel(waiting, reason="customer left") is True
+    with pytest.raises(WorkflowCancelledError, match="customer left"):
+        await sup.result(waiting, timeout=10)
+    assert await sup.cancel(waiting) is False  # finished: nothing to cancel
+
+
+async def test_result_times_out_with_the_builtin_timeout_error(sup: Supervisor) -> None:
+    run_id = await sup.start(approval, "o-2")
+    with pytest.raises(TimeoutError):
+        await sup.result(run_id, timeout=0.05)
+    with pytest.raises(RunNotFoundError):
+        await sup.result("run_0000000000000000", timeout=1)
+
+
+async def test_a_hook_payload_wakes_the_run_by_itself(
+    sup: Supervisor, storage: StorageBackend
+) -> None:
+    run_id = await sup.start(approval, "o-3")
+    await until(lambda: "o-3" in tokens, "the hook is created")
+    await until(lambda: _suspended(storage, run_id), "the run waits")
+    record = await sup.resume_hook(tokens["o-3"], "ok")
+    assert record.run_id == run_id
+    assert await sup.result(run_id, timeout=10) == "o-3: ok"
+
+
+async def test_two_deliveries_to_one_hook_record_one_payload(
+    sup: Supervisor, storage: StorageBackend
+) -> None:
+    run_id = await sup.start(approval, "o-4")
+    await until(lambda: "o-4" in tokens, "the hook is created")
+    outcomes: list[str] = []
+
+    async def deliver(payload: str) -> None:
+        try:
+            await sup.resume_hook(tokens["o-4"], payload)
+        except HookAlreadyReceivedError:
+            outcomes.append("refused")
+        else:
+            outcomes.append(payload)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver, "yes")
+        tg.start_soon(deliver, "no")
+    assert sorted(outcomes) in (["refused", "yes"], ["no", "refused"])
+    winner = next(o for o in outcomes if o != "refused")
+    assert await sup.result(run_id, timeout=10) == f"o-4: {winner}"
+    assert (await types(storage, run_id)).count("hook_received") == 1
+
+
+async def test_hook_timeouts_fire_by_themselves(
+    sup: Supervisor, storage: StorageBackend, clock: ManualClock
+) -> None:
+    run_id = await sup.start(timeout_wf)
+    await until(lambda: _suspended(storage, run_id), "the run waits for its hook")
+    clock.advance(29)
+    await anyio.sleep(0.01)
+    assert await status(storage, run_id) is RunStatus.SUSPENDED
+    clock.advance(2)
+    assert await sup.result(run_id, timeout=10) == "expired"
+    assert "hook_expired" in await types(storage, run_id)
+
+
+async def test_cancel_beside_a_running_step_lets_it_finish_and_stops_at_the_next_checkpoint(
+    sup: Supervisor, storage: StorageBackend
+) -> None:
+    run_id = await sup.start(two_steps, "c-1")
+    await until(lambda: "blocked c-1" in ran, "the step runs")
+    assert await sup.cancel(run_id, reason="stop") is True
+    gates["c-1"].set()
+    with pytest.raises(WorkflowCancelledError):
+        await sup.result(run_id, timeout=10)
+    kinds = await types(storage, run_id)
+    # The running step's outcome is recorded; the next step never started; cleanup ran.
+    assert kinds.index("cancellation_requested") < kinds.index("step_completed")
+    assert ran == ["blocked c-1", "add 9 9"]
+    assert kinds[-1] == "workflow_cancelled"
+
+
+async def test_max_active_bounds_the_runs_that_execute_at_once(
+    storage: StorageBackend, clock: ManualClock
+) -> None:
+    async with Supervisor(storage=storage, clock=clock, max_active=2) as sup:
+        first = [await sup.start(two_steps, f"m-{i}") for i in range(2)]
+        await until(lambda: len([r for r in ran if r.startswith("blocked")]) == 2, "2 run")
+        with anyio.move_on_after(0.2) as waited:
+            await sup.start(two_steps, "m-2")  # waits for a slot
+        assert waited.cancelled_caught
+        assert sum(r.startswith("blocked") for r in ran) == 2
+        for name in ("m-0", "m-1"):
+            gates[name].set()
+        assert [await sup.result(run_id, timeout=10) for run_id in first] == ["m-0", "m-1"]
+        await until(lambda: "blocked m-2" in ran, "the third run gets a slot")
+        gates["m-2"].set()
+
+
+async def test_module_level_calls_go_to_the_supervisor(
+    sup: Supervisor, storage: StorageBackend, clock: ManualClock
+) -> None:
+    configure(storage=storage)
+    run_id = await start(approval, "r-1")  # returns when the run rests, as without one
+    assert await status(storage, run_id) is RunStatus.SUSPENDED
+    run = await resume_hook(tokens["r-1"], "fine")
+    assert run.status is RunStatus.COMPLETED
+    sleeping = await start(sleeper, 10)
+    assert await resume(sleeping) is None  # not due: nothing written
+    clock.advance(10)
+    assert await sup.result(sleeping, timeout=10) == 11
+    waiting = await start(approval, "r-2")
+    assert await cancel_workflow(waiting, reason="r") is True
+    assert await status(storage, waiting) is RunStatus.CANCELLED
+
+
+async def test_one_supervisor_per_storage_and_only_inside_async_with(
+    sup: Supervisor, storage: StorageBackend
+) -> None:
+    with pytest.raises(ConfigurationError, match="already hosts"):
+        async with Supervisor(storage=storage):
+            pass
+    idle = Supervisor(storage=InMemoryStorageBackend())
+    with pytest.raises(ConfigurationError, match="async with"):
+        await idle.start(sleeper, 1)
+    with pytest.raises(ConfigurationError, match="max_active=0"):
+        Supervisor(storage=storage, max_active=0)
+    with pytest.raises(ConfigurationError, match="poll_interval"):
+        Supervisor(storage=storage, poll_interval=-1)
+
+
+# -- timers ------------------------------------------------------------------------------
+
+
+async def test_a_thousand_sleeping_runs_wake_within_one_tick_of_their_due_time(
+    clock: ManualClock,
+) -> None:
+    storage = InMemoryStorageBackend()
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        run_ids = [await sup.start(sleeper, 1 + i % 20) for i in range(1000)]
+        await until(lambda: _all(storage, run_ids, RunStatus.SUSPENDED), "all sleep", 60)
+        start_at = clock.now()
+        for tick in range(1, 21):
+            clock.advance(1)
+            due = [r for i, r in enumerate(run_ids) if 1 + i % 20 <= tick]
+            await until(lambda d=due: _all(storage, d, RunStatus.COMPLETED), f"tick {tick}", 30)
+    for run_id in run_ids:
+        events = await storage.read(run_id)
+        started = next(e for e in events if isinstance(e, SleepStarted))
+        completed = next(e for e in events if isinstance(e, SleepCompleted))
+        lag = completed.timestamp - started.resume_at
+        assert timedelta(0) <= lag < timedelta(seconds=1), (run_id, lag)
+    assert clock.now() == start_at + timedelta(seconds=20)
+
+
+async def test_resume_racing_the_timer_wakes_the_run_once(
+    sup: Supervisor, storage: StorageBackend, clock: ManualClock
+) -> None:
+    configure(storage=storage)
+    run_id = await sup.start(sleeper, 3)
+    await until(lambda: _suspended(storage, run_id), "the run sleeps")
+    clock.advance(3)  # the timer service wakes it...
+    await resume(run_id)  # ...and so does this, at the same moment
+    assert await sup.result(run_id, timeout=10) == 4
+    kinds = await types(storage, run_id)
+    assert kinds.count("sleep_completed") == 1 and kinds.count("workflow_resumed") == 1
+    assert ran == ["add 3 1"]
+
+
+async def _suspended(storage: StorageBackend, run_id: str) -> bool:
+    run = await storage.get_run(run_id)
+    return run is not None and run.status is RunStatus.SUSPENDED
+
+
+async def _all(storage: StorageBackend, run_ids: list[str], wanted: RunStatus) -> bool:
+    for run_id in run_ids:
+        run = await storage.get_run(run_id)
+        if run is None or run.status is not wanted:
+            return False
+    return True
+
+
+def test_supervisor_is_exported() -> None:
+    assert pyworkflow.actors.Supervisor is Supervisor
+    assert Supervisor.__module__ == "pyworkflow.actors"
+
+
+# -- infrastructure failures ---------------------------------------------------------------
+
+
+@workflow(durable=True, name="sv_five")
+async def five() -> int:
+    total = 0
+    for i in range(5):
+        try:
+            total += await add(i, 0)
+        except Exception as exc:  # the workflow must never see a storage error
+            ran.append(f"caught {exc!r}")
+            raise
+    return total
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_transient_failures_at_every_append_are_retried_unseen(
+    tmp_path: Path, clock: ManualClock, when: str
+) -> None:
+    storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"), delay=1)
+    storage.fail_appends(*range(2, 40, 2), when=when)  # every other append, from the 2nd
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        run_id = await sup.start(five)
+        assert await sup.result(run_id, timeout=20) == 10
+    assert ran == [f"add {i} 0" for i in range(5)]  # each step once, nothing caught
+    kinds = [e.type.value for e in await storage.read(run_id)]
+    assert kinds.count("step_completed") == 5 and kinds[-1] == "workflow_completed"
+
+
+async def test_a_permanent_failure_surfaces_to_the_waiter_and_the_actor_retries_later(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"))
+    storage.fail_when(has("step_started"), error=pyworkflow.StorageError)
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        run_id = await sup.start(sleeper, 1)
+        with pytest.raises(pyworkflow.StorageError, match="injected"):
+            await sup.result(run_id, timeout=10)
+        assert ran == []  # the step never started: its step_started was never written
+        assert await status(storage, run_id) is RunStatus.RUNNING  # recoverable, not failed
+        clock.advance(1)  # the actor's restart with backoff comes due...
+        await until(lambda: _suspended(storage, run_id), "restarted, it goes on", 10)
+        clock.advance(1)
+        assert await sup.result(run_id, timeout=10) == 2
+    assert ran == ["add 1 1"]
+
+
+@workflow(durable=True, name="sv_sequence")
+async def sequence(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await add(i, 1)
+    return total
+
+
+async def test_the_sequential_path_writes_once_per_step(tmp_path: Path, clock: ManualClock) -> None:
+    """A step's outcome rides with the next step's start: n steps, n + 2 appends (the start,
+    one per step, and the outcome of the last with the run's end)."""
+    storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"))
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        run_id = await sup.start(sequence, 20)
+        assert await sup.result(run_id, timeout=20) == sum(range(1, 21))
+    assert storage.appends == 20 + 2
+    assert len(await storage.read(run_id)) == 1 + 20 * 2 + 1
