@@ -276,12 +276,12 @@ class Supervisor:
                 while True:
                     item = actor.take()
                     first = item[0] if item else None
+                    self._errors.pop(run_id, None)  # a new attempt: waiters await its end
                     try:
                         actor.result, actor.state = await self._engine.activate(
                             run_id, fresh=actor.fresh, first=first, inbox=actor
                         )
                         actor.error = None
-                        self._errors.pop(run_id, None)
                     except RunLockedError:
                         # Executed elsewhere (another process): write beside its owner.
                         if first is not None:
