@@ -3,6 +3,7 @@
 import types
 
 import pyworkflow
+import pyworkflow.actors
 import pyworkflow.storage
 import pyworkflow.testing
 
@@ -33,10 +34,14 @@ SEED_NAMES = {
 def test_seed_api_is_exported() -> None:
     assert set(pyworkflow.__all__) >= SEED_NAMES
     assert "InMemoryStorageBackend" in pyworkflow.storage.__all__
+    assert pyworkflow.actors.__all__ == ["Supervisor"]
+    assert {"TransientStorageError", "WorkflowFailedError", "WorkflowCancelledError"} <= set(
+        pyworkflow.__all__
+    )
 
 
 def test_exported_members() -> None:
-    for module in (pyworkflow, pyworkflow.storage, pyworkflow.testing):
+    for module in (pyworkflow, pyworkflow.actors, pyworkflow.storage, pyworkflow.testing):
         assert module.__all__ == sorted(module.__all__), module.__name__
         for name in module.__all__:
             assert not name.startswith("_"), name
@@ -55,7 +60,7 @@ def test_kafka_backend_reports_its_public_path() -> None:
 def test_no_private_names_leak() -> None:
     public = {n for n in dir(pyworkflow) if not n.startswith("_")}
     # Subpackages are public too; everything else must be in __all__.
-    assert public - set(pyworkflow.__all__) <= {"storage", "testing"}
+    assert public - set(pyworkflow.__all__) <= {"actors", "storage", "testing"}
 
 
 def test_run_status_values() -> None:
