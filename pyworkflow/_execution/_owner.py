@@ -164,18 +164,20 @@ class RunOwner:
 
     async def _commit(self, batch: list[_Request]) -> None:
         delays = self.backoff.delays()
+        attempts: list[list[Event]] = []  # each may yet land: an uncertain write lands late
         while True:
             seq = self.state.last_sequence
             events, accepted = self._derive(batch)
             if not events:
                 break
+            attempts.append(events)
             try:
                 await self.storage.append(self.run_id, events, expected_sequence=seq)
             except ConflictError:
-                await self._reload(seq, events, delays)
+                await self._reload(seq, attempts, delays)
             except StorageError as exc:
                 await self._retry_later(exc, delays, "append")
-                await self._reload(seq, events, delays)
+                await self._reload(seq, attempts, delays)
             else:
                 break
             batch = accepted  # derive again, against what the log now holds
@@ -208,10 +210,13 @@ class RunOwner:
             accepted.append(request)
         return events, accepted
 
-    async def _reload(self, seq: int, attempted: list[Event], delays: Iterator[float]) -> None:
+    async def _reload(
+        self, seq: int, attempts: list[list[Event]], delays: Iterator[float]
+    ) -> None:
         """Fold the log again after a failed or uncertain write. What follows ``seq`` may be
-        our own events (the write landed after all) and hook payloads or cancellations
-        from other writers; anything else means another executor took the run over."""
+        our own events (one of this commit's attempts landed after all) and hook payloads or
+        cancellations from other writers; anything else means another executor took the
+        run over."""
         while True:
             try:
                 events = await self.storage.read(self.run_id)
@@ -220,8 +225,8 @@ class RunOwner:
                 continue
             break
         newer = events[seq:]
-        ours = len(attempted) if newer[: len(attempted)] == attempted else 0
-        for event in newer[ours:]:
+        landed = next((a for a in attempts if newer[: len(a)] == a), [])
+        for event in newer[len(landed) :]:
             if not isinstance(event, _EXTERNAL):
                 msg = (
                     f"run {self.run_id!r} was advanced by another executor "

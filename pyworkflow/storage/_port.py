@@ -33,6 +33,10 @@ class StorageBackend(Protocol):
 
         Raises:
             ConflictError: the log has moved past ``expected_sequence``; nothing is written.
+            TransientStorageError: a failure that a retry may cure (a broker or disk briefly
+                unavailable, a timeout). The append may have landed (an uncertain write):
+                re-read the log before retrying; the run's owner does.
+            StorageError: any other failure is permanent: retrying the call won't help.
         """
         ...
 

@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,8 @@ from pyworkflow import (
     resume,
     resume_hook,
     start,
+    step,
+    workflow,
 )
 from pyworkflow.testing import ManualClock
 
@@ -99,6 +104,69 @@ async def test_a_broker_restart_mid_run_loses_nothing(
     assert await get_workflow_events(run_id, storage=fresh) == await get_workflow_events(
         run_id, storage=storage
     )
+
+
+outage_calls: Counter[str] = Counter()
+outage: dict[str, Any] = {}
+
+
+@step(name="kafka_outage.part")
+async def outage_part(name: str) -> str:
+    outage_calls[name] += 1
+    if name == "b":  # the broker dies as this step finishes; it is back a few seconds later
+        broker: LocalKafka = outage["broker"]
+        await anyio.to_thread.run_sync(broker.kill)
+        restart = threading.Thread(target=lambda: (time.sleep(3), broker.start()))
+        outage["restart"] = restart
+        restart.start()
+    return name.upper()
+
+
+@workflow(name="kafka_outage.three_parts", durable=True)
+async def outage_parts() -> dict[str, list[str]]:
+    done: list[str] = []
+    seen: list[str] = []
+    for name in ("a", "b", "c"):
+        try:
+            done.append(await outage_part(name))
+        except Exception as exc:  # a storage error must never land here
+            seen.append(repr(exc))
+    return {"done": done, "seen": seen}
+
+
+async def test_a_broker_crash_mid_step_is_ridden_out(
+    make_backend: MakeBackend,
+    kafka_broker: LocalKafka | None,
+    clock: ManualClock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The broker is killed while a step runs and is back ~3 s later (plus its start-up):
+    the run completes, each step once, the workflow sees no error and its owner never gives
+    up. (The step's outcome append waits in the producer while the leader is unreachable;
+    a read-back that times out is a TransientStorageError, which the owner retries.)"""
+    if kafka_broker is None:
+        pytest.skip("killing needs the local broker (not an external or container one)")
+    configure(clock=clock)
+    outage_calls.clear()
+    outage.clear()
+    outage["broker"] = kafka_broker
+    storage = await make_backend(request_timeout=5)
+    try:
+        run_id = await start(outage_parts, storage=storage)
+    finally:
+        restart = outage.get("restart")
+        if restart is not None:
+            await anyio.to_thread.run_sync(restart.join)
+        await anyio.to_thread.run_sync(kafka_broker.start)  # whatever happened, it runs again
+    assert "storage_failed" not in capsys.readouterr().err  # the owner never gave up
+    run = await get_workflow_run(run_id, storage=storage)
+    assert run is not None and run.status is RunStatus.COMPLETED, run
+    assert run.result == {"done": ["A", "B", "C"], "seen": []}
+    assert outage_calls == {"a": 1, "b": 1, "c": 1}
+    events = await get_workflow_events(run_id, storage=await make_backend())
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [e.type.value for e in events].count("step_completed") == 3
+    assert events[-1].type.value == "workflow_completed"
 
 
 def test_the_kafka_example_runs(kafka_bootstrap: str) -> None:

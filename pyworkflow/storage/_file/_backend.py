@@ -31,7 +31,10 @@ Design (see ``_file_paths.Layout`` for the folders):
   such an append was never acknowledged. Readers ignore them; the next writer cuts them off
   (under the append lock, so no live writer can be cut) and keeps them in
   ``events/.{run_id}.jsonl.torn``. A complete line that does not decode is skipped with a
-  warning. A write that fails half-way (disk full) is truncated back before raising.
+  warning. A write that fails half-way (disk full) is truncated back before raising, so
+  the append can be retried: it raises ``TransientStorageError`` for an ``OSError`` a retry
+  can cure (``ENOSPC``, ``EDQUOT``, ``EAGAIN``, ...; ``EIO`` is permanent: see
+  ``storage._errors``), and a permanent ``StorageError`` if the cut itself failed.
   Limit: a process killed inside a multi-page write can leave the first whole lines of its
   batch before the torn one, so a multi-event append is then only partly in the log (the
   engine's multi-event appends, ``sleep_started`` + ``sleep_completed`` and ``step_failed``
@@ -89,8 +92,9 @@ import anyio
 from ..._core._events import Event, encode_event
 from ..._core._projection import project
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
-from ..._exceptions import ConfigurationError, StorageError
+from ..._exceptions import ConfigurationError
 from ..._logging import make_logger
+from .._errors import storage_error_from_oserror
 from .._paging import check_limit, page_runs
 from .._port import check_after, check_due_query
 from ._io import Offload
@@ -178,7 +182,11 @@ class FileStorageBackend:
 
         Raises:
             ConflictError: the log is no longer at ``expected_sequence``; nothing written.
-            StorageError: the write failed; nothing was written.
+            TransientStorageError: the write failed in a way a retry can cure (disk full,
+                quota, a busy or exhausted resource: see ``storage._errors``); nothing
+                was written, so the same append may be retried.
+            StorageError: the write failed for good (permissions, ``EIO``, a read-only
+                file system, or a failed append that could not be cut off the log).
         """
         check_id("run id", run_id)
         if not events:
@@ -285,8 +293,8 @@ class FileStorageBackend:
 
     # -- plumbing -----------------------------------------------------------------------
     async def _call(self, op: str, fn: Callable[..., T], *args: Any, inline: bool = True) -> T:
-        """Run ``fn`` inline if it can't block, else in a worker thread; OSError becomes
-        StorageError."""
+        """Run ``fn`` inline if it can't block, else in a worker thread; an OSError becomes a
+        StorageError, a TransientStorageError if a retry can cure it (``_errors``)."""
         try:
             if inline:
                 try:
@@ -295,10 +303,6 @@ class FileStorageBackend:
                     pass
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, inline=False))
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            msg = (
-                f"FileStorageBackend at {str(self._layout.base)!r} could not {op}: "
-                f"{exc.strerror or exc}{where}; check that the folder exists, is writable "
-                "and that the disk is not full"
-            )
-            raise StorageError(msg) from exc
+            what = f"FileStorageBackend at {str(self._layout.base)!r} could not {op}"
+            remedy = "check that the folder exists and is writable"
+            raise storage_error_from_oserror(what, exc, remedy) from exc

@@ -15,6 +15,7 @@ suspended) also makes the new ``.due/`` entry before its write and removes the o
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -168,7 +169,7 @@ class FileStore:
                     raise Offload
                 if move is not None and move[1] is not None:  # I1: the new entry first
                     self.index.add(move[1], run_id, sync=self.durability != "none")
-                created = fd is None
+                created = fd is None or start == 0  # or left empty by a failed first append
                 if fd is None:
                     fd = _open_log(path, create=True)
                     assert fd is not None
@@ -191,16 +192,30 @@ class FileStore:
                 self._unindex(run_id, move[0])
 
     def _write_log(self, fd: int, start: int, payload: bytes, *, sync: bool, created: bool) -> None:
-        """Append ``payload`` and make it durable per policy, or undo it and raise."""
+        """Append ``payload`` and make it durable per policy, or undo it and raise.
+
+        An append that failed is cut off the log (it was not acknowledged: leave no trace),
+        so it can be retried. If the cut fails too, the log may end with part of the
+        append: that is raised as ``EIO``, which the backend reports as permanent.
+        """
         try:
             write_all(fd, payload)
             if sync:
                 _fdatasync(fd)
                 if created:
                     fsync_dir(self.layout.events)
-        except BaseException:
-            with suppress(OSError):
-                os.ftruncate(fd, start)  # not acknowledged: leave no trace
+        except BaseException as exc:
+            undo: OSError | None = None
+            try:
+                os.ftruncate(fd, start)
+            except OSError as failed:
+                undo = failed
+            if undo is not None and isinstance(exc, OSError):
+                msg = (
+                    f"the append failed ({exc.strerror or exc}) and could not be cut off the "
+                    f"log ({undo.strerror or undo}); the log may end with part of it"
+                )
+                raise OSError(errno.EIO, msg) from exc
             raise
 
     def _project(

@@ -19,7 +19,13 @@ from aiokafka.partitioner import murmur2
 
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
-from ..._exceptions import ConflictError, CorruptRecordError, StorageError, WorkflowError
+from ..._exceptions import (
+    ConflictError,
+    CorruptRecordError,
+    StorageError,
+    TransientStorageError,
+    WorkflowError,
+)
 from .._port import check_append
 from ._codec import (
     Claim,
@@ -42,6 +48,16 @@ T = TypeVar("T")
 _Publish = tuple[str, bytes, bytes]
 _RETRY_BACKOFF = 0.1
 _OFFSETS_BACKOFF_MS = 20  # its first call waits for topic metadata: retry soon
+
+
+def _permanent(failure: WorkflowError) -> WorkflowError:
+    """``failure``, as a plain StorageError if it was transient (same message)."""
+    if not isinstance(failure, TransientStorageError):
+        return failure
+    msg = f"{failure}; the Kafka backend stopped serving: close it and create a new one"
+    stopped = StorageError(msg)
+    stopped.__cause__ = failure.__cause__
+    return stopped
 
 
 class KafkaCore:
@@ -83,7 +99,10 @@ class KafkaCore:
                 what = "tailing the Kafka topics" if ready.done() else "starting the Kafka backend"
                 failure = self._translate(f"{what} ({self.topics.events})", group.exceptions[0])
             if failure is not None and ready.done():
-                self._fail(failure)  # failed while serving: fail calls until aclose()
+                # Failed while serving: fail calls until aclose(). Permanent, whatever the
+                # cause: this backend no longer tails the log, so no retry of a call can
+                # succeed (a failed start-up is different: the next call starts it again).
+                self._fail(_permanent(failure))
                 await self._stopping.wait()
         finally:
             await self._close()
@@ -295,9 +314,10 @@ class KafkaCore:
         waiter: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._appends[batch] = waiter
         what = f"appending to run {run_id!r} on topic {self.topics.events!r}"
+        uncertain = f"{what} (the events may be in the log: re-read the run before retrying)"
         try:
             delivery = await self._kafka(what, self._produce(run_id, values))
-            await self._kafka(what, delivery)
+            await self._kafka(uncertain, delivery)
             verdict = await self._with_timeout(f"{what} (reading it back)", waiter)
         finally:
             self._appends.pop(batch, None)

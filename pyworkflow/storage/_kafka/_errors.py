@@ -1,30 +1,72 @@
-"""Translation of aiokafka errors into pyworkflow's StorageError, at the boundary."""
+"""Translation of aiokafka errors into pyworkflow's StorageError, at the boundary.
+
+Transient (:class:`~pyworkflow.TransientStorageError`: the run's owner retries the call with
+backoff), the failures that a retry can cure:
+
+* every aiokafka error whose class says ``retriable`` (``KafkaConnectionError``,
+  ``NoBrokersAvailable``, ``NodeNotReadyError``, ``RequestTimedOutError``,
+  ``LeaderNotAvailableError``, ``NotLeaderForPartitionError``, ``NotEnoughReplicasError``,
+  the broker's ``KafkaStorageError``, ...), except ``UnknownTopicOrPartitionError``;
+* no answer in time: ``KafkaTimeoutError`` (aiokafka does not mark it retriable) and
+  ``TimeoutError``. An append that times out is *uncertain*: its batch may have landed. The
+  owner then re-reads the log and finds its own events there or not, so retrying is safe;
+* a broker that is unavailable (``BrokerNotAvailableError``, ``KafkaUnavailableError``,
+  ``ReplicaNotAvailableError``, which aiokafka does not mark retriable);
+* an ``OSError`` that ``storage._errors`` classifies as transient (a refused or reset
+  connection, a timeout).
+
+Permanent (a plain :class:`~pyworkflow.StorageError`): authorization and authentication
+failures, records too large, corrupt records, a producer that was fenced or closed, and a
+topic that is missing (``UnknownTopicOrPartitionError``: the backend creates or checks its
+topics at start-up, so later it means the topic was deleted; retrying won't bring it back).
+Misconfigured topics are a ``ConfigurationError`` (``_topics``), undecodable records a
+``CorruptRecordError`` (``_codec``).
+"""
 
 from __future__ import annotations
 
 from aiokafka.errors import (
+    BrokerNotAvailableError,
     KafkaConnectionError,
+    KafkaError,
     KafkaTimeoutError,
+    KafkaUnavailableError,
     MessageSizeTooLargeError,
     NoBrokersAvailable,
     RecordTooLargeError,
+    ReplicaNotAvailableError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
 
-from ..._exceptions import StorageError
+from ..._exceptions import StorageError, TransientStorageError
+from .._errors import is_transient_oserror
 
-__all__ = ["storage_error"]
+__all__ = ["is_transient", "storage_error"]
+
+_UNAVAILABLE = BrokerNotAvailableError | KafkaUnavailableError | ReplicaNotAvailableError
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a retry of the call that raised ``exc`` may succeed (see the module doc)."""
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        return False
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError | _UNAVAILABLE)
+    if isinstance(exc, OSError):  # TimeoutError is one
+        return is_transient_oserror(exc)
+    return False
 
 
 def storage_error(what: str, exc: BaseException, servers: str, timeout: float) -> StorageError:
-    """A StorageError saying what failed (``what``), where, and what to do.
+    """A StorageError saying what failed (``what``), where, and what to do; a
+    TransientStorageError if a retry can cure it (see the module doc).
 
     Use as ``raise storage_error(...) from exc``.
     """
     name, text = type(exc).__name__, str(exc)
     detail = text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
-    if isinstance(exc, KafkaConnectionError | NoBrokersAvailable):
+    if isinstance(exc, KafkaConnectionError | NoBrokersAvailable | ConnectionError):
         msg = (
             f"{what}: cannot reach the Kafka brokers at {servers} ({detail}); check that a "
             "broker runs there and that bootstrap_servers is right"
@@ -34,6 +76,11 @@ def storage_error(what: str, exc: BaseException, servers: str, timeout: float) -
             f"{what}: no answer from the Kafka brokers at {servers} within {timeout:g}s "
             f"({detail}); check that the brokers are up and the topic's partitions have a "
             "leader, or raise request_timeout for a slow cluster"
+        )
+    elif isinstance(exc, _UNAVAILABLE):
+        msg = (
+            f"{what}: a Kafka broker at {servers} is not available ({detail}); check that "
+            "every broker is up and the topic's partitions have their replicas"
         )
     elif isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError):
         msg = (
@@ -51,6 +98,14 @@ def storage_error(what: str, exc: BaseException, servers: str, timeout: float) -
             f"{what}: a topic is missing on {servers} ({detail}); it was deleted while the "
             "backend ran: restart it (with create_topics=True it recreates the topics)"
         )
+    elif is_transient(exc):
+        msg = (
+            f"{what}: the Kafka brokers at {servers} failed the request ({detail}); the "
+            "error is retriable: a retry may succeed once the cluster settles"
+        )
     else:
-        msg = f"{what}: Kafka error from the brokers at {servers} ({detail})"
-    return StorageError(msg)
+        msg = (
+            f"{what}: Kafka error from the brokers at {servers} ({detail}); check the "
+            "brokers' logs and this backend's settings"
+        )
+    return TransientStorageError(msg) if is_transient(exc) else StorageError(msg)

@@ -15,7 +15,8 @@ from aiokafka.errors import (
     for_code,
 )
 
-from ..._exceptions import ConfigurationError, StorageError
+from ..._exceptions import ConfigurationError, StorageError, TransientStorageError
+from ._errors import is_transient
 from ._settings import KafkaSettings
 
 __all__ = ["ensure_topics", "wanted_configs"]
@@ -107,6 +108,12 @@ async def _create(
                 "replication_factor no larger than the number of brokers"
             )
             raise ConfigurationError(msg)
+        if is_transient(error()):
+            msg = (
+                f"creating Kafka topic {topic!r} on {settings.bootstrap_servers} failed "
+                f"({text}); the error is retriable: starting the backend again may succeed"
+            )
+            raise TransientStorageError(msg)
         msg = (
             f"creating Kafka topic {topic!r} on {settings.bootstrap_servers} failed ({text}); "
             "create it by hand or grant this client the right to create topics"
@@ -133,9 +140,13 @@ async def _describe_policies(
                     missing = True
                     continue
                 if code:
-                    raise StorageError(
-                        f"describing Kafka topic {name!r} failed: {for_code(code).__name__}"
-                    )
+                    error = for_code(code)
+                    msg = f"describing Kafka topic {name!r} failed: {error.__name__}"
+                    if is_transient(error()):
+                        msg += "; the error is retriable: starting the backend again may succeed"
+                        raise TransientStorageError(msg)
+                    msg += "; check this client's rights on the topics and the brokers' logs"
+                    raise StorageError(msg)
                 policies[name] = _entry(entries, "cleanup.policy")
         if not (missing and just_created):
             break
