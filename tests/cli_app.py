@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from pyworkflow import CancellationError, hook, shield, sleep, step, workflow
 
-__all__ = ["approval", "failing", "napper"]
+__all__ = ["approval", "failing", "gated", "napper"]
 
 TOKENS: dict[str, str] = {}
 
@@ -60,3 +62,24 @@ async def explode(order_id: str) -> None:
 async def failing(order_id: str) -> None:
     """Fails at its only step."""
     await explode(order_id)
+
+
+@step(name="cli.pass_gate")
+async def pass_gate(gate: str) -> str:
+    """Appends a line to ``gate + ".entered"``, then waits until the file ``gate`` exists
+    (the test controls it) and returns its text."""
+    async with await anyio.open_file(gate + ".entered", "a") as entered:
+        await entered.write("entered\n")
+    path = anyio.Path(gate)
+    while not await path.exists():  # noqa: ASYNC110 - the test process makes the file
+        await anyio.sleep(0.02)
+    return await path.read_text()
+
+
+@workflow(name="cli.gated", durable=True)
+async def gated(order_id: str, gate: str, nap: float) -> dict[str, Any]:
+    """Prepares, sleeps ``nap`` seconds, then passes a gate the test opens, and finishes."""
+    order = await prepare(order_id)
+    await sleep(nap)
+    opened = await pass_gate(gate)
+    return await finish(order, opened)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,7 @@ def kafka_runs(kafka_bootstrap: str, kafka_topic_prefix: str) -> Runs:
 # -- help, usage, demo (no storage needed) ------------------------------------------------
 COMMANDS = [
     [], ["runs"], ["runs", "list"], ["runs", "show"], ["events"], ["resume"], ["cancel"],
-    ["hooks"], ["hooks", "list"], ["hooks", "send"], ["demo"],
+    ["hooks"], ["hooks", "list"], ["hooks", "send"], ["run"], ["demo"],
 ]  # fmt: skip
 
 
@@ -149,11 +151,32 @@ def test_an_unreachable_broker_is_one_error_line() -> None:
     one_error_line(proc, 1, "127.0.0.1:1", "cannot reach")
 
 
-def test_demo_runs_on_a_folder(tmp_path: Path) -> None:
-    proc = cli("demo", "--data", str(tmp_path / "demo"), "--wait", "0.2", storage="memory")
+def test_demo_wakes_the_run_by_itself(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    began = time.monotonic()
+    proc = cli("demo", "--data", str(data), "--wait", "0.5", storage="memory")
     assert proc.returncode == 0, proc.stderr
-    assert "resumed run_" in proc.stdout and "completed" in proc.stdout
-    assert "workflow_completed" in proc.stdout
+    assert time.monotonic() - began < 20
+    match = re.search(r"run_[0-9a-f]{16}", proc.stdout)
+    assert match is not None, proc.stdout
+    events = as_json(cli("events", match.group(), "--json", storage=f"file:{data}"))
+    types = [e["type"] for e in events]
+    # The sleep and the hook each suspend the run and it is woken without any resume().
+    assert types == [
+        "workflow_started", "step_started", "step_completed", "step_started", "step_completed",
+        "sleep_started", "workflow_suspended", "workflow_resumed", "sleep_completed",
+        "hook_created", "workflow_suspended", "hook_received", "workflow_resumed",
+        "step_started", "step_completed", "workflow_completed",
+    ]  # fmt: skip
+    due = datetime.fromisoformat(events[5]["resume_at"])
+    woke = datetime.fromisoformat(events[7]["timestamp"])
+    assert timedelta(0) <= woke - due < timedelta(seconds=2)  # by the timer, when due
+    assert events[-1]["result"]["approved_by"] == "dana"
+    # What it narrated as it happened is the log, in its order.
+    narrated = re.findall(r"^  \+ *[0-9.]+s  ([a-z_]+) ", proc.stdout, flags=re.MULTILINE)
+    assert narrated == types
+    assert "woke up" in proc.stdout and "approval received" in proc.stdout
+    assert "shipped" in proc.stdout.split("sup.result(")[1]
 
 
 def test_memory_storage_starts_empty() -> None:
@@ -363,6 +386,177 @@ def test_events_follow_stops_on_ctrl_c(runs: Runs) -> None:
     finally:
         follower.kill()
     assert follower.returncode == 130 and err.strip() == "interrupted"
+
+
+# -- run: a supervisor for the app's workflows -------------------------------------------------
+def _host(url: str, *extra: str, app_env: bool = False) -> subprocess.Popen[str]:
+    """``pyworkflow run`` on ``url``, returned once it says it is hosting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYWORKFLOW_")}
+    env["PYWORKFLOW_STORAGE"] = url
+    app = ["--app", APP]
+    if app_env:
+        env["PYWORKFLOW_APP"] = APP
+        app = []
+    proc = subprocess.Popen(
+        [str(EXE), "run", *app, "--poll-interval", "0.1", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _stderr_until(proc, "pyworkflow run: hosting")
+    return proc
+
+
+def _stderr_until(proc: subprocess.Popen[str], needle: str) -> str:
+    assert proc.stderr is not None
+    seen: list[str] = []
+    while True:
+        line = proc.stderr.readline()
+        assert line, f"pyworkflow run ended before {needle!r}: {seen} {proc.communicate()}"
+        seen.append(line)
+        if needle in line:
+            return line
+
+
+def _stop(
+    proc: subprocess.Popen[str], signum: int, timeout: float = TIMEOUT
+) -> tuple[int, str, str]:
+    """Send ``signum`` and wait; returns (exit code, stdout, rest of stderr)."""
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _get_run(path: Path, run_id: str) -> Any:
+    return anyio.run(FileStorageBackend(path).get_run, run_id)
+
+
+def _events(path: Path, run_id: str) -> list[Any]:
+    return anyio.run(lambda: FileStorageBackend(path).read(run_id))
+
+
+def _until_finished(path: Path, run_id: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = _get_run(path, run_id)
+        if run.status.is_finished:
+            return run
+        time.sleep(0.05)
+    pytest.fail(f"run {run_id} still {run.status.value} after {timeout}s")
+
+
+def _started(path: Path, wf: Any, *args: Any) -> str:
+    """Start a run in this process (not the host's) and leave it where it suspends."""
+    return anyio.run(lambda: start(wf, *args, storage=FileStorageBackend(path)))
+
+
+def test_run_wakes_what_other_processes_left_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data, url = tmp_path / "data", f"file:{tmp_path / 'data'}"
+    napping = _started(data, cli_app.napper, "o-nap", 0.5)
+    waiting = _started(data, cli_app.approval, "o-wait")
+    assert _get_run(data, napping).status.value == "suspended"
+    host = _host(url, app_env=True)
+    try:
+        # A sleep that another process started ends by itself while the host is up.
+        assert _until_finished(data, napping).status.value == "completed"
+        assert [e.type.value for e in _events(data, napping)][-2:] == [
+            "step_completed", "workflow_completed",
+        ]  # fmt: skip
+        # A payload recorded by a process without the code: the host runs the rest.
+        token = as_json(cli("hooks", "list", "--run", waiting, "--json", storage=url))[0]
+        sent = cli("hooks", "send", token["token"], "--json", '{"ok": 1}', storage=url)
+        assert sent.returncode == 0 and "payload recorded" in sent.stdout, sent.stderr
+        run = _until_finished(data, waiting)
+        assert run.status.value == "completed" and run.result["extra"] == {"ok": 1}
+        code, out, err = _stop(host, signal.SIGINT)
+    finally:
+        host.kill()
+        host.communicate()
+    assert code == 0, err
+    assert out == ""  # stdout belongs to the user's program
+    assert err.startswith("pyworkflow run: SIGINT: stopping"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("loop", ["trio", "asyncio"])
+def test_sigterm_lets_the_running_step_finish_then_exits_0(tmp_path: Path, loop: str) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    run_id = _started(data, cli_app.gated, "o-gate", str(gate), 0.2)
+    host = _host(f"file:{data}", "--grace-period", "20", "--loop", loop)
+    try:
+        while not Path(f"{gate}.entered").exists():  # the host woke the run: step running
+            time.sleep(0.02)
+        host.send_signal(signal.SIGTERM)
+        _stderr_until(host, "SIGTERM: stopping")
+        time.sleep(0.3)
+        assert host.poll() is None  # it waits for the step
+        gate.write_text("opened")
+        began = time.monotonic()
+        assert host.wait(timeout=TIMEOUT) == 0
+        assert time.monotonic() - began < 10  # when the step ended, not at the grace period
+    finally:
+        host.kill()
+        host.communicate()
+    completed = [e for e in _events(data, run_id) if e.type.value == "step_completed"]
+    assert [e.step_name for e in completed][1] == "cli.pass_gate"
+    assert json.loads(bytes(completed[1].result)) == "opened"
+    assert Path(f"{gate}.entered").read_text() == "entered\n"  # it ran once
+    assert _get_run(data, run_id).status.value == "completed"
+
+
+def test_a_step_past_the_grace_period_is_left_for_the_next_host(tmp_path: Path) -> None:
+    data, url, gate = tmp_path / "data", f"file:{tmp_path / 'data'}", tmp_path / "gate"
+    run_id = _started(data, cli_app.gated, "o-late", str(gate), 0.2)
+    host = _host(url, "--grace-period", "0.5")
+    try:
+        while not Path(f"{gate}.entered").exists():
+            time.sleep(0.02)
+        began = time.monotonic()
+        code, _, err = _stop(host, signal.SIGTERM)
+        assert code == 0, err
+        assert time.monotonic() - began < 10
+    finally:
+        host.kill()
+        host.communicate()
+    types = [e.type.value for e in _events(data, run_id)]
+    assert types[-1] == "step_started" and _get_run(data, run_id).status.value == "running"
+    gate.write_text("later")
+    second = _host(url)
+    try:
+        run = _until_finished(data, run_id)
+        code, _, _ = _stop(second, signal.SIGTERM)
+    finally:
+        second.kill()
+        second.communicate()
+    assert code == 0 and run.status.value == "completed" and run.result["extra"] == "later"
+    assert Path(f"{gate}.entered").read_text() == "entered\n" * 2  # in flight: ran again
+
+
+@pytest.mark.parametrize("loop", ["trio", "asyncio"])
+def test_a_second_signal_stops_run_at_once_with_130(tmp_path: Path, loop: str) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    run_id = _started(data, cli_app.gated, "o-force", str(gate), 0.2)
+    host = _host(f"file:{data}", "--loop", loop)
+    try:
+        while not Path(f"{gate}.entered").exists():
+            time.sleep(0.02)
+        host.send_signal(signal.SIGINT)
+        _stderr_until(host, "SIGINT: stopping")
+        code, _, err = _stop(host, signal.SIGTERM, timeout=10)  # not the 30 s grace period
+    finally:
+        host.kill()
+        host.communicate()
+    assert code == 130 and "SIGTERM again: stopping now" in err, err
+    assert _get_run(data, run_id).status.value == "running"  # left to recover
+
+
+def test_run_usage_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    url = f"file:{tmp_path / 'data'}"
+    one_error_line(cli("run", storage=url), 2, "--app", "PYWORKFLOW_APP")
+    one_error_line(cli("run", "--app", "no_such_module_xyz", storage=url), 2, "no_such_module_xyz")
+    one_error_line(cli("run", "--app", "tests.cli_app:nope", storage=url), 2, "nope")
+    one_error_line(cli("run", "--app", APP, storage="ftp://x"), 2, "ftp://x", "file:PATH")
+    one_error_line(cli("run", "--app", APP, storage="file:x?fsync=1"), 2, "fsync")
+    one_error_line(cli("run", "--app", APP, "--grace-period", "0", storage=url), 2, "'0'")
+    one_error_line(cli("run", "--app", APP, "--max-active", "-1", storage=url), 2, "'-1'")
 
 
 # -- Kafka ----------------------------------------------------------------------------------

@@ -9,20 +9,36 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(
-    p for p in (ROOT / "examples").rglob("[0-9][0-9]_*.py") if "kafka" not in p.parts
-)
+EXAMPLES = [
+    *sorted(p for p in (ROOT / "examples").rglob("[0-9][0-9]_*.py") if "kafka" not in p.parts),
+    ROOT / "examples" / "actors" / "embedded.py",
+]
 
 # What each example must show: the seed's event names it demonstrates.
 EXPECTED = {
-    "01_basic_workflow.py": ["workflow_started", "step_completed", "workflow_completed"],
-    "02_file_storage.py": ["workflow_started", "step_completed", "workflow_completed"],
-    "03_retries.py": ["step_failed", "step_retrying", "workflow_resumed", "workflow_completed"],
-    "04_long_running.py": ["sleep_started", "workflow_suspended", "sleep_completed"],
-    "05_event_log.py": ["sleep_started", "workflow_suspended", "workflow_resumed", "Data:"],
-    "06_idempotency.py": ["Same run id: True", "Card charged 1 time(s)", "-> 1 run"],
-    "07_hooks.py": ["hook_created", "hook_received", "completed"],
-    "08_cancellation.py": ["cancellation_requested", "workflow_cancelled", "<- cleanup"],
+    "durable/01_basic_workflow.py": ["workflow_started", "step_completed", "workflow_completed"],
+    "durable/02_file_storage.py": ["workflow_started", "step_completed", "workflow_completed"],
+    "durable/03_retries.py": [
+        "step_failed",
+        "step_retrying",
+        "workflow_resumed",
+        "workflow_completed",
+    ],
+    "durable/04_long_running.py": ["sleep_started", "workflow_suspended", "sleep_completed"],
+    "durable/05_event_log.py": ["sleep_started", "workflow_suspended", "workflow_resumed", "Data:"],
+    "durable/06_idempotency.py": ["Same run id: True", "Card charged 1 time(s)", "-> 1 run"],
+    "durable/07_hooks.py": ["hook_created", "hook_received", "completed"],
+    "durable/08_cancellation.py": ["cancellation_requested", "workflow_cancelled", "<- cleanup"],
+    # every run woke by itself (no resume() in the script) and returned its value
+    "actors/embedded.py": [
+        "order-1: {'order_id': 'order-1', 'reserved': True, 'shipped': True}",
+        "order-2: {'order_id': 'order-2', 'reserved': True, 'shipped': True}",
+        "order-3: {'order_id': 'order-3', 'reserved': True, 'approved_by': 'dana', "
+        "'shipped': True}",
+        "5: workflow_suspended\n   6: workflow_resumed\n   7: sleep_completed",
+        "9: workflow_suspended\n  10: hook_received\n  11: workflow_resumed",
+        "14: workflow_completed",
+    ],
 }
 
 
@@ -35,7 +51,7 @@ def test_example_runs(example: Path, where: str) -> None:
         [sys.executable, target], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for expected in EXPECTED.get(example.name, []) if example.parent.name == "durable" else []:
+    for expected in EXPECTED.get(f"{example.parent.name}/{example.name}", []):
         assert expected in proc.stdout, (expected, proc.stdout)
     assert "Traceback" not in proc.stdout
 
@@ -45,3 +61,5 @@ def test_there_are_examples() -> None:
     assert {"01_basic_workflow.py", "03_retries.py", "05_event_log.py", "06_idempotency.py",
             "07_hooks.py", "08_cancellation.py"} <= names
     assert any(p.parent.name == "transient" for p in EXAMPLES)
+    assert all(p.is_file() for p in EXAMPLES)
+    assert not set(EXPECTED) - {f"{p.parent.name}/{p.name}" for p in EXAMPLES}

@@ -100,7 +100,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not args.needs_storage:  # demo
         anyio.run(run_demo, args.data, args.wait)
         return ExitCode.OK
-    code: int = anyio.run(_run, args)
+    # `run` picks its loop (trio by default, as the worker runs on trio); the rest asyncio.
+    code: int = anyio.run(_run, args, backend=getattr(args, "loop", "asyncio"))
     return code
 
 

@@ -17,6 +17,7 @@ from .._core._records import HookStatus, RunStatus
 from .._logging import LogFormat, LogLevel
 from ._common import APP_ENV, ExitCode
 from ._control import cmd_cancel, cmd_hooks_list, cmd_hooks_send, cmd_resume
+from ._host import cmd_run
 from ._runs import cmd_events, cmd_runs_list, cmd_runs_show
 from ._storage import DEFAULT_STORAGE, STORAGE_ENV
 
@@ -29,7 +30,7 @@ storage (--storage or ${STORAGE_ENV}, default {DEFAULT_STORAGE}):
   kafka://HOST:PORT[?prefix=NAME]   Apache Kafka, topics {{prefix}}.events, ...
 
 app (--app or ${APP_ENV}): the module that defines the workflows, as module or
-  module:attribute; needed to execute runs (resume; cancel and hooks send wake the run).
+  module:attribute; needed to execute runs (run, resume; cancel and hooks send wake the run).
 
 exit codes:
   {ExitCode.OK}    ok
@@ -38,7 +39,8 @@ exit codes:
   {ExitCode.NOT_FOUND}    not found: run, hook token, or the run's workflow (needs --app)
   {ExitCode.CONFLICT}    conflict: run locked by another executor, already finished, hook
        already received or expired
-  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C)
+  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C; for run, a second SIGINT/SIGTERM: the first
+       stops it gracefully and exits 0)
 """
 
 _LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -151,14 +153,47 @@ def _add_hooks(commands: Any) -> None:
 
 def _add_demo(commands: Any) -> None:
     demo = _command(
-        commands, "demo", "run a durable order workflow on file storage (no broker needed)"
+        commands, "demo", "a durable order workflow in an embedded Supervisor on file storage"
     )
     demo.add_argument("--data", type=Path, default=Path("workflow_data"), help="storage folder")
-    demo.add_argument("--wait", type=float, default=2.0, help="seconds the workflow sleeps")
+    demo.add_argument("--wait", type=float, default=1.5, help="seconds the workflow sleeps")
     demo.set_defaults(handler=None, needs_storage=False)
 
 
-COMMANDS: tuple[Adder, ...] = (_add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_demo)
+def _add_run(commands: Any) -> None:
+    run = _command(
+        commands, "run", "host a Supervisor for the app's workflows until Ctrl-C or SIGTERM",
+        cmd_run, json_flag=False,
+    )  # fmt: skip
+    run.description = """\
+host a Supervisor for the app's workflows (--app) until Ctrl-C or SIGTERM: it wakes
+sleeps, retry delays and hook timeouts when due, and executes what other processes make
+due (hook payloads, cancellations, runs whose process died). The first SIGINT or SIGTERM
+stops it gracefully: no new work, active runs get --grace-period to finish their
+running steps and rest, exit 0. A second one stops it at once (exit 130); what was in flight is
+recovered by the next host, as after a crash. Status lines go to stderr."""
+    run.add_argument(
+        "--max-active", type=_positive, default=1000, metavar="N",
+        help="runs executing at once; more wait (default: 1000)",
+    )  # fmt: skip
+    run.add_argument(
+        "--grace-period", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long running steps may go on (default: 30)",
+    )  # fmt: skip
+    run.add_argument(
+        "--poll-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="how often the storage is read for runs other processes made due (default: 1)",
+    )  # fmt: skip
+    run.add_argument(
+        "--loop", choices=("trio", "asyncio"), default="trio",
+        help="the event loop the workflows run on (default: trio); asyncio if your steps "
+        "use asyncio-only libraries",
+    )  # fmt: skip
+
+
+COMMANDS: tuple[Adder, ...] = (
+    _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_run, _add_demo,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
