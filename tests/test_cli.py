@@ -495,11 +495,24 @@ def test_sigterm_lets_the_running_step_finish_then_exits_0(tmp_path: Path, loop:
     finally:
         host.kill()
         host.communicate()
-    completed = [e for e in _events(data, run_id) if e.type.value == "step_completed"]
+    events = _events(data, run_id)
+    completed = [e for e in events if e.type.value == "step_completed"]
     assert [e.step_name for e in completed][1] == "cli.pass_gate"
     assert json.loads(bytes(completed[1].result)) == "opened"
     assert Path(f"{gate}.entered").read_text() == "entered\n"  # it ran once
-    assert _get_run(data, run_id).status.value == "completed"
+    # No new step started after the signal: the run is left for the next host...
+    assert events[-1].type.value == "step_completed"
+    assert _get_run(data, run_id).status.value == "running"
+    host = _host(f"file:{data}", "--loop", loop)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while _get_run(data, run_id).status.value != "completed":
+            assert time.monotonic() < deadline, "the next host never finished the run"
+            time.sleep(0.05)
+    finally:
+        _stop(host, signal.SIGINT)
+    # ...which finishes it without running the gate step again.
+    assert Path(f"{gate}.entered").read_text() == "entered\n"
 
 
 def test_a_step_past_the_grace_period_is_left_for_the_next_host(tmp_path: Path) -> None:

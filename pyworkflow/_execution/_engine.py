@@ -57,7 +57,7 @@ from ._context import RunContext, running
 from ._hooks import parse_token, validate_payload
 from ._owner import Backoff, Derive, Draft, OwnerStopped, RunOwner
 from ._registry import registry
-from ._signals import SuspendSignal
+from ._signals import DrainSignal, SuspendSignal
 from ._state_cache import StateCache
 from ._workflow import Workflow
 
@@ -103,7 +103,12 @@ class _Suspended:
     pass
 
 
-_Outcome = _Done | _Failed | _Cancelled | _Suspended
+@dataclass(slots=True)
+class _Drained:
+    pass
+
+
+_Outcome = _Done | _Failed | _Cancelled | _Suspended | _Drained
 
 
 class Engine:
@@ -121,6 +126,15 @@ class Engine:
         self.log = settings.log
         self.states = states or StateCache(size=0)
         self.backoff = backoff or Backoff()
+        self.draining = False
+        self._owners: set[RunOwner] = set()
+
+    def drain(self) -> None:
+        """Shutting down: running steps finish and are recorded, no new step starts; the
+        runs stay ``running`` in their logs, for the next host to recover."""
+        self.draining = True
+        for owner in self._owners:
+            owner.draining = True
 
     # -- commands ---------------------------------------------------------------------
     async def start(
@@ -291,6 +305,8 @@ class Engine:
         self, state: RunState, *, fresh: bool, first: Derive | None, inbox: Inbox | None
     ) -> tuple[Any, RunState]:
         owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff)
+        owner.draining = self.draining
+        self._owners.add(owner)
         outcome: list[Any] = []
         try:
             async with anyio.create_task_group() as tg:
@@ -309,6 +325,8 @@ class Engine:
             raise _unwrap(group, owner) from None
         except OwnerStopped:
             raise _unwrap(None, owner) from None
+        finally:
+            self._owners.discard(owner)
         return outcome[0], owner.state
 
     async def _drive(self, owner: RunOwner, *, fresh: bool, asked: Derive | None) -> Any:
@@ -355,6 +373,9 @@ class Engine:
                 case _Cancelled(reason=reason):
                     await ctx.ask(_ending(WorkflowCancelled, {"reason": reason}))
                     log.info("workflow_cancelled", reason=reason)
+                    return None
+                case _Drained():
+                    log.info("run_left_to_next_host")  # outcomes of running steps written
                     return None
                 case _Suspended():
                     blocked = ctx.blocked[0] if ctx.blocked else None
@@ -530,6 +551,10 @@ def _suspension(reason: str) -> Derive:
 def _classify(ctx: RunContext, exc: BaseException) -> _Outcome:
     """Turn how a workflow execution ended into an outcome, or re-raise what isn't ours."""
     ctx.raise_if_fatal()
+    if isinstance(exc, DrainSignal) or (
+        isinstance(exc, BaseExceptionGroup) and exc.subgroup(DrainSignal) is not None
+    ):
+        return _Drained()
     rest: BaseException | None = exc
     if isinstance(exc, SuspendSignal):
         rest = None

@@ -106,6 +106,8 @@ class RunOwner:
         self.backoff = backoff
         self.woken = False
         """Another writer appended a hook payload or a cancellation since this was reset."""
+        self.draining = False
+        """The host shuts down: steps running finish, no new one starts."""
         self._queue: list[_Request] = []
         self._wakeup: anyio.Event | None = None
         self._closed = False

@@ -23,7 +23,7 @@ from ._context import (
     restore_run,
 )
 from ._owner import Derive, Draft
-from ._signals import SuspendSignal
+from ._signals import DrainSignal, SuspendSignal
 
 __all__ = ["RetryPolicy", "Step", "step"]
 
@@ -138,6 +138,8 @@ class Step(Generic[P, R]):
             ctx.check_cancelled(shield=shield)
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run
+            if ctx.owner.draining:
+                raise DrainSignal  # the host shuts down: no new step starts
             cp = ctx.state.checkpoints.get(index)
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)

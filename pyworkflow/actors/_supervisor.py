@@ -56,8 +56,9 @@ class Supervisor:
             tests: timers then fire when the test advances it).
         poll_interval: seconds between looks at the storage's due index, for runs that
             other processes made due (their hook payloads, their crashes).
-        grace_period: seconds that leaving the ``async with`` block lets active runs go
-            on to their next rest before they are stopped (and left recoverable).
+        grace_period: on leaving the ``async with`` block, no new step starts, and the steps
+            running get this many seconds to finish and be recorded before they are
+            stopped; either way the runs are left ``running`` for the next host to recover.
     """
 
     def __init__(
@@ -94,6 +95,8 @@ class Supervisor:
         self._timers: list[tuple[datetime, str]] = []
         self._timer_due: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
+        self._unhosted: set[str] = set()
+        """Due runs whose workflow this process doesn't define: polls skip them."""
         self._errors: dict[str, BaseException] = {}
         """The storage error a run's last activation ended with (until one ends well)."""
         self._finished: dict[str, anyio.Event] = {}
@@ -120,6 +123,7 @@ class Supervisor:
         assert self._tg is not None
         self._closing = True
         remove_host(self.storage, self)
+        self._engine.drain()
         try:
             if exc is None:
                 with anyio.move_on_after(self.grace_period):
@@ -287,6 +291,7 @@ class Supervisor:
                         if first is not None:
                             await self._engine._append_beside(run_id, first)
                     except WorkflowNotRegisteredError as exc:
+                        self._unhosted.add(run_id)  # left to the processes with its code
                         self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
                     except StorageError as exc:
                         actor.error = self._errors[run_id] = exc
@@ -379,7 +384,7 @@ class Supervisor:
             self.log.warning("due_runs_failed", error=repr(exc))
             return
         for when, run_id in due:
-            if run_id not in self._actors:
+            if run_id not in self._actors and run_id not in self._unhosted:
                 self._schedule(run_id, when)
 
     # -- helpers --------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pyworkflow import (
     workflow,
 )
 from pyworkflow._core._events import SleepCompleted, SleepStarted
+from pyworkflow._execution._registry import registry
 from pyworkflow.actors import Supervisor
 from pyworkflow.storage import FileStorageBackend, InMemoryStorageBackend, StorageBackend
 from pyworkflow.testing import ManualClock
@@ -426,3 +427,41 @@ async def test_the_sequential_path_writes_once_per_step(tmp_path: Path, clock: M
         assert await sup.result(run_id, timeout=20) == sum(range(1, 21))
     assert storage.appends == 20 + 2
     assert len(await storage.read(run_id)) == 1 + 20 * 2 + 1
+
+
+async def test_leaving_lets_running_steps_finish_and_starts_no_new_one(
+    storage: StorageBackend, clock: ManualClock
+) -> None:
+    async with Supervisor(storage=storage, clock=clock, grace_period=10) as sup:
+        run_id = await sup.start(two_steps, "d-1")
+        await until(lambda: "blocked d-1" in ran, "the first step runs")
+        gates["d-1"].set()  # it finishes during the grace period
+    kinds = await types(storage, run_id)
+    assert kinds[-1] == "step_completed"  # recorded, and no second step_started
+    assert kinds.count("step_started") == 1
+    assert await status(storage, run_id) is RunStatus.RUNNING  # for the next host
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        assert await sup.result(run_id, timeout=10) == "d-1"
+    assert ran == ["blocked d-1", "add 1 2"]  # nothing ran twice
+
+
+async def test_a_due_run_without_code_here_is_left_alone_after_one_warning(
+    tmp_path: Path, clock: ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = FileStorageBackend(tmp_path / "data", durability="none")
+    configure(log_level="warning")
+    run_id = await start(approval, "u-1", storage=storage)
+    await resume_hook(tokens["u-1"], "later", storage=storage)  # completes: use a new one
+    run_id = await start(approval, "u-2", storage=storage)
+    known = registry._workflows  # as in a process without this workflow's code
+    saved = known.pop("sv_approval")
+    try:
+        await resume_hook(tokens["u-2"], "ok", storage=storage)  # recorded: due, no code
+        async with Supervisor(storage=storage, clock=clock, poll_interval=1):
+            for _ in range(5):
+                clock.advance(1)
+                await anyio.sleep(0.02)
+    finally:
+        known["sv_approval"] = saved
+    assert capsys.readouterr().err.count("run_not_hosted") == 1
+    assert await status(storage, run_id) is RunStatus.SUSPENDED
