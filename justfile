@@ -20,12 +20,17 @@ lint:
 demo:
     {{python}} -m pyworkflow demo
 
-# Benchmarks: steps per second on each backend, and the cost of quiet logging
+# Benchmarks: steps per second on each backend, the cost of quiet logging, the actor runtime
 bench:
     {{python}} benchmarks/bench_memory.py
     {{python}} benchmarks/bench_file.py
     {{python}} benchmarks/bench_kafka.py
     {{python}} benchmarks/bench_logging.py
+    {{python}} benchmarks/bench_actors.py
+
+# The actor runtime alone: throughput vs the inline runtime, timer lag, RSS of 100,000 suspended runs (--quick: 10,000)
+bench-actors *ARGS:
+    {{python}} benchmarks/bench_actors.py {{ARGS}}
 
 # Compare with the reference pyworkflow-engine 0.4.0 (own venv .bench-venv-ref/); add --update-readme benchmarks/README.md
 bench-compare *ARGS:

@@ -259,7 +259,7 @@ class Engine:
         try:
             _, state = await self.activate(run_id, fresh=False, first=derive)
         except RunLockedError:
-            return await self._append_beside(run_id, derive)
+            return await self.append_beside(run_id, derive)
         return state
 
     # -- activations --------------------------------------------------------------------
@@ -434,7 +434,7 @@ class Engine:
                 self.log.warning("storage_retry", operation="read", delay=delay, error=repr(exc))
                 await self.clock.sleep(delay)
 
-    async def _append_beside(self, run_id: str, derive: Derive) -> RunState:
+    async def append_beside(self, run_id: str, derive: Derive) -> RunState:
         """Write ``derive``'s events while another executor holds the run: decide on the
         latest state, append with optimistic concurrency, decide again after a conflict.
         The executor's owner folds them in at its next write."""

@@ -289,7 +289,7 @@ class Supervisor:
                     except RunLockedError:
                         # Executed elsewhere (another process): write beside its owner.
                         if first is not None:
-                            await self._engine._append_beside(run_id, first)
+                            await self._engine.append_beside(run_id, first)
                     except WorkflowNotRegisteredError as exc:
                         self._unhosted.add(run_id)  # left to the processes with its code
                         self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
