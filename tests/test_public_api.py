@@ -34,7 +34,7 @@ SEED_NAMES = {
 def test_seed_api_is_exported() -> None:
     assert set(pyworkflow.__all__) >= SEED_NAMES
     assert "InMemoryStorageBackend" in pyworkflow.storage.__all__
-    assert pyworkflow.actors.__all__ == ["Supervisor"]
+    assert pyworkflow.actors.__all__ == ["Client", "Supervisor", "Worker"]
     assert {"TransientStorageError", "WorkflowFailedError", "WorkflowCancelledError"} <= set(
         pyworkflow.__all__
     )

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from .. import actors
 from .._execution._workflow import Workflow
 from ..actors import Supervisor
+from ..storage import KafkaStorageBackend
 from ._common import APP_ENV, CliEnv, CommandFailed, ExitCode
 
-__all__ = ["cmd_run"]
+__all__ = ["cmd_run", "cmd_worker"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _SETTLE = 0.05  # seconds for a signal already in delivery to arrive
@@ -101,19 +103,48 @@ def _late_signals_ignored() -> Iterator[None]:
 async def cmd_run(env: CliEnv) -> int:
     args = env.args
     app = _app_name(env)
+    host = Supervisor(
+        env.storage,
+        max_active=args.max_active,
+        poll_interval=args.poll_interval,
+        grace_period=args.grace_period,
+    )
+    return await _host_until_signalled(env, host, f"hosting {_hosted(app)}")
+
+
+async def cmd_worker(env: CliEnv) -> int:
+    args = env.args
+    app = _app_name(env)
+    if not isinstance(env.storage, KafkaStorageBackend):
+        msg = (
+            f"pyworkflow worker shares runs through Kafka: pass --storage "
+            f"kafka://HOST:PORT?prefix=NAME (got {env.storage_desc})"
+        )
+        raise CommandFailed(msg, ExitCode.USAGE)
+    host = actors.Worker(  # the attribute imports aiokafka, which the kafka extra brings
+        env.storage,
+        max_active=args.max_active,
+        session_timeout=args.session_timeout,
+        grace_period=args.grace_period,
+    )
+    return await _host_until_signalled(env, host, f"worker for {_hosted(app)}")
+
+
+async def _host_until_signalled(env: CliEnv, host: Supervisor, what: str) -> int:
+    """Run ``host`` (a Supervisor, or a Worker that also serves its commands) until the
+    first SIGINT/SIGTERM, then leave it gracefully; a second signal stops at once."""
+    args = env.args
     stop = _Stop()
+    serve = getattr(host, "serve", None)
     with _late_signals_ignored():
         with anyio.open_signal_receiver(*_SIGNALS) as signals:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch_signals, signals, stop, tg.cancel_scope)
-                async with Supervisor(
-                    env.storage,
-                    max_active=args.max_active,
-                    poll_interval=args.poll_interval,
-                    grace_period=args.grace_period,
-                ):
+                async with host, anyio.create_task_group() as serving:
+                    if serve is not None:
+                        serving.start_soon(serve)
                     _note(
-                        f"hosting {_hosted(app)} on {env.storage_desc} "
+                        f"{what} on {env.storage_desc} "
                         f"(max {args.max_active} active, {args.loop}, pid {os.getpid()}); "
                         "Ctrl-C or SIGTERM stops"
                     )
@@ -123,6 +154,7 @@ async def cmd_run(env: CliEnv) -> int:
                         f"to {args.grace_period:g}s to finish their steps and rest (a second "
                         "signal stops at once)"
                     )
+                    serving.cancel_scope.cancel()
                 tg.cancel_scope.cancel()
         # A signal still on its way to the closed receiver is re-raised by the loop soon
         # after; let that happen while it is ignored.

@@ -17,7 +17,7 @@ from .._core._records import HookStatus, RunStatus
 from .._logging import LogFormat, LogLevel
 from ._common import APP_ENV, ExitCode
 from ._control import cmd_cancel, cmd_hooks_list, cmd_hooks_send, cmd_resume
-from ._host import cmd_run
+from ._host import cmd_run, cmd_worker
 from ._runs import cmd_events, cmd_runs_list, cmd_runs_show
 from ._storage import DEFAULT_STORAGE, STORAGE_ENV
 
@@ -191,8 +191,40 @@ recovered by the next host, as after a crash. Status lines go to stderr."""
     )  # fmt: skip
 
 
+def _add_worker(commands: Any) -> None:
+    worker = _command(
+        commands, "worker", "a worker of a Kafka storage: executes the runs of the "
+        "partitions its consumer group gives it, until Ctrl-C or SIGTERM",
+        cmd_worker, json_flag=False,
+    )  # fmt: skip
+    worker.description = """\
+join the consumer group {prefix}.workers on {prefix}.commands and execute the runs of the
+partitions it assigns (--storage kafka://HOST:PORT?prefix=NAME, --app for the code): their
+commands (start, hook payloads, cancellations sent by a Client) and their timers. A dead
+worker's partitions move to the others after --session-timeout. The first SIGINT or
+SIGTERM stops it gracefully: running steps get --grace-period to finish and be recorded,
+its partitions go back to the group, exit 0; a second one stops it at once (exit 130)."""
+    worker.add_argument(
+        "--max-active", type=_positive, default=1000, metavar="N",
+        help="runs executing at once; more wait (default: 1000)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--session-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+        help="the consumer group's session timeout: a dead worker's runs move on after "
+        "about this long (default: 10)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--grace-period", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long running steps may go on (default: 30)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--loop", choices=("trio", "asyncio"), default="trio",
+        help="the event loop the workflows run on (default: trio)",
+    )  # fmt: skip
+
+
 COMMANDS: tuple[Adder, ...] = (
-    _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_run, _add_demo,
+    _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_run, _add_worker, _add_demo,
 )  # fmt: skip
 
 

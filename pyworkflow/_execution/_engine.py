@@ -129,12 +129,16 @@ class Engine:
         self.draining = False
         self._owners: set[RunOwner] = set()
 
-    def drain(self) -> None:
-        """Shutting down: running steps finish and are recorded, no new step starts; the
-        runs stay ``running`` in their logs, for the next host to recover."""
-        self.draining = True
+    def drain(self, run_ids: Callable[[str], bool] | None = None) -> None:
+        """Shutting down (or handing runs over): running steps finish and are recorded, no
+        new step starts; the runs stay ``running`` in their logs, for the next host. With
+        ``run_ids``, only the runs it selects (their executions now; later ones are the
+        host's to refuse)."""
+        if run_ids is None:
+            self.draining = True
         for owner in self._owners:
-            owner.draining = True
+            if run_ids is None or run_ids(owner.run_id):
+                owner.draining = True
 
     # -- commands ---------------------------------------------------------------------
     async def start(
@@ -175,28 +179,44 @@ class Engine:
             raise ConfigurationError(msg)
         wf.codec.bind(wf.name, args, kwargs)
         raw_args, raw_kwargs = wf.codec.encode_args(wf.name, args, kwargs)
-        run_id = new_run_id()
+        return await self.begin_as(
+            new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+        )
+
+    async def begin_as(
+        self,
+        run_id: str,
+        workflow_name: str,
+        raw_args: msgspec.Raw,
+        raw_kwargs: msgspec.Raw,
+        *,
+        idempotency_key: str | None,
+    ) -> tuple[str, bool]:
+        """Record the start of run ``run_id`` (arguments already encoded); idempotent: a run
+        that exists, or a key another run holds, starts nothing. Returns the run that holds
+        the start and whether this call created it."""
         if idempotency_key is not None:
             holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
             if holder != run_id:
                 if await self.storage.read(holder, after=0):
                     return holder, False
                 run_id = holder  # the claimer died before starting it: start it for them
+        wf = registry.workflow(workflow_name)
         started = WorkflowStarted(
             run_id=run_id,
             sequence=1,
             timestamp=self.clock.now(),
-            workflow_name=wf.name,
+            workflow_name=workflow_name,
             args=raw_args,
             kwargs=raw_kwargs,
-            tags=wf.tags,
+            tags=wf.tags if wf is not None else (),
             idempotency_key=idempotency_key,
         )
         try:
             await self.storage.append(run_id, [started], expected_sequence=0)
         except ConflictError:
-            return run_id, False  # a concurrent start() with the same key won
-        self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
+            return run_id, False  # started already (a concurrent start, or a command again)
+        self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
         return run_id, True
 
     async def resume(self, run_id: str) -> Any:

@@ -32,7 +32,7 @@ from .._execution._workflow import Workflow
 from ..storage import StorageBackend
 from ._actor import Command, RunActor
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "outcome_of"]
 
 _POLL_LIMIT = 10_000
 
@@ -101,6 +101,7 @@ class Supervisor:
         """The storage error a run's last activation ended with (until one ends well)."""
         self._finished: dict[str, anyio.Event] = {}
         self._sleep: anyio.CancelScope | None = None
+        self._poll_due = False
         self._sleep_until: datetime | None = None
         self._tg: TaskGroup | None = None
         self._closing = False
@@ -176,7 +177,7 @@ class Supervisor:
                     raise RunNotFoundError(run_id)
                 if run.status.is_finished:
                     self._finished.pop(run_id, None)
-                    return await self._outcome(run)
+                    return await outcome_of(self.storage, run)
                 # Woken when an actor here finishes it; otherwise (another process), looked
                 # at again every poll interval.
                 with anyio.move_on_after(self.poll_interval):
@@ -244,14 +245,20 @@ class Supervisor:
 
     # -- actors -------------------------------------------------------------------------
     async def _command(self, run_id: str, derive: Any) -> None:
+        if run_id not in self._actors and await self.storage.get_run(run_id) is None:
+            raise RunNotFoundError(run_id)
+        await self._post(run_id, derive).wait()
+
+    def _post(self, run_id: str, derive: Any) -> Command:
+        """Put a command in the run's mailbox (spawning its actor); the caller waits."""
         command = Command(derive)
-        actor = self._actors.get(run_id)
-        if actor is None:
-            if await self.storage.get_run(run_id) is None:
-                raise RunNotFoundError(run_id)
-            actor = self._spawn(run_id, fresh=False)
+        actor = self._actors.get(run_id) or self._spawn(run_id, fresh=False)
         actor.post(command)
-        await command.wait()
+        return command
+
+    def _owns(self, run_id: str) -> bool:
+        """Whether this host executes ``run_id`` (a worker: the run's partition is its)."""
+        return True
 
     async def _wake(self, run_id: str, *, fresh: bool = False) -> RunActor:
         """The run's actor (spawned if it has none) once it holds an active slot."""
@@ -353,6 +360,12 @@ class Supervisor:
         if self._sleep is not None and (self._sleep_until is None or due < self._sleep_until):
             self._sleep.cancel()  # the timer service sleeps too long now: wake it
 
+    def _poll_soon(self) -> None:
+        """Read the due index at once (e.g. partitions were just assigned to this host)."""
+        self._poll_due = True
+        if self._sleep is not None:
+            self._sleep.cancel()
+
     async def _timer_service(self) -> None:
         """Wakes runs when due. Invariant: every suspended run this process knows of with a
         timer has an entry in ``_timers`` (passivation adds it), and the storage's due
@@ -360,7 +373,8 @@ class Supervisor:
         next_poll = self.clock.now()
         while True:
             now = self.clock.now()
-            if now >= next_poll:
+            if now >= next_poll or self._poll_due:
+                self._poll_due = False
                 await self._poll(now)
                 next_poll = now + timedelta(seconds=self.poll_interval)
             while self._timers and self._timers[0][0] <= self.clock.now():
@@ -368,7 +382,7 @@ class Supervisor:
                 if self._timer_due.get(run_id) != due:
                     continue  # superseded by an earlier entry
                 del self._timer_due[run_id]
-                if run_id not in self._actors and not self._closing:
+                if run_id not in self._actors and not self._closing and self._owns(run_id):
                     await self._wake(run_id)
             target = min(next_poll, self._timers[0][0]) if self._timers else next_poll
             with anyio.CancelScope() as self._sleep:
@@ -384,8 +398,9 @@ class Supervisor:
             self.log.warning("due_runs_failed", error=repr(exc))
             return
         for when, run_id in due:
-            if run_id not in self._actors and run_id not in self._unhosted:
-                self._schedule(run_id, when)
+            if run_id in self._actors or run_id in self._unhosted or not self._owns(run_id):
+                continue
+            self._schedule(run_id, when)
 
     # -- helpers --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -393,17 +408,19 @@ class Supervisor:
             msg = "the Supervisor is not running: use it inside `async with Supervisor(...)`"
             raise ConfigurationError(msg)
 
-    async def _outcome(self, run: WorkflowRun) -> Any:
-        if run.status is RunStatus.FAILED:
-            raise WorkflowFailedError(run.run_id, run.error_type or "?", run.error_message or "")
-        if run.status is RunStatus.CANCELLED:
-            raise WorkflowCancelledError(run.run_id, run.cancellation_reason)
-        events = await self.storage.read(run.run_id, after=max(run.last_sequence - 1, 0))
-        last = events[-1] if events else None
-        if not isinstance(last, WorkflowCompleted):
-            return run.result
-        wf = registry.workflow(run.workflow_name)
-        if wf is None:
-            return msgspec.json.decode(last.result)
-        return wf.codec.decode_result(last.result)
 
+async def outcome_of(storage: StorageBackend, run: WorkflowRun) -> Any:
+    """A finished run's value, or the error it ended with (WorkflowFailedError for a failed
+    run, WorkflowCancelledError for a cancelled one)."""
+    if run.status is RunStatus.FAILED:
+        raise WorkflowFailedError(run.run_id, run.error_type or "?", run.error_message or "")
+    if run.status is RunStatus.CANCELLED:
+        raise WorkflowCancelledError(run.run_id, run.cancellation_reason)
+    events = await storage.read(run.run_id, after=max(run.last_sequence - 1, 0))
+    last = events[-1] if events else None
+    if not isinstance(last, WorkflowCompleted):
+        return run.result
+    wf = registry.workflow(run.workflow_name)
+    if wf is None:
+        return msgspec.json.decode(last.result)
+    return wf.codec.decode_result(last.result)

@@ -169,6 +169,17 @@ class KafkaStorageBackend:
         """The prefix of this backend's topics."""
         return self._settings.topic_prefix
 
+    @property
+    def settings(self) -> KafkaSettings:
+        """How this backend connects (workers and clients open their own clients alike)."""
+        return self._settings
+
+    @property
+    def started(self) -> bool:
+        """Whether ``start()`` completed and the backend is not closed."""
+        ready = self._ready
+        return ready is not None and ready.done() and not ready.exception() and not self._closed
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, create or check the topics, and fold them into the local views.

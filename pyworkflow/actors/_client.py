@@ -1,0 +1,142 @@
+"""Clients: send commands to the workers that own the runs, and read what runs did."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+from .._config import settings
+from .._core._replay import fold
+from .._exceptions import ConfigurationError, RunNotFoundError
+from .._execution._engine import Engine, new_run_id
+from .._execution._workflow import Workflow
+from ..storage._kafka._backend import KafkaStorageBackend
+from ._bus import CommandBus
+from ._commands import CancelCommand, HookCommand, StartCommand, raw_json
+from ._supervisor import outcome_of
+
+__all__ = ["Client"]
+
+_POLL_FIRST, _POLL_MAX = 0.02, 0.5
+
+
+class Client:
+    """Starts runs and delivers hooks and cancellations as command records; never executes.
+
+    ``async with Client(storage=KafkaStorageBackend(...)) as client:``. The storage is
+    started if it isn't (and then closed on the way out). Each call returns once its command
+    is durable in ``{prefix}.commands``; the worker that owns the run executes it.
+    """
+
+    def __init__(self, storage: KafkaStorageBackend) -> None:
+        if not isinstance(storage, KafkaStorageBackend):
+            msg = f"Client(storage={storage!r}): clients talk to workers through Kafka"
+            raise ConfigurationError(msg)
+        self.storage = storage
+        self._engine = Engine(storage, settings())
+        self._bus = CommandBus(storage.settings)
+        self._started_storage = False
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        self._started_storage = not self.storage.started
+        await self.storage.start()
+        await self._bus.start()
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._open = False
+        await self._bus.aclose()
+        if self._started_storage:
+            await self.storage.aclose()
+
+    async def start(
+        self,
+        workflow: Workflow[..., Any],
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Send a ``start`` command; return the run id once it is durable.
+
+        With ``idempotency_key``, the first run that claimed the key is the one returned
+        (and started, if its own start never arrived).
+        """
+        self._check_open()
+        if not isinstance(workflow, Workflow):
+            msg = f"start() needs a function decorated with @workflow, got {workflow!r}"
+            raise ConfigurationError(msg)
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
+            raise ConfigurationError(msg)
+        workflow.codec.bind(workflow.name, args, kwargs)
+        raw_args, raw_kwargs = workflow.codec.encode_args(workflow.name, args, kwargs)
+        run_id = new_run_id()
+        if idempotency_key is not None:
+            run_id = await self.storage.claim_idempotency_key(idempotency_key, run_id)
+        await self._bus.send(
+            StartCommand(
+                run_id=run_id,
+                workflow=workflow.name,
+                args=raw_args,
+                kwargs=raw_kwargs,
+                idempotency_key=idempotency_key,
+            )
+        )
+        return run_id
+
+    async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """The run's value once it finished (as ``Supervisor.result``); reads the storage."""
+        delay = _POLL_FIRST
+        with anyio.fail_after(timeout):
+            while True:
+                run = await self.storage.get_run(run_id)
+                if run is not None and run.status.is_finished:
+                    return await outcome_of(self.storage, run)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _POLL_MAX)
+
+    async def resume_hook(self, token: str, payload: Any = None) -> Any:
+        """Send the payload for the hook behind ``token``; return the run's record.
+
+        The token, the payload's type (when the hook's type is known here) and the hook's
+        state are checked first, with the same errors as ``pyworkflow.resume_hook``.
+        """
+        self._check_open()
+        run_id, derive = await self._engine.hook_request(token, payload)
+        events = await self.storage.read(run_id)
+        derive(fold(run_id, events))  # raises now what the owner would refuse
+        await self._bus.send(
+            HookCommand(run_id=run_id, token=token, payload=raw_json(payload, "hook payload"))
+        )
+        return await self.storage.get_run(run_id)
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        """Send a ``cancel`` command; False if the run had already finished."""
+        self._check_open()
+        if reason is not None and not isinstance(reason, str):
+            msg = f"cancel reason {reason!r} must be a string or None"
+            raise ConfigurationError(msg)
+        run = await self.storage.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        if run.status.is_finished:
+            return False
+        await self._bus.send(CancelCommand(run_id=run_id, reason=reason))
+        return True
+
+    def _check_open(self) -> None:
+        if not self._open:
+            msg = "the Client is not open: use it inside `async with Client(...)`"
+            raise ConfigurationError(msg)

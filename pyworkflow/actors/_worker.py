@@ -1,0 +1,215 @@
+"""Workers: supervisors that share a Kafka storage's runs through a consumer group.
+
+Every worker joins the consumer group ``{prefix}.workers`` on ``{prefix}.commands``. The
+group's partition assignment is run placement: a worker executes the runs whose partition it
+owns, and only those: it takes their commands (start, hook payload, cancel, resume) from the
+bus and wakes their timers from the due index. When a worker dies, the group gives its
+partitions to the others after the session timeout, and the new owner finds their runs in the
+due index (running ones are due at once) and recovers them from the log. On a rebalance, a
+worker hands a revoked partition back only after its runs' running steps have finished and
+been recorded (no new step starts meanwhile), so two workers never execute one run at once
+while both are alive and in the group. A worker that stalls past its session timeout and
+then wakes is fenced by the log's append rule: its next append conflicts with the new
+owner's and its execution stops (a step body in flight may run twice: steps are
+at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import msgspec
+from aiokafka.partitioner import murmur2
+from anyio.lowlevel import current_token
+
+from .._exceptions import ConfigurationError, WorkflowError
+from .._execution._clock import Clock
+from .._execution._engine import CancelRequest
+from ..storage._kafka._backend import KafkaStorageBackend
+from ._actor import Command
+from ._bus import CommandBus, Delivery
+from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
+from ._supervisor import Supervisor
+
+__all__ = ["Worker"]
+
+_RECEIVE_WAIT = 0.2
+
+
+class Worker(Supervisor):
+    """A supervisor for the runs of the partitions the consumer group gives it.
+
+    ``async with Worker(storage=KafkaStorageBackend(...)) as worker: await worker.serve()``
+    runs until cancelled (``pyworkflow worker`` does this, with signal handling).
+
+    Args:
+        storage: a KafkaStorageBackend (started here if it isn't).
+        max_active: at most this many runs execute at once.
+        session_timeout: the consumer group's session timeout in seconds: a dead worker's
+            runs move to the others after about this long.
+        grace_period: on leaving, running steps get this long to finish and be recorded.
+    """
+
+    def __init__(
+        self,
+        storage: KafkaStorageBackend,
+        *,
+        max_active: int = 1000,
+        session_timeout: float = 10.0,
+        grace_period: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(storage, KafkaStorageBackend):
+            msg = (
+                f"Worker(storage={storage!r}): workers share runs through Kafka; pass a "
+                "KafkaStorageBackend"
+            )
+            raise ConfigurationError(msg)
+        if not isinstance(session_timeout, int | float) or session_timeout < 1:
+            msg = f"Worker(session_timeout={session_timeout!r}): pass seconds >= 1"
+            raise ConfigurationError(msg)
+        super().__init__(
+            storage,
+            max_active=max_active,
+            clock=clock,
+            poll_interval=1.0,
+            grace_period=grace_period,
+        )
+        self.session_timeout = float(session_timeout)
+        self._owned: set[int] = set()
+        settings = storage.settings
+        self._bus = CommandBus(
+            settings,
+            group=f"{settings.topic_prefix}.workers",
+            session_timeout=self.session_timeout,
+            on_assigned=self._on_bus(self._take),
+            on_revoked=self._on_bus(self._give_back),
+        )
+        self._token: Any = None
+
+    def _owns(self, run_id: str) -> bool:
+        if not self._bus.partitions:
+            return False
+        hashed: int = murmur2(run_id.encode())
+        return (hashed & 0x7FFFFFFF) % self._bus.partitions in self._owned
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions of ``{prefix}.commands`` (and so of runs) this worker owns now."""
+        return frozenset(self._owned)
+
+    async def serve(self) -> None:
+        """Take commands of the owned partitions until cancelled; hand everything back on
+        the way out (the supervisor's grace period applies)."""
+        self._check_open()
+        assert isinstance(self.storage, KafkaStorageBackend)
+        await self.storage.start()
+        self._token = current_token()
+        await self._bus.start()
+        self.log.info("worker_started", group=self._bus.group, partitions=self._bus.partitions)
+        try:
+            while True:
+                deliveries = await self._bus.receive(_RECEIVE_WAIT)
+                if deliveries:
+                    await self._bus.commit(await self._handle(deliveries))
+        finally:
+            with anyio.CancelScope(shield=True):
+                self._engine.drain()
+                await self._bus.aclose()
+                self.log.info("worker_stopped")
+
+    # -- commands -------------------------------------------------------------------------
+    async def _handle(self, deliveries: list[Delivery]) -> dict[int, int]:
+        """Execute a batch of commands; the last offset handled per partition."""
+        pending: list[tuple[Command, Any]] = []
+        done: dict[int, int] = {}
+        for delivery in deliveries:
+            if delivery.partition not in self._owned:
+                continue  # revoked meanwhile: the new owner reads it again
+            done[delivery.partition] = delivery.offset
+            command = delivery.command
+            if command is None:
+                self.log.warning("command_unreadable", error=str(delivery.error))
+                continue
+            try:
+                posted = await self._dispatch(command)
+            except WorkflowError as exc:
+                self.log.warning("command_refused", run_id=command.run_id, error=str(exc))
+                continue
+            if posted is not None:
+                pending.append((posted, command))
+        for posted, command in pending:
+            try:
+                await posted.wait()
+            except WorkflowError as exc:
+                self.log.warning("command_refused", run_id=command.run_id, error=str(exc))
+        return done
+
+    async def _dispatch(self, command: Any) -> Command | None:
+        run_id = command.run_id
+        match command:
+            case StartCommand():
+                holder, created = await self._engine.begin_as(
+                    run_id,
+                    command.workflow,
+                    command.args,
+                    command.kwargs,
+                    idempotency_key=command.idempotency_key,
+                )
+                if self._owns(holder):
+                    await self._wake(holder, fresh=created)
+                return None
+            case HookCommand():
+                payload = msgspec.json.decode(command.payload)
+                owner, derive = await self._engine.hook_request(command.token, payload)
+                return self._post(owner, derive)
+            case CancelCommand():
+                return self._post(run_id, CancelRequest(command.reason))
+            case ResumeCommand():
+                await self._wake(run_id)
+                return None
+        return None
+
+    # -- rebalances (called on the bus thread) ---------------------------------------------
+    def _on_bus(
+        self, fn: Callable[[set[int]], Awaitable[None]]
+    ) -> Callable[[set[int]], Awaitable[None]]:
+        """Run ``fn`` in this worker's event loop, awaited from the bus's asyncio loop."""
+
+        async def hop(partitions: set[int]) -> None:
+            done: cf.Future[None] = cf.Future()
+
+            async def run() -> None:
+                try:
+                    await fn(partitions)
+                except BaseException as exc:
+                    done.set_exception(exc)
+                    raise
+                else:
+                    done.set_result(None)
+
+            assert self._tg is not None
+            anyio.from_thread.run_sync(self._tg.start_soon, run, token=self._token)
+            await asyncio.wrap_future(done)
+
+        return hop
+
+    async def _take(self, partitions: set[int]) -> None:
+        self._owned |= partitions
+        self.log.info("partitions_assigned", partitions=sorted(partitions))
+        self._poll_soon()  # their running and due runs, from the due index
+
+    async def _give_back(self, partitions: set[int]) -> None:
+        """Stop the runs of revoked partitions: running steps finish, nothing new starts."""
+        self._owned -= partitions
+        self.log.info("partitions_revoked", partitions=sorted(partitions))
+        self._engine.drain(lambda run_id: not self._owns(run_id))
+        leaving = [a for run_id, a in self._actors.items() if not self._owns(run_id)]
+        with anyio.move_on_after(self.session_timeout / 2):
+            for actor in leaving:
+                await actor.rested.wait()

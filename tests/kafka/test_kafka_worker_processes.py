@@ -1,0 +1,81 @@
+"""Worker processes on a real broker: a SIGKILLed worker's runs finish on the others."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from pyworkflow.actors import Client
+from pyworkflow.storage import KafkaStorageBackend
+
+from . import worker_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSION_TIMEOUT = 6
+
+
+def _worker(bootstrap: str, prefix: str, trail: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "WORKER_TRAIL": str(trail), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "pyworkflow", "worker",
+            "--app", "tests.kafka.worker_app",
+            "--storage", f"kafka://{bootstrap}?prefix={prefix}",
+            "--session-timeout", str(SESSION_TIMEOUT), "--grace-period", "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def workers(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    trail = tmp_path / "trail"
+    trail.touch()
+    procs = [_worker(kafka_bootstrap, kafka_topic_prefix, trail) for _ in range(3)]
+    yield procs, trail
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # the workers are processes: one loop
+async def test_a_killed_workers_runs_finish_on_the_others_and_no_completed_step_reruns(
+    kafka_bootstrap: str, kafka_topic_prefix: str, workers, anyio_backend: str  # type: ignore[no-untyped-def]
+) -> None:
+    procs, trail = workers
+    storage = KafkaStorageBackend(kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=6)
+    async with storage, Client(storage) as client:
+        run_ids = [await client.start(worker_app.flow, f"n{i}") for i in range(60)]
+        await anyio.sleep(1.5)  # runs are mid-way on all three workers
+        procs[0].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        results = [await client.result(r, timeout=90) for r in run_ids]
+        took = time.monotonic() - killed_at
+        started: Counter[str] = Counter()
+        for i, run_id in enumerate(run_ids):
+            events = await storage.read(run_id)
+            started[f"n{i}"] = sum(e.type.value == "step_started" for e in events)
+    assert results == [3] * 60
+    assert took < SESSION_TIMEOUT + 5 + 10  # session timeout + 5 s, plus the runs' own work
+    executed = Counter(line.split()[0] for line in trail.read_text().splitlines())
+    # Every body execution had its step_started recorded first, and a step whose outcome
+    # was recorded never ran again: executions == recorded starts, run by run; only the
+    # steps in flight on the killed worker ran twice.
+    assert executed == started
+    assert sum(executed.values()) - 180 <= 6 * 3

@@ -1,0 +1,140 @@
+"""Workers and clients on a real broker: commands are records, partitions are placement."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import anyio
+import pytest
+
+from pyworkflow import (
+    HookAlreadyReceivedError,
+    RunStatus,
+    WorkflowCancelledError,
+    hook,
+    sleep,
+    step,
+    workflow,
+)
+from pyworkflow.actors import Client, Worker
+from pyworkflow.actors._commands import StartCommand, decode_command, encode_command
+from pyworkflow.storage import KafkaStorageBackend
+
+from .conftest import MakeBackend
+
+ran: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> None:
+    ran.clear()
+
+
+@step(name="kw_work")
+async def work(name: str) -> str:
+    ran[name] += 1
+    return name.upper()
+
+
+@workflow(durable=True, name="kw_flow")
+async def flow(name: str) -> str:
+    first = await work(name)
+    await sleep(0.2)
+    return first + "!"
+
+
+@workflow(durable=True, name="kw_approval")
+async def approval(name: str) -> Any:
+    return await hook("ok", timeout="1h")
+
+
+async def _worker(
+    make_backend: MakeBackend, stop: anyio.Event, ready: list[Worker], **options: Any
+) -> None:
+    storage = await make_backend()
+    async with Worker(storage, session_timeout=6, grace_period=5, **options) as worker:
+        ready.append(worker)
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(worker.serve)
+                await stop.wait()
+                scope.cancel()
+
+
+async def test_two_workers_share_the_runs_a_client_starts(make_backend: MakeBackend) -> None:
+    stop = anyio.Event()
+    workers: list[Worker] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_worker, make_backend, stop, workers)
+        tg.start_soon(_worker, make_backend, stop, workers)
+        storage = await make_backend()
+        async with Client(storage) as client:
+            run_ids = [await client.start(flow, f"r{i}") for i in range(20)]
+            results = [await client.result(r, timeout=60) for r in run_ids]
+            assert results == [f"R{i}!" for i in range(20)]
+            assert all(ran[f"r{i}"] == 1 for i in range(20))
+            waiting = await client.start(approval, "a")
+            token = await _token(storage, waiting)
+            await client.resume_hook(token, {"fine": True})
+            assert await client.result(waiting, timeout=30) == {"fine": True}
+            with pytest.raises(HookAlreadyReceivedError):
+                await client.resume_hook(token, {"fine": False})
+            cancelled = await client.start(approval, "b")
+            await _token(storage, cancelled)
+            assert await client.cancel(cancelled, reason="no") is True
+            with pytest.raises(WorkflowCancelledError):
+                await client.result(cancelled, timeout=30)
+            assert await client.cancel(cancelled) is False
+        owned = [w.owned for w in workers]
+        assert owned[0] | owned[1] == {0, 1} and not owned[0] & owned[1]
+        stop.set()
+
+
+async def test_a_start_with_one_key_from_two_clients_starts_one_run(
+    make_backend: MakeBackend,
+) -> None:
+    stop = anyio.Event()
+    workers: list[Worker] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_worker, make_backend, stop, workers)
+        one, two = await make_backend(), await make_backend()
+        async with Client(one) as a, Client(two) as b:
+            ids: list[str] = []
+
+            async def go(client: Client, name: str) -> None:
+                ids.append(await client.start(flow, name, idempotency_key="k-1"))
+
+            async with anyio.create_task_group() as starts:
+                starts.start_soon(go, a, "x")
+                starts.start_soon(go, b, "y")
+            assert ids[0] == ids[1]
+            assert await a.result(ids[0], timeout=30) in ("X!", "Y!")
+            assert sum(ran.values()) == 1
+        stop.set()
+
+
+def test_the_command_format_is_plain_json() -> None:
+    raw = (
+        b'{"v": 1, "type": "start", "run_id": "run_0123456789abcdef", "workflow": "kw_flow",'
+        b' "args": ["z"], "kwargs": {}, "idempotency_key": null}'
+    )
+    command = decode_command(raw)
+    assert isinstance(command, StartCommand) and bytes(command.args) == b'["z"]'
+    assert decode_command(encode_command(command)) == command
+    with pytest.raises(Exception, match="run_id"):
+        decode_command(b'{"v": 1, "type": "cancel", "run_id": "nope"}')
+    with pytest.raises(Exception, match="not a pyworkflow command"):
+        decode_command(b'{"type": "launch"}')
+
+
+async def _token(storage: KafkaStorageBackend, run_id: str) -> str:
+    with anyio.fail_after(30):
+        while True:
+            hooks = await storage.list_hooks(run_id)
+            if hooks:
+                return hooks[0].token
+            await anyio.sleep(0.05)
+
+
+_ = RunStatus
