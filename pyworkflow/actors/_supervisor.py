@@ -102,6 +102,7 @@ class Supervisor:
         self._finished: dict[str, anyio.Event] = {}
         self._sleep: anyio.CancelScope | None = None
         self._poll_due = False
+        self._rested_in_poll: set[str] = set()
         self._sleep_until: datetime | None = None
         self._tg: TaskGroup | None = None
         self._closing = False
@@ -335,8 +336,9 @@ class Supervisor:
             due = state.next_due()
             if state.wake_pending:
                 due = self.clock.now()
+            self._rested_in_poll.add(actor.run_id)
             if due is not None:
-                self._schedule(actor.run_id, due)
+                self._schedule(actor.run_id, due, replace=True)  # what it rested on
 
     def _notify(self, run_id: str) -> None:
         """Wake whoever waits in ``result()`` for this run."""
@@ -351,9 +353,11 @@ class Supervisor:
         self._schedule(run_id, self.clock.now() + timedelta(seconds=delay))
 
     # -- timers ---------------------------------------------------------------------------
-    def _schedule(self, run_id: str, due: datetime) -> None:
+    def _schedule(self, run_id: str, due: datetime, *, replace: bool = False) -> None:
+        """Wake ``run_id`` at ``due``: the earliest of its entries wins, unless ``replace``
+        (the run just rested: its own state says when it is due)."""
         known = self._timer_due.get(run_id)
-        if known is not None and known <= due:
+        if known is not None and known <= due and not replace:
             return
         self._timer_due[run_id] = due
         heapq.heappush(self._timers, (due, run_id))
@@ -392,13 +396,16 @@ class Supervisor:
 
     async def _poll(self, now: datetime) -> None:
         horizon = now + timedelta(seconds=self.poll_interval)
+        self._rested_in_poll.clear()
         try:
             due = await self.storage.due_runs(horizon, limit=_POLL_LIMIT)
         except StorageError as exc:
             self.log.warning("due_runs_failed", error=repr(exc))
             return
+        # A run that rested while the index was read has its own, newer timer already.
+        skip = self._rested_in_poll | self._unhosted
         for when, run_id in due:
-            if run_id in self._actors or run_id in self._unhosted or not self._owns(run_id):
+            if run_id in self._actors or run_id in skip or not self._owns(run_id):
                 continue
             self._schedule(run_id, when)
 

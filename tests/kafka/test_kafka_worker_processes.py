@@ -73,9 +73,12 @@ async def test_a_killed_workers_runs_finish_on_the_others_and_no_completed_step_
             started[f"n{i}"] = sum(e.type.value == "step_started" for e in events)
     assert results == [3] * 60
     assert took < SESSION_TIMEOUT + 5 + 10  # session timeout + 5 s, plus the runs' own work
-    executed = Counter(line.split()[0] for line in trail.read_text().splitlines())
-    # Every body execution had its step_started recorded first, and a step whose outcome
-    # was recorded never ran again: executions == recorded starts, run by run; only the
-    # steps in flight on the killed worker ran twice.
-    assert executed == started
+    lines = trail.read_text().splitlines()
+    executed = Counter(line.split()[0] for line in lines)
+    assert set(lines) == {f"n{i} {j}" for i in range(60) for j in range(3)}  # each step ran
+    # A body never runs without its step_started recorded first, and a step whose outcome
+    # was recorded never runs again (a re-run needs a new recorded start): run by run,
+    # executions <= recorded starts. Only steps in flight on the killed worker ran twice
+    # (or were started there and never got to run).
+    assert all(executed[name] <= started[name] for name in started), (executed, started)
     assert sum(executed.values()) - 180 <= 6 * 3

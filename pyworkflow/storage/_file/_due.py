@@ -147,7 +147,9 @@ class DueFolder:
                 changed |= {day} if os.path.isdir(day) else {day, self.root}
                 # Another writer may empty and remove the day folder between the two
                 # mkdirs of makedirs: then try again.
-                with contextlib.suppress(FileNotFoundError):
+                # makedirs raises FileExistsError too when the folder vanishes after its
+                # mkdir found it there.
+                with contextlib.suppress(FileNotFoundError, FileExistsError):
                     os.makedirs(minute, exist_ok=True)
                 continue
             os.close(fd)
