@@ -696,3 +696,42 @@ async def test_faulty_storage_fails_holds_and_yields_as_programmed(clock: Manual
         "written",
         "written",
     ]
+
+
+@step(name="od_lead_slow")
+async def lead_slow() -> str:
+    trail.append("lead_slow")
+    return "slow"
+
+
+async def fail_soon() -> None:
+    await anyio.sleep(0)
+    trail.append("boom")
+    raise ValueError("boom")
+
+
+@workflow(durable=True, name="od_leader_cancelled")
+async def leader_cancelled() -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lead_slow)  # its start is held at the gate: its task leads that commit
+        tg.start_soon(fail_soon)  # ...and is cancelled by the task group when this fails
+
+
+async def test_a_branch_cancelled_while_it_leads_a_commit_leaves_a_consistent_log(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The task that leads a group commit may be cancelled by its own task group (a sibling
+    failed): the commit is finished by the owner's writer, and the run ends as the
+    workflow did (failed with the sibling's error), its log gap-free and valid."""
+    # Appends are not shielded here: the cancellation reaches the leader in mid-commit.
+    storage = FaultyStorage(
+        FileStorageBackend(tmp_path / "data", durability="none"), delay=3, shield=False
+    )
+    await start(leader_cancelled, storage=storage)
+    runs = (await list_runs(storage=storage)).runs
+    run = runs[0]
+    assert run.status is RunStatus.FAILED and "boom" in (run.error_message or "")
+    events = await storage.read(run.run_id)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert trail.count("boom") == 1 and "lead_slow" not in trail  # cancelled before its body
+    assert any(r.outcome != "written" for r in storage.history) or len(events) >= 3

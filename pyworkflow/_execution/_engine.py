@@ -55,7 +55,7 @@ from .._exceptions import (
 from ..storage import StorageBackend
 from ._context import RunContext, running
 from ._hooks import parse_token, validate_payload
-from ._owner import Backoff, Derive, Draft, OwnerStopped, RunOwner
+from ._owner import Backoff, Derive, Draft, OwnerStopped, OwnerStoppedSignal, RunOwner
 from ._registry import registry
 from ._signals import DrainSignal, SuspendSignal
 from ._state_cache import StateCache
@@ -72,14 +72,15 @@ def new_run_id() -> str:
 
 
 class Inbox(Protocol):
-    """Requests that reach a run while an activation hosts it (a supervisor's mailbox)."""
+    """Requests that reach a run while an activation hosts it (a supervisor's mailbox):
+    attached, it hands them straight to the run's owner."""
 
-    async def receive(self) -> tuple[Derive, Callable[[BaseException | None], None]]:
-        """The next request and the callback that answers its sender."""
+    def attach(self, owner: RunOwner) -> None:
+        """Hand pending and later requests to ``owner`` (``owner.submit``)."""
         ...
 
-    def push_back(self, item: tuple[Derive, Callable[[BaseException | None], None]]) -> None:
-        """Return a request taken after the activation ended, for the next one."""
+    def detach(self) -> None:
+        """Keep requests from now on for the next activation."""
         ...
 
 
@@ -330,20 +331,20 @@ class Engine:
         outcome: list[Any] = []
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(owner.run)
-                pump = anyio.CancelScope()
-                if inbox is not None:
-                    tg.start_soon(_pump, inbox, owner, pump)
+                owner.start(tg)
                 try:
                     if first is not None:
                         await owner.ask(first)
+                    if inbox is not None:
+                        inbox.attach(owner)
                     outcome.append(await self._drive(owner, fresh=fresh, asked=first))
                 finally:
                     owner.close()
-                    pump.cancel()
+                    if inbox is not None:
+                        inbox.detach()
         except BaseExceptionGroup as group:
             raise _unwrap(group, owner) from None
-        except OwnerStopped:
+        except (OwnerStopped, OwnerStoppedSignal):
             raise _unwrap(None, owner) from None
         finally:
             self._owners.discard(owner)
@@ -506,23 +507,6 @@ class CancelRequest:
         if state.finished or state.cancel_requested:
             return ()
         return (Draft(CancellationRequested, {"reason": self.reason}),)
-
-
-async def _pump(inbox: Inbox, owner: RunOwner, scope: anyio.CancelScope) -> None:
-    """Pass the mailbox's requests to the owner, in order, while the activation lasts."""
-    with scope:
-        while True:
-            item = await inbox.receive()
-            derive, answer = item
-            try:
-                await owner.ask(derive)
-            except SuspendSignal:  # the activation ended meanwhile: the next one takes it
-                inbox.push_back(item)
-                return
-            except Exception as exc:  # the sender's answer (e.g. HookExpiredError)
-                answer(exc)
-            else:
-                answer(None)
 
 
 def _unwrap(group: BaseExceptionGroup[Any] | None, owner: RunOwner) -> BaseException:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .._core._events import CancellationRequested, Event, HookReceived
 from .._core._replay import RunState, fold
@@ -39,7 +40,15 @@ if TYPE_CHECKING:
     from ..storage import StorageBackend
     from ._clock import Clock
 
-__all__ = ["Backoff", "Derive", "Draft", "OwnerStopped", "RunOwner"]
+__all__ = [
+    "Answer",
+    "Backoff",
+    "Derive",
+    "Draft",
+    "OwnerStopped",
+    "OwnerStoppedSignal",
+    "RunOwner",
+]
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,6 +70,11 @@ class OwnerStopped(Exception):
     """The owner could not write and stopped the execution; ``__cause__`` says why."""
 
 
+class OwnerStoppedSignal(BaseException):
+    """Unwinds the workflow's tasks when their owner stopped (a BaseException: a user's
+    ``except Exception:`` can't catch it); the host reports ``RunOwner.stopped``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Capped exponential backoff for transient storage errors."""
@@ -78,18 +92,27 @@ class Backoff:
             delay, count = min(delay * self.factor, self.cap), count + 1
 
 
-class _Request:
-    __slots__ = ("derive", "error", "waiter")
+Answer = Callable[[BaseException | None], None]
+"""Told how a submitted request ended: None once written, else the requester's error."""
 
-    def __init__(self, derive: Derive, *, wait: bool) -> None:
+
+class _Request:
+    __slots__ = ("answered", "derive", "error", "on_done", "waiter")
+
+    def __init__(self, derive: Derive, on_done: Answer | None = None) -> None:
         self.derive = derive
         self.error: BaseException | None = None
-        self.waiter = anyio.Event() if wait else None
+        self.waiter: anyio.Event | None = None
+        self.answered = False
+        self.on_done = on_done
 
     def finish(self, error: BaseException | None = None) -> None:
         self.error = error
+        self.answered = True
         if self.waiter is not None:
             self.waiter.set()
+        if self.on_done is not None:
+            self.on_done(error)
 
 
 class RunOwner:
@@ -109,64 +132,135 @@ class RunOwner:
         self.draining = False
         """The host shuts down: steps running finish, no new one starts."""
         self._queue: list[_Request] = []
+        self._writing = False
+        self._stale = False
+        self._acked = state.last_sequence
+        """The sequence of the last event known to be in the log."""
+        self._attempts: list[list[Event]] = []
         self._wakeup: anyio.Event | None = None
         self._closed = False
         self.stopped: BaseException | None = None
+        self._tasks: TaskGroup | None = None
+        self._host_task: int | None = None
+        self._writer_started = False
 
     # -- asking -------------------------------------------------------------------------
-    def submit(self, derive: Derive) -> None:
+    def submit(self, derive: Derive, on_done: Answer | None = None) -> None:
         """Queue a request without waiting for it (a step's outcome): the next group commit
-        writes it, before anything queued later."""
+        writes it, before anything queued later: the one in flight, else the writer task's
+        (woken now), else that of the next request made before the writer runs (on the
+        sequential path, the next step's start: one write for both)."""
         if self._closed:
             raise SuspendSignal  # the execution is over: a straggling branch stops here
-        self._queue.append(_Request(derive, wait=False))
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._queue.append(_Request(derive, on_done))
+        if not self._writing and anyio.get_current_task().id != self._host_task:
+            self._wake_writer()  # another branch's (or a command's): write it now
+        # From the host task (sequential code), its next request or the run's end, which
+        # come from the same task, write it: one write per step.
 
     async def ask(self, derive: Derive) -> None:
         """Queue a request and wait until its events are written; a requester-facing error
-        raised by ``derive`` (e.g. CancellationError) is raised here."""
+        raised by ``derive`` (e.g. CancellationError) is raised here.
+
+        With no commit in flight, the asking task leads the group commit itself (no hop to
+        the writer task); else it waits for the commit that takes it. Either way the
+        owner's rules apply: storage errors are retried or stop the execution, never
+        raised here."""
         if self._closed:
             raise SuspendSignal
-        request = _Request(derive, wait=True)
+        request = _Request(derive)
         self._queue.append(request)
-        if self._wakeup is not None:
-            self._wakeup.set()
-        assert request.waiter is not None
-        await request.waiter.wait()
+        if self._writing:
+            request.waiter = anyio.Event()
+            await request.waiter.wait()
+        else:
+            await self._lead()
         if request.error is not None:
             raise request.error
+
+    @property
+    def closed(self) -> bool:
+        """No more requests are taken (the execution is ending, or its owner stopped)."""
+        return self._closed
 
     def close(self) -> None:
         """No more requests: the writer drains what is queued, then returns."""
         self._closed = True
-        if self._wakeup is not None:
+        if self._queue:
+            self._wake_writer()
+        elif self._wakeup is not None:
             self._wakeup.set()
+
+    def start(self, tasks: TaskGroup) -> None:
+        """Begin an execution hosted by the calling task; ``tasks`` gets the writer task
+        when one is needed (concurrent branches, commands from outside)."""
+        self._tasks = tasks
+        self._host_task = anyio.get_current_task().id
+
+    def _wake_writer(self) -> None:
+        if self._writer_started:
+            if self._wakeup is not None:
+                self._wakeup.set()
+        elif self._tasks is not None:
+            self._writer_started = True
+            self._tasks.start_soon(self.run)
 
     # -- the writer ---------------------------------------------------------------------
     async def run(self) -> None:
-        """The writer loop. Invariant: requests are written in the order they were queued,
-        each commit holding everything that was ready when it began."""
+        """The writer task: it leads the group commits of requests that nobody asking is
+        there to lead (outcomes of concurrent branches), until ``close()``."""
+        while self._queue or not self._closed:
+            if self._queue and not self._writing:
+                await self._lead()
+                continue
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+            self._wakeup = None
+        if self.stopped is not None:
+            raise self.stopped
+
+    async def _lead(self) -> None:
+        """Commit what is queued, round after round, until the queue is empty. Invariant:
+        one leader at a time; requests are written in the order they were queued, each
+        commit holding everything that was ready when it began."""
+        self._writing = True
+        batch: list[_Request] = []
         try:
-            while self._queue or not self._closed:
-                if not self._queue:
-                    self._wakeup = anyio.Event()
-                    await self._wakeup.wait()
-                    self._wakeup = None
-                    continue
+            while self._queue:
                 batch, self._queue = self._queue, []
                 await self._commit(batch)
-        except BaseException as exc:
-            self._closed = True
-            self.stopped = exc
-            for request in self._queue:
-                request.finish(SuspendSignal())
-            self._queue.clear()
+                batch = []
+        except Exception as exc:
+            self._stop(exc)
+            if self._wakeup is not None:
+                self._wakeup.set()  # a writer task waiting ends the execution with it
+            raise OwnerStoppedSignal from exc
+        except BaseException:
+            # The leading task was cancelled (its branch, not the run): the writer task
+            # takes over. What this commit folded in may not be written: fold the log
+            # again first, and derive the unanswered requests anew.
+            self._queue[:0] = [r for r in batch if not r.answered]
+            self._stale = True
+            self._wake_writer()
             raise
+        finally:
+            self._writing = False
+
+    def _stop(self, exc: BaseException) -> None:
+        self._closed = True
+        if self.stopped is None:
+            self.stopped = exc
+        for request in self._queue:
+            request.finish(OwnerStoppedSignal())
+        self._queue.clear()
 
     async def _commit(self, batch: list[_Request]) -> None:
         delays = self.backoff.delays()
         attempts: list[list[Event]] = []  # each may yet land: an uncertain write lands late
+        if self._stale:  # a leader was cancelled mid-commit: the log says what landed
+            await self._reload(self._acked, self._attempts, delays)
+            self._stale = False
+        self._attempts = attempts
         while True:
             seq = self.state.last_sequence
             events, accepted = self._derive(batch)
@@ -183,6 +277,7 @@ class RunOwner:
             else:
                 break
             batch = accepted  # derive again, against what the log now holds
+        self._acked = self.state.last_sequence
         for request in accepted:
             request.finish()
 
@@ -238,6 +333,7 @@ class RunOwner:
             self.woken = True
             self.log.info("external_event", event_type=event.type.value, seq=event.sequence)
         self.state = fold(self.run_id, events)
+        self._acked = self.state.last_sequence
 
     async def _retry_later(self, exc: StorageError, delays: Iterator[float], what: str) -> None:
         delay = next(delays, None) if exc.retriable else None

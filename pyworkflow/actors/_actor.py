@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
 from .._core._replay import RunState
-from .._execution._owner import Derive, Draft
+from .._exceptions import TransientStorageError
+from .._execution._owner import Answer, Derive, Draft, RunOwner
 
 __all__ = ["Command", "RunActor"]
 
-Answer = Callable[[BaseException | None], None]
 
 
 class Command:
@@ -38,6 +38,11 @@ class Command:
             return ()
 
     def answer(self, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, Exception):
+            # The run's execution stopped (its storage failed) before this was written.
+            error = TransientStorageError(
+                "the run's execution stopped before this command was recorded; send it again"
+            )
         self.error = self.error or error
         self.done.set()
 
@@ -69,37 +74,38 @@ class RunActor:
         """The infrastructure error its last activation ended with, if any."""
         self.result: Any = None
         self._mailbox: deque[tuple[Derive, Answer]] = deque()
-        self._arrived: anyio.Event | None = None
+        self._owner: RunOwner | None = None
 
     def post(self, command: Command) -> None:
         self.push((command.derive, command.answer))
 
     def push(self, item: tuple[Derive, Answer]) -> None:
-        self._mailbox.append(item)
-        if self._arrived is not None:
-            self._arrived.set()
+        """Hand a command to the run's owner if an activation is on, else keep it."""
+        owner = self._owner
+        if owner is not None and not owner.closed:
+            owner.submit(*item)
+        else:
+            self._mailbox.append(item)
 
     @property
     def pending(self) -> bool:
         return bool(self._mailbox)
 
+    def take(self) -> tuple[Derive, Answer] | None:
+        """The next kept command, if there is one."""
+        return self._mailbox.popleft() if self._mailbox else None
+
     def drain(self) -> list[tuple[Derive, Answer]]:
-        """Every command still in the mailbox (the task is ending)."""
+        """Every command still kept (the task is ending)."""
         items = list(self._mailbox)
         self._mailbox.clear()
         return items
 
-    def take(self) -> tuple[Derive, Answer] | None:
-        """The next command without waiting, if there is one."""
-        return self._mailbox.popleft() if self._mailbox else None
+    # The Inbox protocol of the engine: an activation attaches its owner while it lasts.
+    def attach(self, owner: RunOwner) -> None:
+        self._owner = owner
+        while self._mailbox:
+            owner.submit(*self._mailbox.popleft())
 
-    # The Inbox protocol of the engine: the activation's pump reads the mailbox with these.
-    async def receive(self) -> tuple[Derive, Answer]:
-        while not self._mailbox:
-            self._arrived = anyio.Event()
-            await self._arrived.wait()
-            self._arrived = None
-        return self._mailbox.popleft()
-
-    def push_back(self, item: tuple[Derive, Answer]) -> None:
-        self._mailbox.appendleft(item)
+    def detach(self) -> None:
+        self._owner = None
