@@ -11,7 +11,9 @@ from pyworkflow import configure, reset_config
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 
-pytest_plugins = ["tests.kafka_fixture"]
+# The Kafka broker fixtures (kafka_bootstrap, kafka_broker, ...) are the package's own plugin,
+# as users load it; pytester runs it in isolated sessions (tests/test_kafka_fixture.py).
+pytest_plugins = ["pyworkflow.testing.pytest_plugin", "pytester"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -5,6 +5,10 @@
 the repository's tools) so that users' own integration tests can start one too. From a shell:
 ``python -m pyworkflow.testing kafka fetch`` (download the jars once) and
 ``python -m pyworkflow.testing kafka run`` (a broker until Ctrl-C).
+
+``pyworkflow.testing.pytest_plugin`` is a pytest plugin with session fixtures on a real broker
+(``kafka_bootstrap``, ``kafka_broker``, ``kafka_topic_prefix``); load it with
+``pytest_plugins = ["pyworkflow.testing.pytest_plugin"]``. Importing this package never loads it.
 """
 
 from .. import _public

@@ -60,6 +60,7 @@ __all__ = [
     "KafkaStartError",
     "LocalKafka",
     "ensure_jars",
+    "jars_cached",
     "kafka_home",
     "main",
 ]
@@ -225,6 +226,11 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def jars_cached() -> bool:
+    """True if the broker jars are already in the cache (``ensure_jars()`` would not fetch)."""
+    return _is_complete(kafka_home() / "libs")
 
 
 def ensure_jars() -> Path:
