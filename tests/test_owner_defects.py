@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import pyworkflow
@@ -705,7 +706,7 @@ async def lead_slow() -> str:
 
 
 async def fail_soon() -> None:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     trail.append("boom")
     raise ValueError("boom")
 
