@@ -572,6 +572,17 @@ def test_run_usage_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     one_error_line(cli("run", "--app", APP, "--max-active", "-1", storage=url), 2, "'-1'")
 
 
+def test_worker_needs_kafka_storage_and_says_so(tmp_path: Path) -> None:
+    url = f"file:{tmp_path / 'data'}"
+    one_error_line(cli("worker", "--app", APP, storage=url), 2, "Kafka", "kafka://")
+    one_error_line(cli("worker", storage=url), 2, "--app", "PYWORKFLOW_APP")
+    one_error_line(
+        cli("worker", "--app", APP, "--session-timeout", "0", storage=url), 2, "'0'"
+    )
+    helped = cli("worker", "--help")
+    assert helped.returncode == 0 and "--session-timeout" in helped.stdout
+
+
 # -- Kafka ----------------------------------------------------------------------------------
 @pytest.mark.kafka
 def test_kafka_read_commands(kafka_runs: Runs) -> None:
