@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from pyworkflow._core._replay import fold
 from pyworkflow.actors import Client
 from pyworkflow.storage import KafkaStorageBackend
 
@@ -82,3 +83,46 @@ async def test_a_killed_workers_runs_finish_on_the_others_and_no_completed_step_
     # (or were started there and never got to run).
     assert all(executed[name] <= started[name] for name in started), (executed, started)
     assert sum(executed.values()) - 180 <= 6 * 3
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # the workers are processes: one loop
+async def test_a_stale_worker_woken_after_its_partitions_moved_corrupts_nothing(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    """SIGSTOP a worker past its session timeout; the other takes its partitions and
+    finishes its runs; SIGCONT it. Its late appends conflict with the log (the append rule
+    fences it): every log still folds, no step has two outcomes, every run completes."""
+    trail = tmp_path / "trail"
+    trail.touch()
+    a = _worker(kafka_bootstrap, kafka_topic_prefix, trail)
+    b = _worker(kafka_bootstrap, kafka_topic_prefix, trail)
+    try:
+        storage = KafkaStorageBackend(
+            kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=6
+        )
+        async with storage, Client(storage) as client:
+            run_ids = [await client.start(worker_app.flow, f"s{i}") for i in range(30)]
+            await anyio.sleep(1.0)
+            a.send_signal(signal.SIGSTOP)
+            results = [await client.result(r, timeout=90) for r in run_ids]
+            a.send_signal(signal.SIGCONT)
+            await anyio.sleep(SESSION_TIMEOUT)  # the stale worker wakes, tries, is fenced
+            logs = {r: await storage.read(r) for r in run_ids}
+        assert results == [3] * 30
+        for run_id, events in logs.items():
+            fold(run_id, events)  # raises CorruptRecordError on a corrupt log
+            done = [e.data["checkpoint"] for e in events if e.type.value == "step_completed"]
+            assert len(done) == len(set(done)) == 3, (run_id, done)
+            assert events[-1].type.value == "workflow_completed"
+        lines = trail.read_text().splitlines()
+        assert set(lines) == {f"s{i} {j}" for i in range(30) for j in range(3)}
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        for proc in (a, b):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
