@@ -147,9 +147,14 @@ class RunContext:
         self.raise_if_fatal()
         await self.owner.ask(self._with_prelude(derive))
 
-    def submit(self, derive: Derive) -> None:
-        """Queue a step's outcome; the owner's next group commit writes it."""
+    async def record(self, derive: Derive) -> None:
+        """Record a step's outcome. From the task that hosts the run (sequential code) it
+        is queued and rides with that task's next request (one write per step); from a
+        concurrent branch it is written now, with whatever else is ready, so that it is
+        never held back while a sibling still runs."""
         self.owner.submit(self._with_prelude(derive))
+        if not self.owner.from_host():
+            await self.owner.flush()
 
     def _with_prelude(self, derive: Derive) -> Derive:
         prelude = self._prelude

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anyio
 import msgspec
 
 from .._config import Settings
@@ -75,8 +74,8 @@ class Inbox(Protocol):
     """Requests that reach a run while an activation hosts it (a supervisor's mailbox):
     attached, it hands them straight to the run's owner."""
 
-    def attach(self, owner: RunOwner) -> None:
-        """Hand pending and later requests to ``owner`` (``owner.submit``)."""
+    async def attach(self, owner: RunOwner) -> None:
+        """Write the pending requests through ``owner``; later ones go to it directly."""
         ...
 
     def detach(self) -> None:
@@ -327,28 +326,26 @@ class Engine:
     ) -> tuple[Any, RunState]:
         owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff)
         owner.draining = self.draining
+        owner.start()
         self._owners.add(owner)
-        outcome: list[Any] = []
         try:
-            async with anyio.create_task_group() as tg:
-                owner.start(tg)
-                try:
-                    if first is not None:
-                        await owner.ask(first)
-                    if inbox is not None:
-                        inbox.attach(owner)
-                    outcome.append(await self._drive(owner, fresh=fresh, asked=first))
-                finally:
-                    owner.close()
-                    if inbox is not None:
-                        inbox.detach()
+            if first is not None:
+                await owner.ask(first)
+            if inbox is not None:
+                await inbox.attach(owner)
+            result = await self._drive(owner, fresh=fresh, asked=first)
         except BaseExceptionGroup as group:
+            if owner.stopped is None:
+                raise
             raise _unwrap(group, owner) from None
-        except (OwnerStopped, OwnerStoppedSignal):
+        except OwnerStoppedSignal:
             raise _unwrap(None, owner) from None
         finally:
+            owner.close()
+            if inbox is not None:
+                inbox.detach()
             self._owners.discard(owner)
-        return outcome[0], owner.state
+        return result, owner.state
 
     async def _drive(self, owner: RunOwner, *, fresh: bool, asked: Derive | None) -> Any:
         """The core loop. Invariant: we hold the run's lock and ``owner`` is the only writer
@@ -396,7 +393,8 @@ class Engine:
                     log.info("workflow_cancelled", reason=reason)
                     return None
                 case _Drained():
-                    log.info("run_left_to_next_host")  # outcomes of running steps written
+                    await owner.flush()  # outcomes of the steps that were running
+                    log.info("run_left_to_next_host")
                     return None
                 case _Suspended():
                     blocked = ctx.blocked[0] if ctx.blocked else None

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._core._events import CancellationRequested, Event, HookReceived
 from .._core._replay import RunState, fold
@@ -96,6 +95,10 @@ Answer = Callable[[BaseException | None], None]
 """Told how a submitted request ended: None once written, else the requester's error."""
 
 
+def _nothing(state: RunState) -> Sequence[Draft]:
+    return ()
+
+
 class _Request:
     __slots__ = ("answered", "derive", "error", "on_done", "waiter")
 
@@ -137,46 +140,45 @@ class RunOwner:
         self._acked = state.last_sequence
         """The sequence of the last event known to be in the log."""
         self._attempts: list[list[Event]] = []
-        self._wakeup: anyio.Event | None = None
         self._closed = False
         self.stopped: BaseException | None = None
-        self._tasks: TaskGroup | None = None
         self._host_task: int | None = None
-        self._writer_started = False
 
     # -- asking -------------------------------------------------------------------------
     def submit(self, derive: Derive, on_done: Answer | None = None) -> None:
-        """Queue a request without waiting for it (a step's outcome): the next group commit
-        writes it, before anything queued later: the one in flight, else the writer task's
-        (woken now), else that of the next request made before the writer runs (on the
-        sequential path, the next step's start: one write for both)."""
+        """Queue a request without waiting (a step's outcome in the host task): the next
+        commit writes it, before anything queued later. On the sequential path that is the
+        next step's start: one write for both. (Other tasks use :meth:`ask`, or
+        :meth:`flush` after this, so that nothing they finish waits on the host.)"""
         if self._closed:
             raise SuspendSignal  # the execution is over: a straggling branch stops here
         self._queue.append(_Request(derive, on_done))
-        if not self._writing and anyio.get_current_task().id != self._host_task:
-            self._wake_writer()  # another branch's (or a command's): write it now
-        # From the host task (sequential code), its next request or the run's end, which
-        # come from the same task, write it: one write per step.
 
     async def ask(self, derive: Derive) -> None:
         """Queue a request and wait until its events are written; a requester-facing error
         raised by ``derive`` (e.g. CancellationError) is raised here.
 
-        With no commit in flight, the asking task leads the group commit itself (no hop to
-        the writer task); else it waits for the commit that takes it. Either way the
-        owner's rules apply: storage errors are retried or stop the execution, never
-        raised here."""
+        With no commit in flight, the asking task leads the group commit itself: it writes
+        everything queued, round after round; else it waits for the commit that takes it
+        (and leads, if that commit's leader was cancelled). Either way the owner's rules
+        apply: storage errors are retried or stop the execution, never raised here."""
         if self._closed:
             raise SuspendSignal
         request = _Request(derive)
         self._queue.append(request)
-        if self._writing:
-            request.waiter = anyio.Event()
-            await request.waiter.wait()
-        else:
-            await self._lead()
+        while not request.answered:
+            if self._writing:
+                request.waiter = anyio.Event()
+                await request.waiter.wait()
+            else:
+                await self._lead()
         if request.error is not None:
             raise request.error
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        if self._queue and not self._closed:
+            await self.ask(_nothing)
 
     @property
     def closed(self) -> bool:
@@ -184,41 +186,18 @@ class RunOwner:
         return self._closed
 
     def close(self) -> None:
-        """No more requests: the writer drains what is queued, then returns."""
+        """No more requests (what is still queued is not written: flush first)."""
         self._closed = True
-        if self._queue:
-            self._wake_writer()
-        elif self._wakeup is not None:
-            self._wakeup.set()
 
-    def start(self, tasks: TaskGroup) -> None:
-        """Begin an execution hosted by the calling task; ``tasks`` gets the writer task
-        when one is needed (concurrent branches, commands from outside)."""
-        self._tasks = tasks
+    def from_host(self) -> bool:
+        """Whether the calling task is the one that hosts the execution."""
+        return anyio.get_current_task().id == self._host_task
+
+    def start(self) -> None:
+        """Begin an execution hosted by the calling task."""
         self._host_task = anyio.get_current_task().id
 
-    def _wake_writer(self) -> None:
-        if self._writer_started:
-            if self._wakeup is not None:
-                self._wakeup.set()
-        elif self._tasks is not None:
-            self._writer_started = True
-            self._tasks.start_soon(self.run)
-
-    # -- the writer ---------------------------------------------------------------------
-    async def run(self) -> None:
-        """The writer task: it leads the group commits of requests that nobody asking is
-        there to lead (outcomes of concurrent branches), until ``close()``."""
-        while self._queue or not self._closed:
-            if self._queue and not self._writing:
-                await self._lead()
-                continue
-            self._wakeup = anyio.Event()
-            await self._wakeup.wait()
-            self._wakeup = None
-        if self.stopped is not None:
-            raise self.stopped
-
+    # -- the group commit ---------------------------------------------------------------
     async def _lead(self) -> None:
         """Commit what is queued, round after round, until the queue is empty. Invariant:
         one leader at a time; requests are written in the order they were queued, each
@@ -232,16 +211,17 @@ class RunOwner:
                 batch = []
         except Exception as exc:
             self._stop(exc)
-            if self._wakeup is not None:
-                self._wakeup.set()  # a writer task waiting ends the execution with it
             raise OwnerStoppedSignal from exc
         except BaseException:
-            # The leading task was cancelled (its branch, not the run): the writer task
-            # takes over. What this commit folded in may not be written: fold the log
-            # again first, and derive the unanswered requests anew.
+            # The leading task was cancelled (its branch, not the run). What this commit
+            # folded in may not be written: the next leader folds the log again first and
+            # derives the unanswered requests anew. A waiting requester leads now.
             self._queue[:0] = [r for r in batch if not r.answered]
             self._stale = True
-            self._wake_writer()
+            self._writing = False
+            waiting = next((r for r in self._queue if r.waiter is not None), None)
+            if waiting is not None and waiting.waiter is not None:
+                waiting.waiter.set()
             raise
         finally:
             self._writing = False

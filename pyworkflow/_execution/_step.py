@@ -155,7 +155,7 @@ class Step(Generic[P, R]):
                 except Exception as exc:
                     await self._record_failure(ctx, ids, attempt, exc)
                 else:
-                    ctx.submit(_completed(index, {**ids, "attempt": attempt, "result": raw}))
+                    await ctx.record(_completed(index, {**ids, "attempt": attempt, "result": raw}))
                     ctx.log.debug("step_completed", step=self.name, attempt=attempt)
                     return self.codec.decode_result(raw)  # type: ignore[no-any-return]
             finally:
@@ -176,13 +176,13 @@ class Step(Generic[P, R]):
         failed = {**ids, "attempt": attempt, "error_type": error_type, "error_message": message}
         index = ids["checkpoint"]
         if self.retry.gives_up(attempt, error):
-            ctx.submit(_failed(index, attempt, {**failed, "final": True}))
+            await ctx.record(_failed(index, attempt, {**failed, "final": True}))
             ctx.log.info("step_failed", step=self.name, attempt=attempt, error=error_type)
             raise error
         delay = self.retry.delay_after(attempt, error)
         ctx.log.info("step_retrying", step=self.name, attempt=attempt, delay=delay)
         if delay <= 0:
-            ctx.submit(_failed(index, attempt, {**failed, "final": False}))
+            await ctx.record(_failed(index, attempt, {**failed, "final": False}))
             return
         resume_at = ctx.now() + timedelta(seconds=delay)
         retrying = {**ids, "attempt": attempt + 1, "resume_at": resume_at, "delay": delay}

@@ -64,8 +64,6 @@ class RunActor:
         self.run_id = run_id
         self.fresh = fresh
         """Its first activation starts a run that was just recorded (not a recovery)."""
-        self.admitted = anyio.Event()
-        """Set once the actor holds one of the supervisor's active slots."""
         self.rested = anyio.Event()
         """Set when the task ended: the run is suspended, finished, or owned elsewhere."""
         self.state: RunState | None = None
@@ -80,12 +78,14 @@ class RunActor:
         self.push((command.derive, command.answer))
 
     def push(self, item: tuple[Derive, Answer]) -> None:
-        """Hand a command to the run's owner if an activation is on, else keep it."""
+        """Keep a command for the next activation."""
+        self._mailbox.append(item)
+
+    @property
+    def live_owner(self) -> RunOwner | None:
+        """The owner of the activation on now, if it still takes requests."""
         owner = self._owner
-        if owner is not None and not owner.closed:
-            owner.submit(*item)
-        else:
-            self._mailbox.append(item)
+        return owner if owner is not None and not owner.closed else None
 
     @property
     def pending(self) -> bool:
@@ -102,10 +102,16 @@ class RunActor:
         return items
 
     # The Inbox protocol of the engine: an activation attaches its owner while it lasts.
-    def attach(self, owner: RunOwner) -> None:
+    async def attach(self, owner: RunOwner) -> None:
         self._owner = owner
         while self._mailbox:
-            owner.submit(*self._mailbox.popleft())
+            derive, answer = self._mailbox.popleft()
+            try:
+                await owner.ask(derive)
+            except BaseException as exc:
+                answer(exc)
+                raise
+            answer(None)
 
     def detach(self) -> None:
         self._owner = None

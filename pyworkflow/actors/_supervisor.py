@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -26,8 +27,9 @@ from .._exceptions import (
 )
 from .._execution._clock import Clock
 from .._execution._engine import CancelRequest, Engine
-from .._execution._owner import Backoff
+from .._execution._owner import Backoff, OwnerStoppedSignal
 from .._execution._registry import registry
+from .._execution._signals import SuspendSignal
 from .._execution._workflow import Workflow
 from ..storage import StorageBackend
 from ._actor import Command, RunActor
@@ -151,10 +153,18 @@ class Supervisor:
         self._check_open()
         if isinstance(workflow, Workflow) and not workflow.is_durable():
             return await self._engine.start(workflow, args, kwargs, idempotency_key=None)
-        run_id, created = await self._engine.begin(
-            workflow, args, kwargs, idempotency_key=idempotency_key
-        )
-        await self._wake(run_id, fresh=created)
+        await self._take_slot()  # backpressure: nothing is recorded before there is room
+        try:
+            run_id, created = await self._engine.begin(
+                workflow, args, kwargs, idempotency_key=idempotency_key
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        if run_id in self._actors:  # an idempotency key named a run that is active here
+            self._slots.release()
+        else:
+            self._spawn(run_id, fresh=created, slot=True)
         return run_id
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
@@ -167,7 +177,7 @@ class Supervisor:
             TimeoutError: ``timeout`` seconds passed first.
             StorageError: the run's actor hit a permanent storage error.
         """
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
             while True:
                 finished = self._finished.setdefault(run_id, anyio.Event())
                 error = self._errors.get(run_id)
@@ -246,26 +256,54 @@ class Supervisor:
 
     # -- actors -------------------------------------------------------------------------
     async def _command(self, run_id: str, derive: Any) -> None:
-        if run_id not in self._actors and await self.storage.get_run(run_id) is None:
+        """Have the run's owner write a command: the live one at once (the caller leads or
+        joins its group commit), else the next activation (spawned if need be)."""
+        actor = self._actors.get(run_id)
+        if actor is None and await self.storage.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
-        await self._post(run_id, derive).wait()
-
-    def _post(self, run_id: str, derive: Any) -> Command:
-        """Put a command in the run's mailbox (spawning its actor); the caller waits."""
         command = Command(derive)
+        owner = actor.live_owner if actor is not None else None
+        if owner is None:
+            self._post(run_id, command)
+        else:
+            try:
+                await owner.ask(command.derive)
+            except SuspendSignal:  # that activation ended meanwhile: the next one
+                self._post(run_id, command)
+            except OwnerStoppedSignal as stopped:
+                command.answer(stopped)
+            else:
+                command.answer(None)
+        await command.wait()
+
+    def _post(self, run_id: str, command: Command) -> None:
+        """Keep a command in the run's mailbox (spawning its actor)."""
         actor = self._actors.get(run_id) or self._spawn(run_id, fresh=False)
         actor.post(command)
-        return command
 
     def _owns(self, run_id: str) -> bool:
         """Whether this host executes ``run_id`` (a worker: the run's partition is its)."""
         return True
 
     async def _wake(self, run_id: str, *, fresh: bool = False) -> RunActor:
-        """The run's actor (spawned if it has none) once it holds an active slot."""
-        actor = self._actors.get(run_id) or self._spawn(run_id, fresh=fresh)
-        await actor.admitted.wait()
-        return actor
+        """The run's actor, spawned if it has none once an active slot is free (the caller
+        waits for it: backpressure)."""
+        actor = self._actors.get(run_id)
+        if actor is not None:
+            return actor
+        await self._take_slot()
+        actor = self._actors.get(run_id)  # spawned meanwhile by someone else
+        if actor is not None:
+            self._slots.release()
+            return actor
+        return self._spawn(run_id, fresh=fresh, slot=True)
+
+    async def _take_slot(self) -> None:
+        """One of the ``max_active`` slots, for an actor about to be spawned."""
+        try:
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._slots.acquire()
 
     async def _rest(self, run_id: str) -> RunActor | None:
         actor = self._actors.get(run_id)
@@ -273,44 +311,27 @@ class Supervisor:
             await actor.rested.wait()
         return actor
 
-    def _spawn(self, run_id: str, *, fresh: bool) -> RunActor:
+    def _spawn(self, run_id: str, *, fresh: bool, slot: bool = False) -> RunActor:
+        """Start the run's actor task (``slot``: the caller took an active slot for it)."""
         assert self._tg is not None
         actor = self._actors[run_id] = RunActor(run_id, fresh=fresh)
-        self._tg.start_soon(self._host, actor, name=f"pyworkflow actor {run_id}")
+        self._tg.start_soon(self._host, actor, slot)
         return actor
 
-    async def _host(self, actor: RunActor) -> None:
+    async def _host(self, actor: RunActor, slot: bool) -> None:
         """The actor's task: activations, one at a time, while commands keep coming."""
         run_id = actor.run_id
         try:
-            async with self._slots:
-                actor.admitted.set()
+            if not slot:
+                await self._slots.acquire()
+            try:
                 while True:
-                    item = actor.take()
-                    first = item[0] if item else None
-                    self._errors.pop(run_id, None)  # a new attempt: waiters await its end
-                    try:
-                        actor.result, actor.state = await self._engine.activate(
-                            run_id, fresh=actor.fresh, first=first, inbox=actor
-                        )
-                        actor.error = None
-                    except RunLockedError:
-                        # Executed elsewhere (another process): write beside its owner.
-                        if first is not None:
-                            await self._engine.append_beside(run_id, first)
-                    except WorkflowNotRegisteredError as exc:
-                        self._unhosted.add(run_id)  # left to the processes with its code
-                        self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
-                    except StorageError as exc:
-                        actor.error = self._errors[run_id] = exc
-                        self._notify(run_id)
-                        self._retry_later(run_id)
-                    finally:
-                        if item is not None:
-                            item[1](actor.error)
+                    await self._activation(actor)
                     actor.fresh = False
-                    if not actor._mailbox:
+                    if not actor.pending:  # nothing more to do: passivate
                         break
+            finally:
+                self._slots.release()
         finally:
             del self._actors[run_id]
             leftover = actor.drain()
@@ -323,6 +344,33 @@ class Supervisor:
                 answer(ConfigurationError("the Supervisor stopped before this was delivered"))
             actor.rested.set()
             self._after_rest(actor)
+
+    async def _activation(self, actor: RunActor) -> None:
+        """One activation of the actor's run, with its first kept command if any. How it
+        ended is kept on the actor; infrastructure errors schedule a retry with backoff."""
+        run_id = actor.run_id
+        item = actor.take()
+        first = item[0] if item else None
+        self._errors.pop(run_id, None)  # a new attempt: waiters await its end
+        try:
+            actor.result, actor.state = await self._engine.activate(
+                run_id, fresh=actor.fresh, first=first, inbox=actor
+            )
+            actor.error = None
+        except RunLockedError:
+            # Executed elsewhere (another process): write beside its owner.
+            if first is not None:
+                await self._engine.append_beside(run_id, first)
+        except WorkflowNotRegisteredError as exc:
+            self._unhosted.add(run_id)  # left to the processes with its code
+            self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
+        except StorageError as exc:
+            actor.error = self._errors[run_id] = exc
+            self._notify(run_id)
+            self._retry_later(run_id)
+        finally:
+            if item is not None:
+                item[1](actor.error)
 
     def _after_rest(self, actor: RunActor) -> None:
         state = actor.state

@@ -31,7 +31,6 @@ from .._exceptions import ConfigurationError, WorkflowError
 from .._execution._clock import Clock
 from .._execution._engine import CancelRequest
 from ..storage._kafka._backend import KafkaStorageBackend
-from ._actor import Command
 from ._bus import CommandBus, Delivery
 from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
 from ._supervisor import Supervisor
@@ -125,8 +124,7 @@ class Worker(Supervisor):
 
     # -- commands -------------------------------------------------------------------------
     async def _handle(self, deliveries: list[Delivery]) -> dict[int, int]:
-        """Execute a batch of commands; the last offset handled per partition."""
-        pending: list[tuple[Command, Any]] = []
+        """Execute a batch of commands, in order; the last offset handled per partition."""
         done: dict[int, int] = {}
         for delivery in deliveries:
             if delivery.partition not in self._owned:
@@ -137,20 +135,12 @@ class Worker(Supervisor):
                 self.log.warning("command_unreadable", error=str(delivery.error))
                 continue
             try:
-                posted = await self._dispatch(command)
-            except WorkflowError as exc:
-                self.log.warning("command_refused", run_id=command.run_id, error=str(exc))
-                continue
-            if posted is not None:
-                pending.append((posted, command))
-        for posted, command in pending:
-            try:
-                await posted.wait()
+                await self._dispatch(command)
             except WorkflowError as exc:
                 self.log.warning("command_refused", run_id=command.run_id, error=str(exc))
         return done
 
-    async def _dispatch(self, command: Any) -> Command | None:
+    async def _dispatch(self, command: Any) -> None:
         run_id = command.run_id
         match command:
             case StartCommand():
@@ -163,17 +153,14 @@ class Worker(Supervisor):
                 )
                 if self._owns(holder):
                     await self._wake(holder, fresh=created)
-                return None
             case HookCommand():
                 payload = msgspec.json.decode(command.payload)
                 owner, derive = await self._engine.hook_request(command.token, payload)
-                return self._post(owner, derive)
+                await self._command(owner, derive)
             case CancelCommand():
-                return self._post(run_id, CancelRequest(command.reason))
+                await self._command(run_id, CancelRequest(command.reason))
             case ResumeCommand():
                 await self._wake(run_id)
-                return None
-        return None
 
     # -- rebalances (called on the bus thread) ---------------------------------------------
     def _on_bus(

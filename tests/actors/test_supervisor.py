@@ -265,14 +265,24 @@ async def test_max_active_bounds_the_runs_that_execute_at_once(
         first = [await sup.start(two_steps, f"m-{i}") for i in range(2)]
         await until(lambda: len([r for r in ran if r.startswith("blocked")]) == 2, "2 run")
         with anyio.move_on_after(0.2) as waited:
-            await sup.start(two_steps, "m-2")  # waits for a slot
+            await sup.start(two_steps, "m-x")  # waits for a slot, and records nothing
         assert waited.cancelled_caught
-        assert sum(r.startswith("blocked") for r in ran) == 2
-        for name in ("m-0", "m-1"):
-            gates[name].set()
+        assert len((await storage.list_runs()).runs) == 2
+        third: list[str] = []
+        async with anyio.create_task_group() as tg:
+
+            async def start_third() -> None:
+                third.append(await sup.start(two_steps, "m-2"))
+
+            tg.start_soon(start_third)
+            await anyio.sleep(0.05)
+            assert not third and sum(r.startswith("blocked") for r in ran) == 2
+            for name in ("m-0", "m-1"):
+                gates[name].set()
         assert [await sup.result(run_id, timeout=10) for run_id in first] == ["m-0", "m-1"]
         await until(lambda: "blocked m-2" in ran, "the third run gets a slot")
         gates["m-2"].set()
+        assert await sup.result(third[0], timeout=10) == "m-2"
 
 
 async def test_module_level_calls_go_to_the_supervisor(
