@@ -92,6 +92,8 @@ class RunState:
     result: msgspec.Raw | None = None
     resumed_at: int = 0
     """The sequence of the last ``workflow_resumed``."""
+    error: tuple[str, str] | None = None
+    """``(error_type, message)`` of a failed run."""
 
     @property
     def finished(self) -> bool:
@@ -154,8 +156,10 @@ class RunState:
                 self.result = event.result
             case WorkflowFailed():
                 self.status = RunStatus.FAILED
+                self.error = (event.error_type, event.error_message)
             case WorkflowCancelled():
                 self.status = RunStatus.CANCELLED
+                self.cancel_reason = event.reason
             case CancellationRequested():
                 self.cancel_requested = True
                 self.cancel_reason = event.reason

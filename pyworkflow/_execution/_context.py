@@ -148,12 +148,14 @@ class RunContext:
         await self.owner.ask(self._with_prelude(derive))
 
     async def record(self, derive: Derive) -> None:
-        """Record a step's outcome. From the task that hosts the run (sequential code) it
-        is queued and rides with that task's next request (one write per step); from a
-        concurrent branch it is written now, with whatever else is ready, so that it is
-        never held back while a sibling still runs."""
+        """Record a step's outcome (called while the step still counts as in flight).
+
+        With other steps in flight (concurrent branches) it is written now, with whatever
+        else is ready, so that it is never held back while a sibling still runs. Else it
+        is queued and rides with the run's next request: on the sequential path the next
+        step's start (one write per step), at the latest the run's rest or end."""
         self.owner.submit(self._with_prelude(derive))
-        if not self.owner.from_host():
+        if self._inflight > 1:
             await self.owner.flush()
 
     def _with_prelude(self, derive: Derive) -> Derive:

@@ -166,9 +166,10 @@ class Engine:
         kwargs: dict[str, Any],
         *,
         idempotency_key: str | None,
+        run_id: str | None = None,
     ) -> tuple[str, bool]:
-        """Record a durable run's start; return its id and whether this call created it
-        (False: the idempotency key names an existing run)."""
+        """Record a durable run's start (as ``run_id`` if given); return its id and whether
+        this call created it (False: the idempotency key names an existing run)."""
         if not isinstance(wf, Workflow):
             msg = f"start() needs a function decorated with @workflow, got {wf!r}"
             raise ConfigurationError(msg)
@@ -180,7 +181,7 @@ class Engine:
         wf.codec.bind(wf.name, args, kwargs)
         raw_args, raw_kwargs = wf.codec.encode_args(wf.name, args, kwargs)
         return await self.begin_as(
-            new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+            run_id or new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
         )
 
     async def begin_as(
@@ -326,7 +327,6 @@ class Engine:
     ) -> tuple[Any, RunState]:
         owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff)
         owner.draining = self.draining
-        owner.start()
         self._owners.add(owner)
         try:
             if first is not None:

@@ -142,14 +142,11 @@ class RunOwner:
         self._attempts: list[list[Event]] = []
         self._closed = False
         self.stopped: BaseException | None = None
-        self._host_task: int | None = None
 
     # -- asking -------------------------------------------------------------------------
     def submit(self, derive: Derive, on_done: Answer | None = None) -> None:
-        """Queue a request without waiting (a step's outcome in the host task): the next
-        commit writes it, before anything queued later. On the sequential path that is the
-        next step's start: one write for both. (Other tasks use :meth:`ask`, or
-        :meth:`flush` after this, so that nothing they finish waits on the host.)"""
+        """Queue a request without waiting (a step's outcome): the next commit writes it,
+        before anything queued later (:meth:`flush` to have it written now)."""
         if self._closed:
             raise SuspendSignal  # the execution is over: a straggling branch stops here
         self._queue.append(_Request(derive, on_done))
@@ -188,14 +185,6 @@ class RunOwner:
     def close(self) -> None:
         """No more requests (what is still queued is not written: flush first)."""
         self._closed = True
-
-    def from_host(self) -> bool:
-        """Whether the calling task is the one that hosts the execution."""
-        return anyio.get_current_task().id == self._host_task
-
-    def start(self) -> None:
-        """Begin an execution hosted by the calling task."""
-        self._host_task = anyio.get_current_task().id
 
     # -- the group commit ---------------------------------------------------------------
     async def _lead(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from anyio.abc import TaskGroup
 from .._config import add_host, remove_host, settings, state_cache
 from .._core._events import WorkflowCompleted
 from .._core._records import RunStatus, WorkflowRun
+from .._core._replay import RunState
 from .._exceptions import (
     ConfigurationError,
     RunLockedError,
@@ -26,7 +28,7 @@ from .._exceptions import (
     WorkflowNotRegisteredError,
 )
 from .._execution._clock import Clock
-from .._execution._engine import CancelRequest, Engine
+from .._execution._engine import CancelRequest, Engine, new_run_id
 from .._execution._owner import Backoff, OwnerStoppedSignal
 from .._execution._registry import registry
 from .._execution._signals import SuspendSignal
@@ -37,6 +39,7 @@ from ._actor import Command, RunActor
 __all__ = ["Supervisor", "outcome_of"]
 
 _POLL_LIMIT = 10_000
+_RECENT = 4096
 
 
 class Supervisor:
@@ -100,11 +103,15 @@ class Supervisor:
         self._unhosted: set[str] = set()
         """Due runs whose workflow this process doesn't define: polls skip them."""
         self._errors: dict[str, BaseException] = {}
+        self._recent: OrderedDict[str, RunState] = OrderedDict()
+        """The final states of the runs that ended here lately, for ``result()``."""
         """The storage error a run's last activation ended with (until one ends well)."""
         self._finished: dict[str, anyio.Event] = {}
         self._sleep: anyio.CancelScope | None = None
         self._poll_due = False
         self._rested_in_poll: set[str] = set()
+        self._starting: set[str] = set()
+        """Runs whose start this supervisor is recording (not crashed, though running)."""
         self._sleep_until: datetime | None = None
         self._tg: TaskGroup | None = None
         self._closing = False
@@ -154,13 +161,17 @@ class Supervisor:
         if isinstance(workflow, Workflow) and not workflow.is_durable():
             return await self._engine.start(workflow, args, kwargs, idempotency_key=None)
         await self._take_slot()  # backpressure: nothing is recorded before there is room
+        fresh_id = new_run_id()
+        self._starting.add(fresh_id)  # the due index lists it as running: not a recovery
         try:
             run_id, created = await self._engine.begin(
-                workflow, args, kwargs, idempotency_key=idempotency_key
+                workflow, args, kwargs, idempotency_key=idempotency_key, run_id=fresh_id
             )
         except BaseException:
             self._slots.release()
             raise
+        finally:
+            self._starting.discard(fresh_id)
         if run_id in self._actors:  # an idempotency key named a run that is active here
             self._slots.release()
         else:
@@ -183,6 +194,10 @@ class Supervisor:
                 error = self._errors.get(run_id)
                 if error is not None:
                     raise error
+                ended = self._recent.get(run_id)
+                if ended is not None:  # it ended here: its state says how, no reads
+                    self._finished.pop(run_id, None)
+                    return outcome_of_state(ended)
                 run = await self.storage.get_run(run_id)
                 if run is None:
                     raise RunNotFoundError(run_id)
@@ -378,6 +393,9 @@ class Supervisor:
             return
         if state.finished:
             self._failures.pop(actor.run_id, None)
+            self._recent[actor.run_id] = state
+            if len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
             self._notify(actor.run_id)
         elif state.status is RunStatus.SUSPENDED:
             self._failures.pop(actor.run_id, None)
@@ -434,7 +452,9 @@ class Supervisor:
                 if self._timer_due.get(run_id) != due:
                     continue  # superseded by an earlier entry
                 del self._timer_due[run_id]
-                if run_id not in self._actors and not self._closing and self._owns(run_id):
+                if run_id in self._actors or run_id in self._starting or self._closing:
+                    continue
+                if self._owns(run_id):
                     await self._wake(run_id)
             target = min(next_poll, self._timers[0][0]) if self._timers else next_poll
             with anyio.CancelScope() as self._sleep:
@@ -451,7 +471,7 @@ class Supervisor:
             self.log.warning("due_runs_failed", error=repr(exc))
             return
         # A run that rested while the index was read has its own, newer timer already.
-        skip = self._rested_in_poll | self._unhosted
+        skip = self._rested_in_poll | self._unhosted | self._starting
         for when, run_id in due:
             if run_id in self._actors or run_id in skip or not self._owns(run_id):
                 continue
@@ -479,3 +499,18 @@ async def outcome_of(storage: StorageBackend, run: WorkflowRun) -> Any:
     if wf is None:
         return msgspec.json.decode(last.result)
     return wf.codec.decode_result(last.result)
+
+
+def outcome_of_state(state: RunState) -> Any:
+    """``outcome_of`` for a run whose final state is at hand (it ended in this process)."""
+    if state.status is RunStatus.FAILED:
+        error_type, message = state.error or ("?", "")
+        raise WorkflowFailedError(state.run_id, error_type, message)
+    if state.status is RunStatus.CANCELLED:
+        raise WorkflowCancelledError(state.run_id, state.cancel_reason)
+    wf = registry.workflow(state.workflow_name)
+    if state.result is None:
+        return None
+    if wf is None:
+        return msgspec.json.decode(state.result)
+    return wf.codec.decode_result(state.result)

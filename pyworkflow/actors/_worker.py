@@ -144,15 +144,19 @@ class Worker(Supervisor):
         run_id = command.run_id
         match command:
             case StartCommand():
-                holder, created = await self._engine.begin_as(
-                    run_id,
-                    command.workflow,
-                    command.args,
-                    command.kwargs,
-                    idempotency_key=command.idempotency_key,
-                )
-                if self._owns(holder):
-                    await self._wake(holder, fresh=created)
+                self._starting.add(run_id)  # running in the due index, yet not a recovery
+                try:
+                    holder, created = await self._engine.begin_as(
+                        run_id,
+                        command.workflow,
+                        command.args,
+                        command.kwargs,
+                        idempotency_key=command.idempotency_key,
+                    )
+                    if self._owns(holder):
+                        await self._wake(holder, fresh=created)
+                finally:
+                    self._starting.discard(run_id)
             case HookCommand():
                 payload = msgspec.json.decode(command.payload)
                 owner, derive = await self._engine.hook_request(command.token, payload)
