@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._exceptions import ConfigurationError
 from ._execution._clock import Clock, SystemClock
 from ._execution._state_cache import StateCache
-from ._logging import make_logger
+from ._logging import PROCESS_LOG, make_logger
 from .storage._memory import InMemoryStorageBackend
 
 if TYPE_CHECKING:
@@ -166,11 +166,13 @@ def configure(
             raise ConfigurationError(str(exc)) from None
         changes["log_level"], changes["log_format"] = level, fmt
     _holder.current = replace(current, **changes)
+    PROCESS_LOG.logger = _holder.current.log  # for the storage layer's FollowingLoggers
 
 
 def reset_config() -> None:
     """Back to defaults: in-memory storage (a fresh one), durable, system clock, quiet logs."""
     _holder.current = Settings()
+    PROCESS_LOG.logger = _holder.current.log
     _holder.fallback_storage = None
     _holder.states = StateCache()
 

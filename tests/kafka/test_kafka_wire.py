@@ -10,10 +10,12 @@ from pyworkflow._core._events import StepStarted, WorkflowCompleted
 from pyworkflow._core._projection import project
 from pyworkflow._core._records import HookRecord, StepRecord, WorkflowRun
 from pyworkflow.storage._kafka._codec import (
+    CLAIM_VERSION,
     FORMAT_VERSION,
     Claim,
     EventRecord,
     NewerFormatError,
+    claim_record_key,
     decode_claim,
     decode_event_record,
     decode_record,
@@ -58,8 +60,20 @@ def test_unreadable_values_are_named_errors() -> None:
 
 
 def test_claims_and_records_round_trip() -> None:
-    claim = Claim("run_1", "w", 3, repair=True)
-    assert decode_claim(encode_claim(claim), "t") == claim
+    claim = Claim("run_1", "w", 3, key="order-1")
+    value = encode_claim(claim)
+    assert value[0] == CLAIM_VERSION == 2
+    assert decode_claim(value, "t", b"ignored") == claim
+    assert claim_record_key(claim) != claim_record_key(msgspec.structs.replace(claim, claim=4))
+    assert claim_record_key(claim).startswith(b"order-1")
+    legacy = bytes([1]) + msgspec.msgpack.encode(["run_1", "w", 3, True])  # version 1
+    assert decode_claim(legacy, "t", b"order-1") == Claim("run_1", "w", 3, True, "order-1")
+    with pytest.raises(CorruptRecordError, match="without its idempotency key"):
+        decode_claim(legacy, "t", None)
+    with pytest.raises(NewerFormatError, match="format version 3"):
+        decode_claim(bytes([3]) + msgspec.msgpack.encode(["r", "w", 1]), "t")
+    with pytest.raises(NewerFormatError, match="format version 2"):  # claims only
+        decode_event_record(bytes([2]) + msgspec.msgpack.encode(["r", "w", 1]), "t")
     events, hook_id = full_history(History())
     change = project(None, events)
     seq, run = decode_record(encode_record(19, change.run), WorkflowRun, "t")

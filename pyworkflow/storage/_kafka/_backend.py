@@ -2,12 +2,14 @@
 
 Topics (``{prefix}`` = ``topic_prefix``):
 
-* ``{prefix}.events``, key = run id: the durable log (``retention.ms=-1`` by default). All
-  of a run's events are in one partition, in order.
+* ``{prefix}.events``, key = run id: the durable log (``retention.ms=-1`` and
+  ``retention.bytes=-1``; see **Retention**). All of a run's events are in one partition,
+  in order.
 * ``{prefix}.runs`` / ``.steps`` / ``.hooks`` (compacted, keyed by run id / step id / hook
   token): the latest projected records, published by the writer of each accepted append, for
   other consumers (dashboards, services). Each value carries the log sequence it reflects.
-* ``{prefix}.idempotency`` (compacted, keyed by idempotency key): claims.
+* ``{prefix}.idempotency`` (compacted; in the partition of the idempotency key, each claim
+  under a record key of its own): claims.
 
 **Writes: one append = one atomic unit of the log.** The producer is idempotent
 (``enable_idempotence=True``, ``acks="all"``), so a retry can neither duplicate nor reorder
@@ -31,7 +33,50 @@ a view is a prefix of the log, never ahead of it.) A rejected batch
 stays in the log but every reader ignores it, deterministically, as partition order is
 total. This holds across processes and machines with no coordination beyond the broker.
 Idempotency claims work the same way on ``{prefix}.idempotency``: the first claim of a key
-in the log wins; a loser restates the winner's claim so that compaction keeps the winner.
+in the log wins, as every reader folds the topic's partitions from their start in offset order.
+
+**Claims and compaction.** Compaction keeps the *latest* record of each record key, while
+the rule keeps the *first* claim. Were claims keyed by the idempotency key, compaction of
+``[A's claim, B's claim]`` would keep only B's, and a reader starting after it would give
+the key to B (B lost, but may have died before anything could restate A). So each claim is
+keyed by the idempotency key plus its writer id and claim number (``_codec``): no two claims
+share a record key, compaction never drops one, and the first stays first for every reader,
+whatever the loser did next; no repair record, and no compaction setting, is needed for
+that. Claims are placed by the partition of the idempotency key, so they stay totally
+ordered. The topic grows by one record per claim (the events topic grows by several per
+run). Claims written by older versions (format 1, keyed by the idempotency key, restated by
+the loser) are still read; the 24 h ``min.compaction.lag.ms`` the backend creates the topic
+with keeps them uncompacted for a day.
+
+**Bounded waits, exact outcomes.** Every call gives up after ``request_timeout`` with a
+:class:`~pyworkflow.TransientStorageError`, whatever the brokers do (an idempotent producer
+otherwise retries a batch forever). The message of a failed append says what is known,
+never a guess: *nothing was sent* (the producer did not take the batch), the *outcome is
+unknown* (queued, unacknowledged: the batch stays in the producer and may land when a
+broker is back, until ``aclose()``), or *in the log, verdict unknown* (acknowledged, not
+folded back in time). A batch that lands late is decided by the same rule as any other: it
+is accepted only if the run's log still ends at the append's ``expected_sequence``, so it
+can never overwrite what anyone appended meanwhile (its own owner's retry included: the
+producer keeps per-partition order, so the stale batch lands first and the retry conflicts,
+or the retry landed first and the stale batch is rejected). The owner re-reads the run
+after an unknown outcome and recognises its own events; a late landing is logged
+(``kafka_append_landed_late``). ``aclose()`` gives the projections and the producer's queue
+``request_timeout`` to drain, abandons what is left (logged), and returns within
+``request_timeout`` + 5 s.
+
+**Retention.** Any ``retention.ms``/``retention.bytes`` limit on the events topic lets
+Kafka delete the oldest segments of a partition, events of runs still asleep included. So
+the backend refuses such a topic (``ConfigurationError`` saying how to fix it) unless
+``allow_limited_retention=True``; snapshots of the runs' state would make a limit safe and
+are not built yet. A reader that finds a run whose log starts past sequence 1 reports
+``RunStartDeletedError`` (a ``CorruptRecordError``) from ``read``/``get_run``, never an
+unknown run (see ``_views``).
+
+**Logs.** The backend logs through the process configuration (``configure(log_level=...,
+log_format=...)``, even when called after the backend was made). aiokafka's own log records,
+made on the backend's loop thread, are relayed there too (event ``kafka_client_log``): one
+line per message per 30 s with a ``repeated`` count, not one per reconnect attempt, and
+none of them reach the root logger or stderr on their own.
 
 **lock_run** is an in-process exclusive lock (as in the memory backend). Across processes
 Kafka offers no lock; the append rule fences a second executor instead: its next append
@@ -82,10 +127,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio
+
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import StorageError
-from ..._logging import make_logger
+from ..._logging import FollowingLogger, LibraryLogRelay
 from .._held import HeldRuns
 from .._paging import check_limit
 from .._port import check_after, check_append, check_due_query
@@ -96,6 +143,9 @@ from ._settings import KafkaSettings
 __all__ = ["KafkaStorageBackend"]
 
 T = TypeVar("T")
+_CLOSE_GRACE_S = 5.0
+"""aclose() returns within request_timeout + this, whatever the brokers do."""
+_CLIENT_LOG_INTERVAL_S = 30.0
 
 
 class KafkaStorageBackend:
@@ -109,9 +159,14 @@ class KafkaStorageBackend:
             the future distributed runtime). Existing topics keep theirs.
         replication_factor: replication of created topics; default: min(3, brokers).
         create_topics: create missing topics at start-up (else a missing topic is an error).
-        events_retention_ms: ``retention.ms`` of a created events topic; -1 keeps forever.
+        events_retention_ms: ``retention.ms`` of a created events topic; -1 (the default)
+            keeps forever. Anything else needs ``allow_limited_retention=True``.
+        allow_limited_retention: accept an events topic whose retention could delete the
+            events of unfinished runs (refused otherwise): such a run can then be neither
+            resumed nor read. Safe only once snapshots exist, which they don't yet.
         request_timeout: seconds to wait for the brokers before a call fails with
-            :class:`~pyworkflow.StorageError` (also bounds start-up).
+            :class:`~pyworkflow.TransientStorageError` (bounds every call, start-up
+            included; ``aclose()`` returns within this + 5 s).
         fetch_max_wait_ms: how long the tailing consumer's fetches wait for new records.
         max_append_bytes: the largest record batch (one append) the producer sends.
         client_id: Kafka client id, shown in broker logs and metrics.
@@ -132,6 +187,7 @@ class KafkaStorageBackend:
         replication_factor: int | None = None,
         create_topics: bool = True,
         events_retention_ms: int = -1,
+        allow_limited_retention: bool = False,
         request_timeout: float = 10.0,
         fetch_max_wait_ms: int = 100,
         max_append_bytes: int = 1_048_576,
@@ -145,6 +201,7 @@ class KafkaStorageBackend:
             replication_factor=replication_factor,
             create_topics=create_topics,
             events_retention_ms=events_retention_ms,
+            allow_limited_retention=allow_limited_retention,
             request_timeout=request_timeout,
             fetch_max_wait_ms=fetch_max_wait_ms,
             max_append_bytes=max_append_bytes,
@@ -152,7 +209,14 @@ class KafkaStorageBackend:
             client_options=dict(client_options or {}),
         )
         self._writer = secrets.token_hex(8)
-        self._log = make_logger().bind(storage="kafka", topic_prefix=topic_prefix)
+        # The process configuration's logger at each line: configure(log_level=...) after
+        # creating the backend still governs it, aiokafka's relayed lines included.
+        self._log = FollowingLogger().bind(
+            storage="kafka", topic_prefix=topic_prefix
+        )
+        self._relay = LibraryLogRelay(
+            self._log, library="aiokafka", event="kafka_client_log", interval=_CLIENT_LOG_INTERVAL_S
+        )
         self._mutex = threading.Lock()
         self._held = HeldRuns()
         self._thread: LoopThread | None = None
@@ -202,7 +266,7 @@ class KafkaStorageBackend:
                 core = KafkaCore(self._settings, self._writer, self._log)
                 ready = cf.Future()
                 thread = LoopThread(f"pyworkflow-kafka-{self._settings.topic_prefix}")
-                thread.start(_serving(core, ready))
+                thread.start(_serving(core, ready, self._relay))
                 self._ready, self._thread, self._core = ready, thread, core
             ready, thread = self._ready, self._thread
         try:
@@ -210,20 +274,30 @@ class KafkaStorageBackend:
         except BaseException:
             if ready.done():  # start-up failed: the thread ends; a later call may retry
                 await thread.join()
+                self._relay.detach()
                 with self._mutex:
                     if self._ready is ready:
                         self._ready = self._thread = self._core = None
             raise
 
     async def aclose(self) -> None:
-        """Stop the consumer, flush and stop the producer, end the loop thread. Idempotent."""
+        """Stop the consumer, flush and stop the producer, end the loop thread. Idempotent.
+
+        Returns within ``request_timeout`` + 5 s even with every broker down: projection
+        records and appends still queued then are abandoned (those appends were reported
+        as of unknown outcome).
+        """
         with self._mutex:
             self._closed = True
             thread, core = self._thread, self._core
         if thread is None or core is None:
             return
         thread.call_soon(core.stop)
-        await thread.join()
+        with anyio.move_on_after(self._settings.request_timeout + _CLOSE_GRACE_S):
+            await thread.join()
+        if not thread.finished:
+            self._log.warning("kafka_close_timed_out", seconds=self._settings.request_timeout)
+        self._relay.detach()
 
     async def __aenter__(self) -> KafkaStorageBackend:
         await self.start()
@@ -308,8 +382,11 @@ class KafkaStorageBackend:
             yield
 
 
-def _serving(core: KafkaCore, ready: cf.Future[None]) -> Callable[[], Coroutine[Any, Any, None]]:
+def _serving(
+    core: KafkaCore, ready: cf.Future[None], relay: LibraryLogRelay
+) -> Callable[[], Coroutine[Any, Any, None]]:
     async def main() -> None:
+        relay.attach()  # aiokafka's records from this thread; detached once it ended
         await core.serve(ready)
 
     return main

@@ -74,15 +74,22 @@ class LoopThread:
             return False
         return True
 
+    @property
+    def finished(self) -> bool:
+        """Whether the loop's coroutine has returned and the loop is closed."""
+        return self._finished.done()
+
     async def join(self) -> None:
-        """Wait (without blocking the caller's loop) until the thread has ended."""
-        await wait_future(self._finished)
+        """Wait (without blocking the caller's loop) until the thread has ended. Cancelling
+        the wait leaves the thread alone."""
+        await wait_future(self._finished, cancel=False)
         if self._thread is not None:
             self._thread.join()
 
 
-async def wait_future(future: cf.Future[T]) -> T:
-    """Await a concurrent future from asyncio or trio; cancelling the wait cancels it."""
+async def wait_future(future: cf.Future[T], *, cancel: bool = True) -> T:
+    """Await a concurrent future from asyncio or trio; cancelling the wait cancels it
+    (unless ``cancel=False``)."""
     done = anyio.Event()
     call_soon = _call_soon_threadsafe(current_token())
 
@@ -95,7 +102,8 @@ async def wait_future(future: cf.Future[T]) -> T:
     try:
         await done.wait()
     except BaseException:
-        future.cancel()
+        if cancel:
+            future.cancel()
         raise
     if future.cancelled():
         msg = "the Kafka backend stopped before the call finished (it was closed meanwhile)"

@@ -7,7 +7,12 @@ Every value is ``FORMAT_VERSION`` followed by a msgpack document:
   id, ``batch`` its append counter, ``index``/``count`` place the record in its append (one
   append = one record batch). ``event`` is the event as a msgpack map with the same field
   names as the JSON form (``"type"`` tag, msgpack timestamps).
-* ``{prefix}.idempotency`` (key: the idempotency key): a :class:`Claim`.
+* ``{prefix}.idempotency``: a :class:`Claim`, in the partition of its idempotency key
+  (murmur2 of the key, as Kafka's default partitioner places a record keyed by it). Its
+  format byte is ``CLAIM_VERSION`` (2): the value names the idempotency key, and the record
+  key is unique to the claim (``{key}\x00{writer}:{claim}``), so that compaction never
+  drops a claim for a later one (see ``_backend``). Version-1 claims (written before) are
+  keyed by the idempotency key itself and still read.
 * ``{prefix}.runs`` / ``.steps`` / ``.hooks``: ``[sequence, record]``, the record projected by
   the append whose last event has ``sequence`` (readers keep the highest).
 
@@ -31,10 +36,12 @@ from ..._core._records import HookRecord, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
 
 __all__ = [
+    "CLAIM_VERSION",
     "FORMAT_VERSION",
     "Claim",
     "EventRecord",
     "NewerFormatError",
+    "claim_record_key",
     "decode_claim",
     "decode_event_record",
     "decode_record",
@@ -45,6 +52,10 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _VERSION_BYTE = bytes([FORMAT_VERSION])
+CLAIM_VERSION = 2
+"""Claims that carry their idempotency key; a pyworkflow that reads only version 1 stops
+with NewerFormatError instead of folding them by their (claim-unique) record keys."""
+_CLAIM_BYTE = bytes([CLAIM_VERSION])
 
 Record = WorkflowRun | StepRecord | HookRecord
 R = TypeVar("R", WorkflowRun, StepRecord, HookRecord)
@@ -71,7 +82,10 @@ class Claim(msgspec.Struct, frozen=True, array_like=True):
     writer: str
     claim: int
     repair: bool = False
-    """Written by a loser to restate the winner, so compaction keeps the winning run id."""
+    """Version 1 only: written by a loser to restate the winner, so that compaction (which
+    keeps a record key's latest record) kept the winning run id."""
+    key: str = ""
+    """The idempotency key (version 2). A version-1 claim has it from its record key."""
 
 
 class _Versioned(msgspec.Struct, frozen=True, array_like=True):
@@ -114,16 +128,17 @@ def _bin(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(_ENCODER.encode(data))
 
 
-def _body(value: bytes | None, what: str) -> bytes | memoryview:
+def _body(value: bytes | None, what: str, newest: int = FORMAT_VERSION) -> bytes | memoryview:
+    """The msgpack body after the format byte, which must be 1..``newest``."""
     if not value:
         msg = f"empty Kafka value for {what}; the topic holds a record pyworkflow did not write"
         raise CorruptRecordError(msg)
     version = value[0]
-    if version != FORMAT_VERSION:
-        if version > FORMAT_VERSION:
+    if not 1 <= version <= newest:
+        if version > newest:
             msg = (
                 f"{what} has format version {version}, this pyworkflow reads version "
-                f"{FORMAT_VERSION}: upgrade pyworkflow on every process sharing the topics"
+                f"{newest}: upgrade pyworkflow on every process sharing the topics"
             )
             raise NewerFormatError(msg)
         msg = f"{what} starts with unknown format byte {version}"
@@ -161,16 +176,31 @@ def decode_event_record(value: bytes | None, where: str) -> EventRecord:
 
 
 def encode_claim(claim: Claim) -> bytes:
-    return _VERSION_BYTE + _ENCODER.encode(claim)
+    """A version-2 claim value; ``claim.key`` must name the idempotency key."""
+    assert claim.key, "a claim names its idempotency key"
+    return _CLAIM_BYTE + _ENCODER.encode(claim)
 
 
-def decode_claim(value: bytes | None, where: str) -> Claim:
-    body = _body(value, where)
+def claim_record_key(claim: Claim) -> bytes:
+    """The claim's record key: unique to the claim (writer id and claim number), so that
+    compaction keeps every claim. Nothing parses it; the value names the idempotency key."""
+    return f"{claim.key}\x00{claim.writer}:{claim.claim}".encode()
+
+
+def decode_claim(value: bytes | None, where: str, record_key: bytes | None = None) -> Claim:
+    """Decode a claim; a version-1 claim gets its ``key`` from ``record_key``."""
+    body = _body(value, where, newest=CLAIM_VERSION)
     try:
-        return _CLAIM.decode(body)
-    except msgspec.DecodeError as exc:
+        claim = _CLAIM.decode(body)
+        if value is not None and value[0] == 1:
+            claim = msgspec.structs.replace(claim, key=bytes(record_key or b"").decode())
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         msg = f"{where}: not a pyworkflow idempotency claim ({exc})"
         raise CorruptRecordError(msg) from exc
+    if not claim.key:
+        msg = f"{where}: an idempotency claim without its idempotency key"
+        raise CorruptRecordError(msg)
+    return claim
 
 
 def encode_record(sequence: int, record: Record) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import enum
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from ._codec import (
     Claim,
     EventRecord,
     NewerFormatError,
+    claim_record_key,
     decode_claim,
     decode_event_record,
     encode_claim,
@@ -48,6 +50,19 @@ T = TypeVar("T")
 _Publish = tuple[str, bytes, bytes]
 _RETRY_BACKOFF = 0.1
 _OFFSETS_BACKOFF_MS = 20  # its first call waits for topic metadata: retry soon
+_MIN_STOP_S = 1.0
+"""Each client's stop() gets at least this long, even past the close deadline."""
+
+
+class _Stage(enum.Enum):
+    """How far an append (or a claim) got: what a failure at that point means."""
+
+    SENDING = "sending"
+    """Handing the records to the producer: a failure here means nothing was sent."""
+    DELIVERING = "delivering"
+    """Queued in the producer, no broker's acknowledgement yet: the outcome is unknown."""
+    FOLDING = "folding"
+    """Acknowledged (in the log), not yet folded: whether it was accepted is unknown."""
 
 
 def _permanent(failure: WorkflowError) -> WorkflowError:
@@ -68,7 +83,7 @@ class KafkaCore:
         self.topics = settings.topics
         self.writer = writer
         self.log = log
-        self.views = Views()
+        self.views = Views(settings.topics.events)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
@@ -78,9 +93,19 @@ class KafkaCore:
         self._progress = asyncio.Event()
         self._appends: dict[int, asyncio.Future[Verdict]] = {}
         self._claims: dict[int, asyncio.Future[str]] = {}
+        self._in_doubt: dict[int, str] = {}
+        """Our appends whose outcome was reported unknown, by batch: run id (see append)."""
         self._counter = 0
+        self._claim_partitions = 0
+        self._unsent = 0
+        """Projection records the publisher is waiting on the brokers for."""
         self._outbox: asyncio.Queue[_Publish | None] = asyncio.Queue()
         self._stopping = asyncio.Event()
+        self._close_by: float | None = None
+        self._main: asyncio.Task[Any] | None = None
+        self._starting = False
+        """serve() is connecting or catching up: stop() may cancel it (nothing else)."""
+        self._fetch_failing = False
         self._failure: WorkflowError | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -90,6 +115,8 @@ class KafkaCore:
         ``ready`` gets the outcome of the start-up (None, or the error that ended it).
         Background work lives in this coroutine's task group and ends with it.
         """
+        self._main = asyncio.current_task()
+        self._starting = True
         failure: WorkflowError | None = None
         try:
             try:
@@ -104,7 +131,12 @@ class KafkaCore:
                 # succeed (a failed start-up is different: the next call starts it again).
                 self._fail(_permanent(failure))
                 await self._stopping.wait()
+        except asyncio.CancelledError:
+            if not self._stopping.is_set() or self._main is None:
+                raise
+            self._main.uncancel()  # stop() cut the start-up short: close as usual
         finally:
+            self._starting = False
             await self._close()
             if not ready.done():
                 ready.set_exception(failure or StorageError("the Kafka backend was closed"))
@@ -114,21 +146,40 @@ class KafkaCore:
             tail = group.create_task(self._tail())
             publisher = group.create_task(self._publish())
             await self._catch_up(self._assigned, "catching up with the topics")
+            self._starting = False
             ready.set_result(None)
             await self._stopping.wait()
             tail.cancel()
             self._outbox.put_nowait(None)  # the publisher sends what is queued, then ends
-            await publisher
+            try:
+                async with asyncio.timeout_at(self._close_deadline()):
+                    await publisher
+            except TimeoutError:  # no broker answers: what is left is lost, not waited for
+                publisher.cancel()
+                dropped = self._unsent + self._outbox.qsize()
+                self.log.warning("kafka_projections_dropped", records=dropped)
 
     def stop(self) -> None:
-        """Ask ``serve`` to wind down (called on the loop)."""
+        """Ask ``serve`` to wind down (called on the loop): everything is closed within
+        about ``request_timeout`` (plus ~1 s per client), broker or no broker."""
+        if self._close_by is None:
+            self._close_by = asyncio.get_running_loop().time() + self.settings.request_timeout
         self._stopping.set()
+        if self._starting and self._main is not None:
+            self._main.cancel()  # a start-up that may wait on the brokers: cut it short
+
+    def _close_deadline(self) -> float:
+        if self._close_by is None:
+            self._close_by = asyncio.get_running_loop().time() + self.settings.request_timeout
+        return self._close_by
 
     async def _open(self) -> None:
         admin = AIOKafkaAdminClient(**self.settings.common_options())
         try:
             await admin.start()
-            await ensure_topics(admin, self.settings)
+            limited = await ensure_topics(admin, self.settings)
+            if limited:  # accepted with allow_limited_retention=True
+                self.log.warning("kafka_limited_retention", topic=self.topics.events, **limited)
         finally:
             await admin.close()
         await self._start_clients()
@@ -174,6 +225,7 @@ class KafkaCore:
         events = sorted(await producer.partitions_for(topics.events))
         claims = sorted(await producer.partitions_for(topics.idempotency))
         self._partitions = len(events)
+        self._claim_partitions = len(claims)
         self._assigned = [TopicPartition(topics.events, p) for p in events] + [
             TopicPartition(topics.idempotency, p) for p in claims
         ]
@@ -186,13 +238,48 @@ class KafkaCore:
             self._positions[tp] = begins[tp]
 
     async def _close(self) -> None:
+        """Stop the clients, each within the close deadline (at least ``_MIN_STOP_S``).
+
+        The producer's stop() flushes: it waits for every queued batch, forever while no
+        broker answers (an idempotent producer never expires a batch). Past the deadline its
+        queued batches are abandoned (their appends were reported as of unknown outcome).
+        aiokafka's consumer stop() may raise the CancelledError of a fetch task it cancelled
+        itself; that is not a cancellation of this task, so it is logged, not propagated.
+        """
         self._fail(StorageError("the Kafka backend was closed while the call was in flight"))
-        for client in (self._offsets, self._consumer, self._producer):
-            if client is not None:
-                try:
+        loop = asyncio.get_running_loop()
+        clients = {"offsets": self._offsets, "consumer": self._consumer, "producer": self._producer}
+        for name, client in clients.items():
+            if client is None:
+                continue
+            budget = max(self._close_deadline() - loop.time(), _MIN_STOP_S)
+            try:
+                async with asyncio.timeout(budget):
                     await client.stop()
-                except (KafkaError, OSError) as exc:
-                    self.log.warning("kafka_client_stop_failed", error=repr(exc))
+            except TimeoutError:
+                pending = len(self._in_doubt)
+                self.log.warning(
+                    "kafka_client_stop_timed_out", client=name, seconds=round(budget, 1),
+                    appends_in_doubt=pending,
+                )  # fmt: skip
+                if isinstance(client, AIOKafkaProducer):
+                    await self._abandon(client)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # a real cancellation of the close
+                self.log.warning("kafka_client_stop_interrupted", client=name)
+            except (KafkaError, OSError) as exc:
+                self.log.warning("kafka_client_stop_failed", client=name, error=repr(exc))
+
+    async def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Close the connections of a producer whose stop() ran out of time (its sender
+        task still retries the abandoned batches; the loop's end cancels it)."""
+        try:
+            async with asyncio.timeout(_MIN_STOP_S):
+                await producer.client.close()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            self.log.warning("kafka_producer_abandon_failed", error=repr(exc))
 
     # -- background tasks ---------------------------------------------------------------
     async def _tail(self) -> None:
@@ -209,9 +296,14 @@ class KafkaCore:
             except KafkaError as exc:
                 if not exc.retriable:
                     raise
-                self.log.warning("kafka_fetch_retry", error=repr(exc))
+                if not self._fetch_failing:  # one line per state change, not per retry
+                    self._fetch_failing = True
+                    self.log.warning("kafka_fetch_failing", error=repr(exc))
                 await asyncio.sleep(_RETRY_BACKOFF)
                 continue
+            if self._fetch_failing:
+                self._fetch_failing = False
+                self.log.warning("kafka_fetch_recovered")
             for tp, records in batches.items():
                 if tp.topic == self.topics.events:
                     self._fold_events(tp, records)
@@ -235,6 +327,11 @@ class KafkaCore:
                 continue
             if verdict.change is not None:
                 self._queue_projection(verdict)
+            run_id = self._in_doubt.pop(verdict.record.batch, None)
+            if run_id is not None:  # an append reported as "outcome unknown" landed late
+                self.log.warning(
+                    "kafka_append_landed_late", run_id=run_id, accepted=verdict.accepted
+                )
             waiter = self._appends.get(verdict.record.batch)
             if waiter is not None and not waiter.done():
                 waiter.set_result(verdict)
@@ -242,12 +339,11 @@ class KafkaCore:
     def _fold_claims(self, tp: TopicPartition, records: Sequence[Any]) -> None:
         for message in records:
             try:
-                claim = decode_claim(message.value, tp.topic)
-                key = bytes(message.key).decode()
-            except (CorruptRecordError, TypeError, UnicodeDecodeError) as exc:
+                claim = decode_claim(message.value, tp.topic, message.key)
+            except CorruptRecordError as exc:
                 self._skip(tp, message.offset, exc)
                 continue
-            holder = self.views.fold_claim(key, claim)
+            holder = self.views.fold_claim(claim.key, claim)
             waiter = self._claims.get(claim.claim) if claim.writer == self.writer else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(holder)
@@ -290,6 +386,7 @@ class KafkaCore:
                     pending.append(await producer.send(topic, value=value, key=key))
                 except KafkaError as exc:
                     self.log.warning("kafka_projection_failed", topic=topic, error=repr(exc))
+            self._unsent = len(pending)
             for outcome in await asyncio.gather(*pending, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     self.log.warning("kafka_projection_failed", error=repr(outcome))
@@ -298,13 +395,17 @@ class KafkaCore:
 
     # -- operations (each awaited by one caller through the bridge) ---------------------
     async def append(self, run_id: str, events: Sequence[Event], expected_sequence: int) -> None:
-        """Produce the events as one record batch, then let the log decide (see module doc)."""
+        """Produce the events as one record batch, then let the log decide (see module doc).
+
+        One deadline, ``request_timeout``, covers the whole call: handing the batch to the
+        producer, the brokers' acknowledgement, and folding it back. What a timeout means
+        depends on the stage it hit (``_Stage``): nothing sent, or an outcome unknown.
+        """
         self._check_alive()
+        self.views.check_head(run_id)
         last = self.views.last_sequence(run_id)
         if last > expected_sequence:  # our view is never ahead of the log: a sure conflict
             check_append(run_id, events, expected_sequence, last)
-        producer = self._producer
-        assert producer is not None
         self._counter += 1
         batch = self._counter
         values = [
@@ -313,20 +414,65 @@ class KafkaCore:
         ]
         waiter: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._appends[batch] = waiter
-        what = f"appending to run {run_id!r} on topic {self.topics.events!r}"
-        uncertain = f"{what} (the events may be in the log: re-read the run before retrying)"
+        stage, where = _Stage.SENDING, ""
         try:
-            delivery = await self._kafka(what, self._produce(run_id, values))
-            await self._kafka(uncertain, delivery)
-            verdict = await self._with_timeout(f"{what} (reading it back)", waiter)
+            async with asyncio.timeout(self.settings.request_timeout):
+                delivery = await self._produce(run_id, values)
+                stage = _Stage.DELIVERING
+                metadata = await delivery
+                stage = _Stage.FOLDING
+                where = f"partition {metadata.partition}, offset {metadata.offset}"
+                verdict = await waiter
+        except (KafkaError, TimeoutError) as exc:
+            raise self._append_failed(run_id, expected_sequence, batch, stage, where, exc) from exc
+        except asyncio.CancelledError:
+            if stage is not _Stage.SENDING:  # the caller gave up; the batch may yet land
+                self._in_doubt[batch] = run_id
+            raise
         finally:
             self._appends.pop(batch, None)
         if verdict.error is not None:
             raise verdict.error
         if verdict.change is None:
+            self.views.check_head(run_id)
             check_append(run_id, events, expected_sequence, verdict.last_sequence)
             msg = f"append to run {run_id!r} at sequence {expected_sequence} lost to another writer"
             raise ConflictError(msg)
+
+    def _append_failed(
+        self,
+        run_id: str,
+        expected_sequence: int,
+        batch: int,
+        stage: _Stage,
+        where: str,
+        exc: BaseException,
+    ) -> WorkflowError:
+        """The error for an append that failed or timed out at ``stage`` (never a guess:
+        an append whose outcome is unknown says so, and is remembered as in doubt)."""
+        what = f"appending to run {run_id!r} on topic {self.topics.events!r}"
+        if stage is _Stage.SENDING:  # aiokafka drops a record whose send() did not return
+            return self._translate(f"{what} (nothing was sent)", exc)
+        if not isinstance(exc, TimeoutError):  # the producer gave up on it after sending it
+            return self._translate(f"{what} (re-read the run before retrying)", exc)
+        self._in_doubt[batch] = run_id
+        servers, timeout = self.settings.bootstrap_servers, self.settings.request_timeout
+        if stage is _Stage.DELIVERING:
+            msg = (
+                f"{what}: the outcome is unknown: no Kafka broker at {servers} acknowledged "
+                f"the batch within request_timeout={timeout:g}s (unreachable, or no partition "
+                "leader). The batch stays queued in this backend's producer and may still "
+                "land when a broker answers (until aclose()); if it does, every reader accepts "
+                f"it only if run {run_id!r} still ends at sequence {expected_sequence}, so it "
+                "can't overwrite anything appended meanwhile. Re-read the run before retrying"
+            )
+        else:
+            msg = (
+                f"{what}: the batch is in the log ({where}) but this backend could not fold "
+                f"it back within request_timeout={timeout:g}s, so whether it was accepted "
+                "(or lost to another writer) is unknown. Re-read the run before retrying"
+            )
+        return TransientStorageError(msg)
 
     async def _produce(self, run_id: str, values: list[bytes]) -> asyncio.Future[Any]:
         """Hand the records of one append to the producer as one unit; returns the delivery.
@@ -379,16 +525,28 @@ class KafkaCore:
         self._claims[number] = waiter
         topic = self.topics.idempotency
         what = f"claiming idempotency key {key!r} on topic {topic!r}"
-        value = encode_claim(Claim(run_id, self.writer, number))
+        claim = Claim(run_id, self.writer, number, key=key)
+        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % self._claim_partitions
+        stage = _Stage.SENDING
         try:
-            await self._kafka(what, producer.send_and_wait(topic, value=value, key=key.encode()))
-            holder = await self._with_timeout(f"{what} (reading it back)", waiter)
+            async with asyncio.timeout(self.settings.request_timeout):
+                delivery = await producer.send(
+                    topic, value=encode_claim(claim), key=claim_record_key(claim),
+                    partition=partition,
+                )  # fmt: skip
+                stage = _Stage.DELIVERING
+                await delivery
+                stage = _Stage.FOLDING
+                return await waiter
+        except (KafkaError, TimeoutError) as exc:
+            if stage is not _Stage.SENDING:
+                what += (
+                    " (the outcome is unknown: the claim may be in the log or land later; "
+                    "claiming again is safe, as the first claim of a key wins for every reader)"
+                )
+            raise self._translate(what, exc) from exc
         finally:
             self._claims.pop(number, None)
-        if holder != run_id:  # restate the winner so that compaction keeps it, not us
-            repair = encode_claim(Claim(holder, self.writer, number, repair=True))
-            await self._kafka(what, producer.send_and_wait(topic, value=repair, key=key.encode()))
-        return holder
 
     async def sync_run(self, run_id: str) -> None:
         """Wait until the views hold every event of the run's partition as of now."""
@@ -411,7 +569,7 @@ class KafkaCore:
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         await self.sync_run(run_id)
-        return self.views.runs.get(run_id)
+        return self.views.run(run_id)
 
     async def list_runs(
         self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
@@ -441,18 +599,19 @@ class KafkaCore:
 
     # -- helpers --------------------------------------------------------------------------
     async def _catch_up(self, tps: list[TopicPartition], what: str) -> None:
-        """Wait until the fold has passed each partition's high watermark as of the call."""
+        """Wait until the fold has passed each partition's high watermark as of the call;
+        within ``request_timeout`` in all (TransientStorageError after it)."""
         self._check_alive()
         offsets = self._offsets
         assert offsets is not None
-        ends: dict[TopicPartition, int] = await self._kafka(what, offsets.end_offsets(tps))
-
-        async def caught_up() -> None:
-            while any(self._positions.get(tp, -1) < end for tp, end in ends.items()):
-                self._check_alive()
-                await self._progress.wait()
-
-        await self._with_timeout(what, caught_up())
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                ends: dict[TopicPartition, int] = await offsets.end_offsets(tps)
+                while any(self._positions.get(tp, -1) < end for tp, end in ends.items()):
+                    self._check_alive()
+                    await self._progress.wait()
+        except (KafkaError, TimeoutError) as exc:
+            raise self._translate(what, exc) from exc
 
     def _check_alive(self) -> None:
         if self._failure is not None:
@@ -467,13 +626,6 @@ class KafkaCore:
             if not waiter.done():
                 waiter.set_exception(self._failure)
         self._progress.set()
-
-    async def _kafka(self, what: str, call: Awaitable[T]) -> T:
-        """Await an aiokafka call, translating its errors."""
-        try:
-            return await call
-        except KafkaError as exc:
-            raise self._translate(what, exc) from exc
 
     async def _with_timeout(self, what: str, call: Awaitable[T]) -> T:
         try:

@@ -52,6 +52,7 @@ class KafkaSettings:
     replication_factor: int | None = None
     create_topics: bool = True
     events_retention_ms: int = -1
+    allow_limited_retention: bool = False
     request_timeout: float = 10.0
     fetch_max_wait_ms: int = 100
     max_append_bytes: int = 1_048_576
@@ -87,6 +88,21 @@ class KafkaSettings:
             msg = (
                 f"KafkaStorageBackend events_retention_ms={self.events_retention_ms!r}: "
                 "pass -1 (keep forever, the default) or a positive number of milliseconds"
+            )
+            raise ConfigurationError(msg)
+        if not isinstance(self.allow_limited_retention, bool):
+            msg = (
+                "KafkaStorageBackend allow_limited_retention="
+                f"{self.allow_limited_retention!r}: pass True or False"
+            )
+            raise ConfigurationError(msg)
+        if self.events_retention_ms != -1 and not self.allow_limited_retention:
+            msg = (
+                f"KafkaStorageBackend events_retention_ms={self.events_retention_ms}: Kafka "
+                "would delete the events of runs that are still unfinished after that long "
+                "(a sleep, a hook, a run waiting on a retry), and they could never be resumed. "
+                "Keep events_retention_ms=-1 (the default), or pass "
+                "allow_limited_retention=True to accept the loss"
             )
             raise ConfigurationError(msg)
         timeout = self.request_timeout

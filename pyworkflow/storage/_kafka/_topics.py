@@ -1,9 +1,24 @@
-"""Creating the prefix's topics if missing, and checking the configs of existing ones."""
+"""Creating the prefix's topics if missing, and checking the configs of existing ones.
+
+What is checked, on every start-up, whoever created the topics:
+
+* ``cleanup.policy``: ``delete`` on the events topic (compaction would drop events),
+  exactly ``compact`` on the others (``compact,delete`` would expire records; on the
+  idempotency topic, claims, so that a key could be claimed twice).
+* The events topic's ``retention.ms`` and ``retention.bytes`` must be ``-1``: any limit lets
+  Kafka delete the oldest events of a partition, which may belong to runs still asleep or
+  waiting on a hook; such a run can then be neither resumed nor read (the fold reports it,
+  see ``_views``). ``allow_limited_retention=True`` accepts that (a warning at start-up);
+  it becomes safe only once the fold can start from snapshots, which are not built yet.
+* Not ``min.compaction.lag.ms`` nor ``segment.ms``/``delete.retention.ms``: no correctness
+  depends on them. Claims carry record keys of their own (``_codec``), so compaction never
+  replaces a claim by a later one; the projections topics hold the latest record of each
+  key by design, and pyworkflow writes no tombstones.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -21,10 +36,12 @@ from ._settings import KafkaSettings
 
 __all__ = ["ensure_topics", "wanted_configs"]
 
-# The idempotency topic's claims are "first record wins"; compaction keeps the latest
-# record of a key, so a losing claim must not outlive the winner's before the loser's
-# repair record lands. A long compaction lag makes that window irrelevant.
+# Version-1 claims (written by pyworkflow before claims had record keys of their own) shared
+# one record key per idempotency key, and relied on the loser's repair record to keep the
+# winner through compaction. The lag keeps such older records uncompacted for a day; new
+# claims don't need it.
 _CLAIM_COMPACTION_LAG_MS = 24 * 3600 * 1000
+_RETENTION = ("retention.ms", "retention.bytes")
 _WHY = {
     "delete": "the events topic is the durable log; compaction would drop events",
     "compact": "it keeps the latest record per key, and must not expire old keys",
@@ -41,6 +58,7 @@ def wanted_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
         topics.events: {
             "cleanup.policy": "delete",
             "retention.ms": str(settings.events_retention_ms),
+            "retention.bytes": "-1",
         },
         topics.runs: compact,
         topics.steps: compact,
@@ -49,20 +67,26 @@ def wanted_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
     }
 
 
-async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> None:
-    """Create missing topics (if allowed) and check every topic's ``cleanup.policy``.
+async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> dict[str, str]:
+    """Create missing topics (if allowed) and check every topic's configs (module doc).
+
+    Returns the events topic's retention limits that ``allow_limited_retention`` accepted
+    (config name -> value), for a warning; empty when retention is unlimited.
 
     Raises:
         ConfigurationError: a topic is missing (``create_topics=False``), has the wrong
-            ``cleanup.policy``, or can't be created with the settings' replication factor.
+            ``cleanup.policy``, an events topic has limited retention (without
+            ``allow_limited_retention``), or a topic can't be created with the settings'
+            replication factor.
         StorageError: the brokers refused the creation for another reason.
     """
     wanted = wanted_configs(settings)
     if settings.create_topics:
         await _create(admin, settings, wanted)
-    policies = await _describe_policies(admin, list(wanted), settings.create_topics)
+    described = await _describe(admin, list(wanted), settings.create_topics)
     for topic, configs in wanted.items():
-        want, have = configs["cleanup.policy"], policies.get(topic)
+        want, found = configs["cleanup.policy"], described.get(topic)
+        have = None if found is None else found.get("cleanup.policy", "")
         if have is None:
             msg = (
                 f"Kafka topic {topic!r} does not exist on {settings.bootstrap_servers}; create "
@@ -77,6 +101,26 @@ async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> 
                 f"{topic} --add-config cleanup.policy={want}`, or use another topic_prefix"
             )
             raise ConfigurationError(msg)
+    return _check_retention(settings, described[settings.topics.events])
+
+
+def _check_retention(settings: KafkaSettings, configs: dict[str, str]) -> dict[str, str]:
+    topic, servers = settings.topics.events, settings.bootstrap_servers
+    limited = {name: configs[name] for name in _RETENTION if configs.get(name, "-1") != "-1"}
+    if limited and not settings.allow_limited_retention:
+        have = ", ".join(f"{name}={value}" for name, value in limited.items())
+        fix = ",".join(f"{name}=-1" for name in limited)
+        msg = (
+            f"Kafka topic {topic!r} has {have}: Kafka deletes its oldest events past that "
+            "age or size, the events of runs still unfinished (asleep, waiting on a hook) "
+            "included, and such a run could then be neither resumed nor read. Set unlimited "
+            f"retention with `kafka-configs.sh --bootstrap-server {servers} --alter "
+            f"--entity-type topics --entity-name {topic} --add-config {fix}`, or pass "
+            "allow_limited_retention=True to accept the loss (snapshots of the runs' state "
+            "would make limited retention safe; they are not built yet)"
+        )
+        raise ConfigurationError(msg)
+    return limited
 
 
 async def _create(
@@ -121,17 +165,18 @@ async def _create(
         raise StorageError(msg)
 
 
-async def _describe_policies(
+async def _describe(
     admin: AIOKafkaAdminClient, topics: list[str], just_created: bool
-) -> dict[str, str]:
-    """Topic -> cleanup.policy for the topics that exist (retrying briefly after creation,
-    while the new topics propagate to every broker's metadata)."""
-    policies: dict[str, str] = {}
+) -> dict[str, dict[str, str]]:
+    """Topic -> the configs checked here, for the topics that exist (retrying briefly after
+    creation, while the new topics propagate to every broker's metadata)."""
+    names = {"cleanup.policy": None, **dict.fromkeys(_RETENTION)}
+    described: dict[str, dict[str, str]] = {}
     for _ in range(_DESCRIBE_ATTEMPTS):
         resources = [
-            ConfigResource(ConfigResourceType.TOPIC, t, {"cleanup.policy": None})
+            ConfigResource(ConfigResourceType.TOPIC, t, dict(names))
             for t in topics
-            if t not in policies
+            if t not in described
         ]
         missing = False
         for response in await admin.describe_configs(resources):
@@ -147,15 +192,8 @@ async def _describe_policies(
                         raise TransientStorageError(msg)
                     msg += "; check this client's rights on the topics and the brokers' logs"
                     raise StorageError(msg)
-                policies[name] = _entry(entries, "cleanup.policy")
+                described[name] = {str(e[0]): str(e[1]) for e in entries if e[0] in names}
         if not (missing and just_created):
             break
         await asyncio.sleep(_DESCRIBE_BACKOFF)
-    return policies
-
-
-def _entry(entries: list[Any], name: str) -> str:
-    for entry in entries:
-        if entry[0] == name:
-            return str(entry[1])
-    return ""
+    return described

@@ -9,6 +9,13 @@ is *accepted* iff its events belong to one run, their sequences continue that ru
 accepted sequence (``last + 1, last + 2, ...``) and ``project()`` accepts them (a run starts
 with ``workflow_started``). Anything else is *rejected*: it stays in the log and every
 reader ignores it. Claims on ``{prefix}.idempotency``: the first claim of a key wins.
+
+A run whose first complete append in the partition starts past sequence 1 has lost its
+start: retention deleted the segments that held it (or the topic was recreated). Nobody
+can replay it, so the fold marks it *headless* and rejects every later append of it, and
+``read``/``run`` raise :class:`RunStartDeletedError` instead of answering "unknown run".
+(A writer appends at sequence n > 1 only after reading 1..n-1 from the log, so a run that
+is unknown here but appended at n > 1 had its start in the log once.)
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from .._due import DueIndex
 from .._paging import page_runs
 from ._codec import Claim, EventRecord
 
-__all__ = ["Verdict", "Views"]
+__all__ = ["RunStartDeletedError", "Verdict", "Views"]
+
+
+class RunStartDeletedError(CorruptRecordError):
+    """A run's first events are no longer in the events topic (retention deleted them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,8 @@ class Views:
     run (``due``: fed by every accepted append, like the records).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str = "the events topic") -> None:
+        self.topic = topic
         self.logs: dict[str, list[Event]] = {}
         self.runs: dict[str, WorkflowRun] = {}
         self.steps: dict[str, StepRecord] = {}
@@ -64,6 +76,8 @@ class Views:
         self.due = DueIndex()
         self._hooks_of_run: dict[str, list[str]] = {}
         self._partial: dict[int, list[EventRecord]] = {}
+        self.headless: dict[str, tuple[int, int]] = {}
+        """Runs whose start is gone: run id -> (partition, first sequence still in it)."""
 
     # -- folding ----------------------------------------------------------------------
     def fold_event(self, partition: int, record: EventRecord) -> Verdict | None:
@@ -85,16 +99,21 @@ class Views:
         if len(partial) < record.count:
             return None
         del self._partial[partition]
-        return self._decide(partial[0], [r.event for r in partial])
+        return self._decide(partition, partial[0], [r.event for r in partial])
 
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
         self._partial.pop(partition, None)
 
-    def _decide(self, first: EventRecord, events: Sequence[Event]) -> Verdict:
+    def _decide(self, partition: int, first: EventRecord, events: Sequence[Event]) -> Verdict:
         run_id = events[0].run_id
         log = self.logs.get(run_id)
         last = len(log) if log else 0  # sequences are 1-based and gap-free
+        if run_id in self.headless:
+            return Verdict(first, run_id, 0)
+        if log is None and events[0].sequence > 1:
+            self.headless[run_id] = (partition, events[0].sequence)
+            return Verdict(first, run_id, 0)
         if any(e.run_id != run_id or e.sequence != last + i for i, e in enumerate(events, start=1)):
             return Verdict(first, run_id, last)
         try:
@@ -123,10 +142,34 @@ class Views:
         return len(log) if log else 0
 
     def read(self, run_id: str, after: int) -> list[Event]:
+        """The run's events after ``after``; RunStartDeletedError for a headless run."""
         log = self.logs.get(run_id)
         if not log:
+            self.check_head(run_id)
             return []
         return log[after:] if after > 0 else list(log)
+
+    def run(self, run_id: str) -> WorkflowRun | None:
+        """The run's record (None: unknown); RunStartDeletedError for a headless run."""
+        found = self.runs.get(run_id)
+        if found is None:
+            self.check_head(run_id)
+        return found
+
+    def check_head(self, run_id: str) -> None:
+        """Raise RunStartDeletedError if the run's start is no longer in the topic."""
+        lost = self.headless.get(run_id)
+        if lost is None:
+            return
+        partition, sequence = lost
+        msg = (
+            f"run {run_id!r}: partition {partition} of topic {self.topic!r} holds its events "
+            f"from sequence {sequence} on, but not sequences 1-{sequence - 1}: retention "
+            "deleted the start of the run (retention.ms / retention.bytes of the topic), or "
+            "the topic was recreated. The run can't be replayed or resumed; keep retention "
+            "unlimited on the events topic (the default) for runs that must survive"
+        )
+        raise RunStartDeletedError(msg)
 
     def list_runs(
         self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
@@ -141,5 +184,7 @@ class Views:
 
     def list_hooks(self, run_id: str | None) -> list[HookRecord]:
         if run_id is not None:
+            if run_id not in self._hooks_of_run:
+                self.check_head(run_id)
             return [self.hooks[h] for h in self._hooks_of_run.get(run_id, ())]
         return sorted(self.hooks.values(), key=lambda h: h.created_at)
