@@ -1,7 +1,7 @@
 """The engine: one activation of a run, hosted by whoever calls it.
 
-An *activation* takes the run's lock, folds its log, starts the run's owner (the writer task
-of ``_owner.py``, the only writer of the log) and executes the workflow from the top until it
+An *activation* takes the run's lock, folds its log, makes the run's owner (``_owner.py``,
+the only writer of the log) and executes the workflow from the top until it
 completes, fails or suspends, as often as new events (a hook payload, a cancellation, a due
 timer) keep it going. ``start()``, ``resume()``, ``resume_hook()`` and ``cancel_workflow()``
 host one inline (the local runtime); ``pyworkflow.actors`` hosts them in a supervisor.

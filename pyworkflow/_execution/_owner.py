@@ -3,10 +3,12 @@
 Workflow code (a step, a sleep, a hook, the run's end) and calls from outside (a hook
 payload, a cancellation) never write to storage themselves: they *ask*. A request is a
 function ``derive(state) -> drafts`` naming the events that bring the run to what the asker
-wants, judged against the run's state at the moment of writing. The owner's writer task takes
-every request that is ready, derives its events, validates each with the replay fold (the
-same ``RunState.apply`` that reads the log) and writes them all with one append: a group
-commit, which also carries the outcomes of concurrent branches as soon as they are ready.
+wants, judged against the run's state at the moment of writing. A group commit takes every
+request that is ready, derives its events, validates each with the replay fold (the same
+``RunState.apply`` that reads the log) and writes them all with one append. It is led by a
+task that asks while no commit is in flight (the others wait for it), so the sequential path
+costs no task switch; the outcomes of concurrent branches ride with it as soon as they are
+ready.
 
 Invariants:
 
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     from ._clock import Clock
 
 __all__ = [
-    "Answer",
     "Backoff",
     "Derive",
     "Draft",
@@ -91,35 +92,28 @@ class Backoff:
             delay, count = min(delay * self.factor, self.cap), count + 1
 
 
-Answer = Callable[[BaseException | None], None]
-"""Told how a submitted request ended: None once written, else the requester's error."""
-
-
 def _nothing(state: RunState) -> Sequence[Draft]:
     return ()
 
 
 class _Request:
-    __slots__ = ("answered", "derive", "error", "on_done", "waiter")
+    __slots__ = ("answered", "derive", "error", "waiter")
 
-    def __init__(self, derive: Derive, on_done: Answer | None = None) -> None:
+    def __init__(self, derive: Derive) -> None:
         self.derive = derive
         self.error: BaseException | None = None
         self.waiter: anyio.Event | None = None
         self.answered = False
-        self.on_done = on_done
 
     def finish(self, error: BaseException | None = None) -> None:
         self.error = error
         self.answered = True
         if self.waiter is not None:
             self.waiter.set()
-        if self.on_done is not None:
-            self.on_done(error)
 
 
 class RunOwner:
-    """Writes one run's log for one execution; ``run()`` is its writer task."""
+    """Writes one run's log for one execution: the group commits of its requests."""
 
     def __init__(
         self, state: RunState, storage: StorageBackend, clock: Clock, log: Any, backoff: Backoff
@@ -144,12 +138,12 @@ class RunOwner:
         self.stopped: BaseException | None = None
 
     # -- asking -------------------------------------------------------------------------
-    def submit(self, derive: Derive, on_done: Answer | None = None) -> None:
+    def submit(self, derive: Derive) -> None:
         """Queue a request without waiting (a step's outcome): the next commit writes it,
         before anything queued later (:meth:`flush` to have it written now)."""
         if self._closed:
             raise SuspendSignal  # the execution is over: a straggling branch stops here
-        self._queue.append(_Request(derive, on_done))
+        self._queue.append(_Request(derive))
 
     async def ask(self, derive: Derive) -> None:
         """Queue a request and wait until its events are written; a requester-facing error

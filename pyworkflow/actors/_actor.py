@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 
 from .._core._replay import RunState
 from .._exceptions import TransientStorageError
-from .._execution._owner import Answer, Derive, Draft, RunOwner
+from .._execution._owner import Derive, Draft, RunOwner
 
 __all__ = ["Command", "RunActor"]
+
+Answer = Callable[[BaseException | None], None]
+"""Tells a command's sender how it ended: None once written, else the error."""
 
 
 
