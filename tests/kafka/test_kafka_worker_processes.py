@@ -126,3 +126,51 @@ async def test_a_stale_worker_woken_after_its_partitions_moved_corrupts_nothing(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+EXAMPLE = ROOT / "examples" / "actors" / "distributed"
+
+
+def _example_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "pyworkflow", "worker", "--app", "app"]
+    return subprocess.Popen(
+        [*command, "--session-timeout", str(SESSION_TIMEOUT)],
+        cwd=EXAMPLE,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_distributed_example_finishes_every_run_with_a_worker_killed(
+    kafka_bootstrap: str, kafka_topic_prefix: str, anyio_backend: str
+) -> None:
+    """examples/actors/distributed as its README says: two workers, the submitter, one
+    worker SIGKILLed while runs sleep and wait for approvals."""
+    url = f"kafka://{kafka_bootstrap}?prefix={kafka_topic_prefix}"
+    env = {**os.environ, "PYWORKFLOW_STORAGE": url, "PYTHONPATH": f"{EXAMPLE}:{ROOT}"}
+    workers = [_example_worker(env) for _ in range(2)]
+    try:
+        async with await anyio.open_process(
+            [sys.executable, "submit.py", "--runs", "24"], cwd=EXAMPLE, env=env
+        ) as submitter:
+            assert submitter.stdout is not None
+            seen = b""
+            async for chunk in submitter.stdout:
+                seen += chunk
+                if b"submitted" in seen and workers[0].poll() is None:
+                    await anyio.sleep(1.5)
+                    workers[0].send_signal(signal.SIGKILL)
+            await submitter.wait()
+        assert submitter.returncode == 0, seen.decode()[-2000:]
+        assert b"24/24 finished" in seen
+        assert seen.count(b"approved by dana") == 6  # every 4th order was approved
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
