@@ -24,19 +24,24 @@ SESSION_TIMEOUT = 6
 
 
 def _worker(bootstrap: str, prefix: str, trail: Path) -> subprocess.Popen[str]:
+    """A ``pyworkflow worker`` process; its stderr (info logs) goes to a file beside
+    ``trail`` (a pipe nobody reads could fill up and stall it)."""
     env = {**os.environ, "WORKER_TRAIL": str(trail), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "pyworkflow", "worker",
-            "--app", "tests.kafka.worker_app",
-            "--storage", f"kafka://{bootstrap}?prefix={prefix}",
-            "--session-timeout", str(SESSION_TIMEOUT), "--grace-period", "5",
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = trail.parent / f"worker-{len(list(trail.parent.glob('worker-*.log')))}.log"
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "pyworkflow", "worker",
+                "--app", "tests.kafka.worker_app",
+                "--storage", f"kafka://{bootstrap}?prefix={prefix}",
+                "--session-timeout", str(SESSION_TIMEOUT), "--grace-period", "5",
+                "--log-level", "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=stderr,
+            text=True,
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -131,6 +136,19 @@ async def test_a_stale_worker_woken_after_its_partitions_moved_corrupts_nothing(
 EXAMPLE = ROOT / "examples" / "actors" / "distributed"
 
 
+def _stop_all(procs: list[subprocess.Popen[str]], folder: Path) -> list[str]:
+    """SIGTERM the workers still alive, wait for them; their logs, in start order."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return [(folder / f"worker-{i}.log").read_text() for i in range(len(procs))]
+
+
 def _example_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "pyworkflow", "worker", "--app", "app"]
     return subprocess.Popen(
@@ -174,3 +192,30 @@ async def test_the_distributed_example_finishes_every_run_with_a_worker_killed(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_worker_joining_takes_partitions_without_any_step_running_twice(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    """A third worker joins while runs are active: the others hand its partitions over only
+    after their running steps are recorded, so no step body runs twice."""
+    trail = tmp_path / "trail"
+    trail.touch()
+    procs = [_worker(kafka_bootstrap, kafka_topic_prefix, trail) for _ in range(2)]
+    try:
+        storage = KafkaStorageBackend(
+            kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=6
+        )
+        async with storage, Client(storage) as client:
+            run_ids = [await client.start(worker_app.long_flow, f"j{i}") for i in range(40)]
+            procs.append(_worker(kafka_bootstrap, kafka_topic_prefix, trail))
+            results = [await client.result(r, timeout=90) for r in run_ids]
+        assert results == [10] * 40
+        lines = trail.read_text().splitlines()
+        assert sorted(lines) == sorted(f"j{i} {j}" for i in range(40) for j in range(5))
+    finally:
+        logs = _stop_all(procs, tmp_path)
+    # The joiner got partitions while the runs were under way (they take ~5 s each).
+    assert "partitions_assigned" in logs[2]
+    assert any("partitions_revoked" in log for log in logs[:2])

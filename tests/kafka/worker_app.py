@@ -28,3 +28,13 @@ async def flow(name: str) -> int:
         total += await work(name, i)
         await sleep(0.3)
     return total
+
+
+@workflow(durable=True, name="wa_long_flow")
+async def long_flow(name: str) -> int:
+    """About 5 s: long enough for a rebalance to happen in the middle of it."""
+    total = 0
+    for i in range(5):
+        total += await work(name, i)
+        await sleep(1.0)
+    return total
