@@ -39,8 +39,8 @@ exit codes:
   {ExitCode.NOT_FOUND}    not found: run, hook token, or the run's workflow (needs --app)
   {ExitCode.CONFLICT}    conflict: run locked by another executor, already finished, hook
        already received or expired
-  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C; for run, a second SIGINT/SIGTERM: the first
-       stops it gracefully and exits 0)
+  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C; for run and worker, a second SIGINT/SIGTERM:
+       the first stops it gracefully and exits 0)
 """
 
 _LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -172,19 +172,24 @@ due (hook payloads, cancellations, runs whose process died). The first SIGINT or
 stops it gracefully: no new work, active runs get --grace-period to finish their
 running steps and rest, exit 0. A second one stops it at once (exit 130); what was in flight is
 recovered by the next host, as after a crash. Status lines go to stderr."""
-    run.add_argument(
-        "--max-active", type=_positive, default=1000, metavar="N",
-        help="runs executing at once; more wait (default: 1000)",
-    )  # fmt: skip
-    run.add_argument(
-        "--grace-period", type=_positive_float, default=30.0, metavar="SECONDS",
-        help="on SIGINT/SIGTERM, how long running steps may go on (default: 30)",
-    )  # fmt: skip
+    _host_options(run)
     run.add_argument(
         "--poll-interval", type=_positive_float, default=1.0, metavar="SECONDS",
         help="how often the storage is read for runs other processes made due (default: 1)",
     )  # fmt: skip
-    run.add_argument(
+
+
+def _host_options(command: Any) -> None:
+    """What ``run`` and ``worker`` share: how many runs at once, the grace period, the loop."""
+    command.add_argument(
+        "--max-active", type=_positive, default=1000, metavar="N",
+        help="runs executing at once; more wait (default: 1000)",
+    )  # fmt: skip
+    command.add_argument(
+        "--grace-period", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long running steps may go on (default: 30)",
+    )  # fmt: skip
+    command.add_argument(
         "--loop", choices=("trio", "asyncio"), default="trio",
         help="the event loop the workflows run on (default: trio); asyncio if your steps "
         "use asyncio-only libraries",
@@ -204,22 +209,11 @@ commands (start, hook payloads, cancellations sent by a Client) and their timers
 worker's partitions move to the others after --session-timeout. The first SIGINT or
 SIGTERM stops it gracefully: running steps get --grace-period to finish and be recorded,
 its partitions go back to the group, exit 0; a second one stops it at once (exit 130)."""
-    worker.add_argument(
-        "--max-active", type=_positive, default=1000, metavar="N",
-        help="runs executing at once; more wait (default: 1000)",
-    )  # fmt: skip
+    _host_options(worker)
     worker.add_argument(
         "--session-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
         help="the consumer group's session timeout: a dead worker's runs move on after "
         "about this long (default: 10)",
-    )  # fmt: skip
-    worker.add_argument(
-        "--grace-period", type=_positive_float, default=30.0, metavar="SECONDS",
-        help="on SIGINT/SIGTERM, how long running steps may go on (default: 30)",
-    )  # fmt: skip
-    worker.add_argument(
-        "--loop", choices=("trio", "asyncio"), default="trio",
-        help="the event loop the workflows run on (default: trio)",
     )  # fmt: skip
 
 

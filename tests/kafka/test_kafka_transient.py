@@ -6,7 +6,6 @@ translation decides what the owner gets."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,34 +17,14 @@ from pyworkflow import (
     get_workflow_events,
     get_workflow_run,
     start,
-    step,
-    workflow,
 )
 from pyworkflow.testing import ManualClock
+from tests.flows import calls, three_parts
 
 from .conftest import MakeBackend
 
 pytestmark = pytest.mark.kafka
 
-calls: Counter[str] = Counter()
-
-
-@step(name="kafka_transient.part")
-async def part(name: str) -> str:
-    calls[name] += 1
-    return name.upper()
-
-
-@workflow(name="kafka_transient.three_parts", durable=True)
-async def three_parts() -> dict[str, list[str]]:
-    done: list[str] = []
-    seen: list[str] = []
-    for name in ("a", "b", "c"):
-        try:
-            done.append(await part(name))
-        except Exception as exc:  # a storage error must never land here
-            seen.append(repr(exc))
-    return {"done": done, "seen": seen}
 
 
 class FlakyProducer:

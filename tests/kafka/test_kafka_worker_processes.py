@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -44,20 +45,30 @@ def _worker(bootstrap: str, prefix: str, trail: Path) -> subprocess.Popen[str]:
         )  # fmt: skip
 
 
-@pytest.fixture
-def workers(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    trail = tmp_path / "trail"
-    trail.touch()
-    procs = [_worker(kafka_bootstrap, kafka_topic_prefix, trail) for _ in range(3)]
-    yield procs, trail
+def _stop_all(procs: list[subprocess.Popen[Any]]) -> None:
+    """SIGTERM (after SIGCONT) the workers still alive and wait for them."""
     for proc in procs:
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
             proc.send_signal(signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _logs(folder: Path, count: int) -> list[str]:
+    return [(folder / f"worker-{i}.log").read_text() for i in range(count)]
+
+
+@pytest.fixture
+def workers(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    trail = tmp_path / "trail"
+    trail.touch()
+    procs = [_worker(kafka_bootstrap, kafka_topic_prefix, trail) for _ in range(3)]
+    yield procs, trail
+    _stop_all(procs)
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])  # the workers are processes: one loop
@@ -122,31 +133,13 @@ async def test_a_stale_worker_woken_after_its_partitions_moved_corrupts_nothing(
         lines = trail.read_text().splitlines()
         assert set(lines) == {f"s{i} {j}" for i in range(30) for j in range(3)}
     finally:
-        for proc in (a, b):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-        for proc in (a, b):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_all([a, b])
 
 
 EXAMPLE = ROOT / "examples" / "actors" / "distributed"
 
 
-def _stop_all(procs: list[subprocess.Popen[str]], folder: Path) -> list[str]:
-    """SIGTERM the workers still alive, wait for them; their logs, in start order."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return [(folder / f"worker-{i}.log").read_text() for i in range(len(procs))]
+
 
 
 def _example_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -184,14 +177,7 @@ async def test_the_distributed_example_finishes_every_run_with_a_worker_killed(
         assert b"24/24 finished" in seen
         assert seen.count(b"approved by dana") == 6  # every 4th order was approved
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_all(workers)
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
@@ -215,7 +201,8 @@ async def test_a_worker_joining_takes_partitions_without_any_step_running_twice(
         lines = trail.read_text().splitlines()
         assert sorted(lines) == sorted(f"j{i} {j}" for i in range(40) for j in range(5))
     finally:
-        logs = _stop_all(procs, tmp_path)
+        _stop_all(procs)
+    logs = _logs(tmp_path, 3)
     # The joiner got partitions while the runs were under way (they take ~5 s each).
     assert "partitions_assigned" in logs[2]
     assert any("partitions_revoked" in log for log in logs[:2])

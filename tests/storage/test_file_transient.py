@@ -20,14 +20,13 @@ from pyworkflow import (
     get_workflow_events,
     get_workflow_run,
     start,
-    step,
-    workflow,
 )
 from pyworkflow._core._events import Event, StepCompleted, StepStarted
 from pyworkflow.storage import FileStorageBackend
 from pyworkflow.storage._errors import TRANSIENT_ERRNOS, storage_error_from_oserror
 from pyworkflow.storage._file import _store as _file_store
 from pyworkflow.testing import ManualClock
+from tests.flows import calls, three_parts
 
 from .helpers import History, raw, started
 
@@ -149,25 +148,6 @@ async def test_an_append_that_cannot_be_cut_off_is_permanent(
 
 
 # -- end to end: a durable run rides out a full disk --------------------------------------------
-calls: Counter[str] = Counter()
-
-
-@step(name="transient_e2e.part")
-async def part(name: str) -> str:
-    calls[name] += 1
-    return name.upper()
-
-
-@workflow(name="transient_e2e.three_parts", durable=True)
-async def three_parts() -> dict[str, list[str]]:
-    done: list[str] = []
-    seen: list[str] = []
-    for name in ("a", "b", "c"):
-        try:
-            done.append(await part(name))
-        except Exception as exc:  # a storage error must never land here
-            seen.append(repr(exc))
-    return {"done": done, "seen": seen}
 
 
 class DiskFullFor:
