@@ -9,7 +9,7 @@ import anyio
 
 from .._config import settings
 from .._core._replay import fold
-from .._exceptions import ConfigurationError, RunNotFoundError
+from .._exceptions import ConfigurationError, RunNotFoundError, TransientStorageError
 from .._execution._engine import Engine, new_run_id
 from .._execution._workflow import Workflow
 from ..storage._kafka._backend import KafkaStorageBackend
@@ -101,9 +101,12 @@ class Client:
         delay = _POLL_FIRST
         with anyio.fail_after(timeout):
             while True:
-                run = await self.storage.get_run(run_id)
-                if run is not None and run.status.is_finished:
-                    return await outcome_of(self.storage, run)
+                try:
+                    run = await self.storage.get_run(run_id)
+                    if run is not None and run.status.is_finished:
+                        return await outcome_of(self.storage, run)
+                except TransientStorageError:
+                    pass  # the broker is away for now: look again (within ``timeout``)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _POLL_MAX)
 

@@ -27,9 +27,10 @@ import msgspec
 from aiokafka.partitioner import murmur2
 from anyio.lowlevel import current_token
 
-from .._exceptions import ConfigurationError, WorkflowError
+from .._exceptions import ConfigurationError, TransientStorageError, WorkflowError
 from .._execution._clock import Clock
 from .._execution._engine import CancelRequest
+from .._execution._owner import Backoff
 from ..storage._kafka._backend import KafkaStorageBackend
 from ._bus import CommandBus, Delivery
 from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
@@ -80,6 +81,7 @@ class Worker(Supervisor):
             grace_period=grace_period,
         )
         self.session_timeout = float(session_timeout)
+        self._backoff = Backoff(initial=0.2, cap=5.0, attempts=None)
         self._owned: set[int] = set()
         settings = storage.settings
         self._bus = CommandBus(
@@ -112,10 +114,20 @@ class Worker(Supervisor):
         await self._bus.start()
         self.log.info("worker_started", group=self._bus.group, partitions=self._bus.partitions)
         try:
+            delays = self._backoff.delays()
             while True:
-                deliveries = await self._bus.receive(_RECEIVE_WAIT)
-                if deliveries:
-                    await self._bus.commit(await self._handle(deliveries))
+                try:
+                    deliveries = await self._bus.receive(_RECEIVE_WAIT)
+                    if deliveries:
+                        await self._bus.commit(await self._handle(deliveries))
+                except TransientStorageError as exc:
+                    # The broker is away (or the group moved on): commands not committed
+                    # come again, and executing one twice does nothing more.
+                    delay = next(delays)
+                    self.log.warning("commands_retry", delay=delay, error=str(exc))
+                    await anyio.sleep(delay)
+                    continue
+                delays = self._backoff.delays()
         finally:
             with anyio.CancelScope(shield=True):
                 self._engine.drain()
