@@ -60,7 +60,7 @@ from ._signals import DrainSignal, SuspendSignal
 from ._state_cache import StateCache
 from ._workflow import Workflow
 
-__all__ = ["CancelRequest", "Engine", "Inbox", "new_run_id"]
+__all__ = ["CancelRequest", "Engine", "Inbox", "encode_start", "new_run_id"]
 
 _WAKE_EVENTS = (HookReceived, CancellationRequested)
 _APPEND_RETRIES = 50
@@ -170,16 +170,7 @@ class Engine:
     ) -> tuple[str, bool]:
         """Record a durable run's start (as ``run_id`` if given); return its id and whether
         this call created it (False: the idempotency key names an existing run)."""
-        if not isinstance(wf, Workflow):
-            msg = f"start() needs a function decorated with @workflow, got {wf!r}"
-            raise ConfigurationError(msg)
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not idempotency_key
-        ):
-            msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
-            raise ConfigurationError(msg)
-        wf.codec.bind(wf.name, args, kwargs)
-        raw_args, raw_kwargs = wf.codec.encode_args(wf.name, args, kwargs)
+        raw_args, raw_kwargs = encode_start(wf, args, kwargs, idempotency_key)
         return await self.begin_as(
             run_id or new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
         )
@@ -487,6 +478,30 @@ class Engine:
                 return wf.codec.decode_result(state.result)
             return msgspec.json.decode(state.result)
         return None
+
+
+def encode_start(
+    wf: Workflow[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    idempotency_key: str | None,
+) -> tuple[msgspec.Raw, msgspec.Raw]:
+    """Check a start's arguments and encode them, before anything is written or sent.
+
+    Raises:
+        ConfigurationError: ``wf`` is not a workflow, or the key is not a non-empty string.
+        TypeError: the arguments don't fit the signature.
+        SerializationError: an argument can't be stored.
+    """
+    if not isinstance(wf, Workflow):
+        msg = f"start() needs a function decorated with @workflow, got {wf!r}"
+        raise ConfigurationError(msg)
+    key = idempotency_key
+    if key is not None and (not isinstance(key, str) or not key):
+        msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
+        raise ConfigurationError(msg)
+    wf.codec.bind(wf.name, args, kwargs)
+    return wf.codec.encode_args(wf.name, args, kwargs)
 
 
 class CancelRequest:

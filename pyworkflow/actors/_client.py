@@ -10,7 +10,7 @@ import anyio
 from .._config import settings
 from .._core._replay import fold
 from .._exceptions import ConfigurationError, RunNotFoundError, TransientStorageError
-from .._execution._engine import Engine, new_run_id
+from .._execution._engine import Engine, encode_start, new_run_id
 from .._execution._workflow import Workflow
 from ..storage._kafka._backend import KafkaStorageBackend
 from ._bus import CommandBus
@@ -72,16 +72,7 @@ class Client:
         (and started, if its own start never arrived).
         """
         self._check_open()
-        if not isinstance(workflow, Workflow):
-            msg = f"start() needs a function decorated with @workflow, got {workflow!r}"
-            raise ConfigurationError(msg)
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not idempotency_key
-        ):
-            msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
-            raise ConfigurationError(msg)
-        workflow.codec.bind(workflow.name, args, kwargs)
-        raw_args, raw_kwargs = workflow.codec.encode_args(workflow.name, args, kwargs)
+        raw_args, raw_kwargs = encode_start(workflow, args, kwargs, idempotency_key)
         run_id = new_run_id()
         if idempotency_key is not None:
             run_id = await self.storage.claim_idempotency_key(idempotency_key, run_id)
