@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +22,9 @@ from pyworkflow import (
     resume,
     resume_hook,
     start,
-    step,
-    workflow,
 )
 from pyworkflow.testing import ManualClock
+from tests.flows import after, calls, three_parts
 
 from ._child import quick
 from .conftest import MakeBackend
@@ -106,32 +104,16 @@ async def test_a_broker_restart_mid_run_loses_nothing(
     )
 
 
-outage_calls: Counter[str] = Counter()
 outage: dict[str, Any] = {}
 
 
-@step(name="kafka_outage.part")
-async def outage_part(name: str) -> str:
-    outage_calls[name] += 1
-    if name == "b":  # the broker dies as this step finishes; it is back a few seconds later
-        broker: LocalKafka = outage["broker"]
-        await anyio.to_thread.run_sync(broker.kill)
-        restart = threading.Thread(target=lambda: (time.sleep(3), broker.start()))
-        outage["restart"] = restart
-        restart.start()
-    return name.upper()
-
-
-@workflow(name="kafka_outage.three_parts", durable=True)
-async def outage_parts() -> dict[str, list[str]]:
-    done: list[str] = []
-    seen: list[str] = []
-    for name in ("a", "b", "c"):
-        try:
-            done.append(await outage_part(name))
-        except Exception as exc:  # a storage error must never land here
-            seen.append(repr(exc))
-    return {"done": done, "seen": seen}
+async def _kill_broker_for_3_s() -> None:
+    """The broker dies as part b finishes; it is back a few seconds later."""
+    broker: LocalKafka = outage["broker"]
+    await anyio.to_thread.run_sync(broker.kill)
+    restart = threading.Thread(target=lambda: (time.sleep(3), broker.start()))
+    outage["restart"] = restart
+    restart.start()
 
 
 async def test_a_broker_crash_mid_step_is_ridden_out(
@@ -147,13 +129,16 @@ async def test_a_broker_crash_mid_step_is_ridden_out(
     if kafka_broker is None:
         pytest.skip("killing needs the local broker (not an external or container one)")
     configure(clock=clock)
-    outage_calls.clear()
+    calls.clear()
+    after.clear()
+    after["b"] = _kill_broker_for_3_s
     outage.clear()
     outage["broker"] = kafka_broker
     storage = await make_backend(request_timeout=5)
     try:
-        run_id = await start(outage_parts, storage=storage)
+        run_id = await start(three_parts, storage=storage)
     finally:
+        after.clear()
         restart = outage.get("restart")
         if restart is not None:
             await anyio.to_thread.run_sync(restart.join)
@@ -162,7 +147,7 @@ async def test_a_broker_crash_mid_step_is_ridden_out(
     run = await get_workflow_run(run_id, storage=storage)
     assert run is not None and run.status is RunStatus.COMPLETED, run
     assert run.result == {"done": ["A", "B", "C"], "seen": []}
-    assert outage_calls == {"a": 1, "b": 1, "c": 1}
+    assert calls == {"a": 1, "b": 1, "c": 1}
     events = await get_workflow_events(run_id, storage=await make_backend())
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert [e.type.value for e in events].count("step_completed") == 3
