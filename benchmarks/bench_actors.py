@@ -1,8 +1,11 @@
 """The actor runtime (``pyworkflow.actors.Supervisor``): the three figures of issue 10.
 
 1. **Throughput**: 300 concurrent 3-step runs (``workload.three_steps``) through a
-   supervisor (``sup.start`` all of them in a task group, then ``sup.result`` of all of them
-   in a task group), against the same 300 runs through the inline runtime (300 concurrent
+   supervisor, driven three ways (``_sample_supervisor``): "batch" (one task starts them
+   one after the other, then awaits their results in order), "caller per run" (a task per
+   run starts it and awaits its result) and "2 tasks per run" (a task per run starts it,
+   then a task per run awaits its result), against the same 300 runs through the inline
+   runtime (300 concurrent
    ``pyworkflow.start(..., storage=...)`` in a task group, no supervisor) of this tree and of
    the commit before the rewrite (``--baseline-commit``, extracted with ``git archive`` into
    a temp folder and imported with ``PYTHONPATH``). Memory storage, and file storage with
@@ -62,6 +65,7 @@ LAG_RUNS = 1000
 LAG_SPREAD = 2.0
 STORAGES = ("memory", "file-always", "file-none")
 LOOPS = ("asyncio", "trio")
+SHAPES = ("batch", "caller", "tasks")  # how callers drive the supervisor: _sample_supervisor
 
 
 # -- shared helpers ---------------------------------------------------------------------------
@@ -122,7 +126,16 @@ async def settled(sup: Any) -> None:
 
 
 # -- worker: throughput ------------------------------------------------------------------------
-async def _sample_supervisor(storage: Any) -> float:
+async def _sample_supervisor(storage: Any, shape: str = "batch") -> float:
+    """One sample through a supervisor; ``shape`` is how the caller drives it:
+
+    * ``batch``: one task starts the runs one after the other (``sup.start`` returns once
+      the run is durably started), then awaits their results in order;
+    * ``caller``: a task per run (like the inline runtime's callers) starts it and awaits
+      its result;
+    * ``tasks``: a task per run starts it, then a task per run awaits its result.
+
+    Every shape has all the runs executing concurrently (``max_active=1000``)."""
     import anyio
     from workload import three_steps
 
@@ -137,14 +150,23 @@ async def _sample_supervisor(storage: Any) -> float:
     async def result_of(i: int) -> None:
         results[i] = await sup.result(ids[i])
 
+    async def start_and_wait(i: int) -> None:
+        await start_one(i)
+        await result_of(i)
+
     async with Supervisor(storage=storage, max_active=1000) as sup:
         t0 = time.perf_counter()
-        async with anyio.create_task_group() as tg:
+        if shape == "batch":
             for i in range(RUNS):
-                tg.start_soon(start_one, i)
-        async with anyio.create_task_group() as tg:
+                await start_one(i)
             for i in range(RUNS):
-                tg.start_soon(result_of, i)
+                await result_of(i)
+        else:
+            phases = [start_and_wait] if shape == "caller" else [start_one, result_of]
+            for phase in phases:
+                async with anyio.create_task_group() as tg:
+                    for i in range(RUNS):
+                        tg.start_soon(phase, i)
         elapsed = time.perf_counter() - t0
     if results != [i + STEPS_PER_RUN for i in range(RUNS)]:
         raise SystemExit(f"wrong results through the supervisor: {results[:5]}...")
@@ -181,12 +203,13 @@ def worker_throughput(
 
     import pyworkflow
 
-    sample = _sample_supervisor if runtime == "supervisor" else _sample_inline
-
     def one() -> float:
         with tempfile.TemporaryDirectory(prefix="bench_actors_", dir=folder) as tmp:
             storage = make_storage(storage_kind, Path(tmp))
-            return anyio.run(sample, storage, backend=loop)
+            if runtime == "inline":
+                return anyio.run(_sample_inline, storage, backend=loop)
+            shape = runtime.removeprefix("supervisor-")
+            return anyio.run(_sample_supervisor, storage, shape, backend=loop)
 
     one()  # warm-up: imports, caches, first-call costs
     times = [one() for _ in range(samples)]
@@ -374,7 +397,7 @@ def machine(folder: str) -> str:
 
 
 def throughput(args: argparse.Namespace, base: Path | None) -> None:
-    runtimes = [("supervisor", REPO), ("inline", REPO)]
+    runtimes = [(f"supervisor-{shape}", REPO) for shape in SHAPES] + [("inline", REPO)]
     if base is not None:
         runtimes.append(("inline-base", base))
     cells = [(r, s, lp, tree) for s in STORAGES for lp in LOOPS for r, tree in runtimes]
@@ -395,7 +418,9 @@ def throughput(args: argparse.Namespace, base: Path | None) -> None:
                 samples.setdefault((runtime, storage, loop), []).extend(res["samples"])
         print(f"  round {rnd + 1}/{args.rounds} done ({time.perf_counter() - t_start:.0f} s)")
     label = {
-        "supervisor": "supervisor (this tree)",
+        "supervisor-batch": "supervisor, batch",
+        "supervisor-caller": "supervisor, caller per run",
+        "supervisor-tasks": "supervisor, 2 tasks per run",
         "inline": "inline (this tree)",
         "inline-base": f"inline ({args.baseline_commit})",
     }

@@ -140,3 +140,48 @@ async def test_non_serializable_workflow_result_fails_the_run(
     run = await memory.get_run(run_id)
     assert run is not None and run.status.value == "failed"
     assert "SerializationError" in (run.error_type or "")
+
+
+# -- argument checks (Codec.bind): a fast path for plain positional calls ----------------------
+def _codec_of(fn: object) -> object:
+    from pyworkflow._core._codec import Codec
+
+    return Codec(fn)  # type: ignore[arg-type]
+
+
+async def _two_and_default(a: int, b: int, c: int = 3) -> int:
+    return a + b + c
+
+
+async def _keyword_only(a: int, *, b: int) -> int:
+    return a + b
+
+
+async def _star_args(*values: int) -> int:
+    return sum(values)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs", "ok"),
+    [
+        (_two_and_default, (1, 2), {}, True),
+        (_two_and_default, (1, 2, 3), {}, True),
+        (_two_and_default, (1,), {}, False),  # too few positional arguments
+        (_two_and_default, (1, 2, 3, 4), {}, False),  # too many
+        (_two_and_default, (1,), {"b": 2}, True),  # keywords: the full check
+        (_two_and_default, (1, 2), {"a": 1}, False),  # a given twice
+        (_keyword_only, (1,), {}, False),  # b is keyword-only and missing
+        (_keyword_only, (1,), {"b": 2}, True),
+        (_star_args, (), {}, True),
+        (_star_args, (1, 2, 3, 4, 5), {}, True),
+    ],
+)
+def test_argument_checks_agree_with_the_signature(
+    fn: object, args: tuple[int, ...], kwargs: dict[str, int], ok: bool
+) -> None:
+    codec: object = _codec_of(fn)
+    if ok:
+        codec.bind("wf", args, kwargs)  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(TypeError, match=r"bad arguments for wf\("):
+            codec.bind("wf", args, kwargs)  # type: ignore[attr-defined]

@@ -109,18 +109,33 @@ def param_types(fn: Callable[..., Any]) -> dict[str, Any]:
     return {name: _usable(hints.get(name, Any)) for name in inspect.signature(fn).parameters}
 
 
+def _positional_counts(signature: inspect.Signature) -> tuple[int, int] | None:
+    """(required, total) positional parameters of a signature that has nothing else (no
+    ``*args``, keyword-only or ``**kwargs`` parameter), else None."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = signature.parameters.values()
+    if any(p.kind not in kinds for p in params):
+        return None
+    required = sum(p.default is inspect.Parameter.empty for p in params)
+    return required, len(signature.parameters)
+
+
 class Codec:
     """Converts one callable's arguments and results to and from JSON."""
 
-    __slots__ = ("_params", "_return", "_signature")
+    __slots__ = ("_params", "_positional", "_return", "_signature")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self._signature = inspect.signature(fn)
         self._params = param_types(fn)
         self._return = return_type(fn)
+        self._positional = _positional_counts(self._signature)
 
     def bind(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Check that ``args``/``kwargs`` fit the signature, or raise a clear TypeError."""
+        counts = self._positional
+        if not kwargs and counts is not None and counts[0] <= len(args) <= counts[1]:
+            return  # positional arguments only, as many as the signature takes
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:

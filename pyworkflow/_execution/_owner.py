@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
@@ -51,8 +51,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, frozen=True)
-class Draft:
+class Draft(NamedTuple):
     """An event to append, before it gets its run id, sequence and timestamp."""
 
     cls: type[Any]
@@ -218,9 +217,10 @@ class RunOwner:
         self._queue.clear()
 
     async def _commit(self, batch: list[_Request]) -> None:
-        delays = self.backoff.delays()
+        delays: Iterator[float] | None = None  # made at the first failure
         attempts: list[list[Event]] = []  # each may yet land: an uncertain write lands late
         if self._stale:  # a leader was cancelled mid-commit: the log says what landed
+            delays = self.backoff.delays()
             await self._reload(self._acked, self._attempts, delays)
             self._stale = False
         self._attempts = attempts
@@ -233,8 +233,10 @@ class RunOwner:
             try:
                 await self.storage.append(self.run_id, events, expected_sequence=seq)
             except ConflictError:
+                delays = delays or self.backoff.delays()
                 await self._reload(seq, attempts, delays)
             except StorageError as exc:
+                delays = delays or self.backoff.delays()
                 await self._retry_later(exc, delays, "append")
                 await self._reload(seq, attempts, delays)
             else:
@@ -248,21 +250,22 @@ class RunOwner:
         events: list[Event] = []
         accepted: list[_Request] = []
         timestamp = self.clock.now()
+        state, run_id = self.state, self.run_id
         for request in batch:
             try:
-                drafts = request.derive(self.state)
+                drafts = request.derive(state)
             except Exception as exc:  # the requester's answer, e.g. CancellationError
                 request.finish(exc)
                 continue
-            for draft in drafts:
-                event = draft.cls(
-                    run_id=self.run_id,
-                    sequence=self.state.last_sequence + 1,
+            for cls, fields in drafts:
+                event = cls(
+                    run_id=run_id,
+                    sequence=state.last_sequence + 1,
                     timestamp=timestamp,
-                    **draft.fields,
+                    **fields,
                 )
                 try:
-                    self.state.apply(event)  # the fold validates what is about to be written
+                    state.apply(event)  # the fold validates what is about to be written
                 except CorruptRecordError as exc:  # an engine bug: write nothing, stop
                     msg = f"run {self.run_id!r}: refusing to write {event!r}: {exc}"
                     raise OwnerStopped(msg) from exc

@@ -134,28 +134,32 @@ class Step(Generic[P, R]):
             return self._replayed(cp)
         ids = {"step_id": f"{ctx.run_id}.{index}", "step_name": self.name, "checkpoint": index}
         shield = is_shielded()
+        owner = ctx.owner
         while True:  # a step's outcome returns or raises; only retries loop
-            ctx.check_cancelled(shield=shield)
+            state = owner.state
+            ctx.check_cancelled(state, shield=shield)
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run
-            if ctx.owner.draining:
+            if owner.draining:
                 raise DrainSignal  # the host shuts down: no new step starts
-            cp = ctx.state.checkpoints.get(index)
+            cp = state.checkpoints.get(index)
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)
             attempt = (cp.attempts if cp else 0) + 1
+            fields = {**ids, "attempt": attempt}
             # In flight from the moment it asks to start until its outcome is queued: a
             # suspension in another branch waits for it, so no started step is orphaned.
             ctx.step_started()
             try:
-                await ctx.ask(_start(ctx, index, attempt, {**ids, "attempt": attempt}, shield))
+                await ctx.ask(_start(ctx, index, attempt, fields, shield))
                 try:
                     value = await self._attempt(args, kwargs)
                     raw = self.codec.encode_result(value, what=self._what_result)
                 except Exception as exc:
                     await self._record_failure(ctx, ids, attempt, exc)
                 else:
-                    await ctx.record(_completed(index, {**ids, "attempt": attempt, "result": raw}))
+                    fields["result"] = raw  # the start's request has made its event
+                    await ctx.record(_completed(index, fields))
                     ctx.log.debug("step_completed", step=self.name, attempt=attempt)
                     return self.codec.decode_result(raw)  # type: ignore[no-any-return]
             finally:

@@ -67,8 +67,9 @@ class RunActor:
         self.run_id = run_id
         self.fresh = fresh
         """Its first activation starts a run that was just recorded (not a recovery)."""
-        self.rested = anyio.Event()
-        """Set when the task ended: the run is suspended, finished, or owned elsewhere."""
+        self.has_rested = False
+        """The task ended: the run is suspended, finished, or owned elsewhere."""
+        self._rested: anyio.Event | None = None  # made when someone waits (rarely)
         self.state: RunState | None = None
         """The run's state as its last activation left it."""
         self.error: BaseException | None = None
@@ -76,6 +77,18 @@ class RunActor:
         self.result: Any = None
         self._mailbox: deque[tuple[Derive, Answer]] = deque()
         self._owner: RunOwner | None = None
+
+    async def rested(self) -> None:
+        """Wait until the task has ended."""
+        if not self.has_rested:
+            self._rested = self._rested or anyio.Event()
+            await self._rested.wait()
+
+    def rest(self) -> None:
+        """The task ends: wake whoever waits in :meth:`rested`."""
+        self.has_rested = True
+        if self._rested is not None:
+            self._rested.set()
 
     def post(self, command: Command) -> None:
         self.push((command.derive, command.answer))

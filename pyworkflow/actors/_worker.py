@@ -215,4 +215,4 @@ class Worker(Supervisor):
         leaving = [a for run_id, a in self._actors.items() if not self._owns(run_id)]
         with anyio.move_on_after(self.session_timeout / 2):
             for actor in leaving:
-                await actor.rested.wait()
+                await actor.rested()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from .._exceptions import RunLockedError
 
@@ -18,15 +17,49 @@ class HeldRuns:
         self._mutex = threading.Lock()
         self._held: set[str] = set()
 
-    @contextmanager
-    def hold(self, run_id: str) -> Iterator[None]:
-        """Hold ``run_id`` for the block, or raise RunLockedError if it is held already."""
+    def hold(self, run_id: str) -> _Hold:
+        """Hold ``run_id`` for a ``with`` (or ``async with``) block, or raise RunLockedError
+        on entering it if it is held already."""
+        return _Hold(self, run_id)
+
+    def _take(self, run_id: str) -> None:
         with self._mutex:
             if run_id in self._held:
                 raise RunLockedError(run_id)
             self._held.add(run_id)
-        try:
-            yield
-        finally:
-            with self._mutex:
-                self._held.discard(run_id)
+
+    def _release(self, run_id: str) -> None:
+        with self._mutex:
+            self._held.discard(run_id)
+
+
+class _Hold:
+    """One hold of a run id (a plain class: entering it is on every activation's path)."""
+
+    __slots__ = ("_held", "_run_id")
+
+    def __init__(self, held: HeldRuns, run_id: str) -> None:
+        self._held = held
+        self._run_id = run_id
+
+    def __enter__(self) -> None:
+        self._held._take(self._run_id)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._held._release(self._run_id)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

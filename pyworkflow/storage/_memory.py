@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from .._core._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
@@ -136,10 +136,8 @@ class InMemoryStorageBackend:
         with self._mutex:
             return self._keys.setdefault(key, run_id)
 
-    @asynccontextmanager
-    async def lock_run(self, run_id: str) -> AsyncIterator[None]:
-        with self._held.hold(run_id):
-            yield
+    def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
+        return self._held.hold(run_id)
 
     async def aclose(self) -> None:
         return None

@@ -10,6 +10,7 @@ import errno
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -146,9 +147,70 @@ def read_bytes(path: str) -> bytes | None:
 
 
 def fsync_dir(path: str) -> None:
-    """fsync a folder, making the names created or replaced in it durable."""
+    """fsync a folder, making the names created or replaced in it durable.
+
+    Callers on several threads share fsyncs (a group commit): a call returns at once when
+    an fsync of the same folder that began after the call did has ended, and waits for one
+    that is under way instead of starting its own. Concurrent appends that each made a
+    name in one folder (a log, a record file, a due entry) then pay one fsync between them.
+    """
+    _DIR_SYNCS.sync(path)
+
+
+def _fsync_dir_now(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _DirSyncs:
+    """Group commit of folder fsyncs, per folder, across the threads of this process.
+
+    Invariant: a caller returns only after an fsync of its folder that *began* after the
+    caller registered (``asked``) ended well: ``synced`` is the highest ticket covered by a
+    finished fsync. Counters of a folder that no caller uses any more are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._asked: dict[str, int] = {}
+        self._synced: dict[str, int] = {}
+        self._busy: set[str] = set()
+        self._users: dict[str, int] = {}
+
+    def sync(self, path: str) -> None:
+        with self._cond:
+            ticket = self._asked[path] = self._asked.get(path, 0) + 1
+            self._users[path] = self._users.get(path, 0) + 1
+        try:
+            self._sync(path, ticket)
+        finally:
+            with self._cond:
+                self._users[path] -= 1
+                if not self._users[path]:
+                    del self._users[path], self._asked[path]
+                    self._synced.pop(path, None)
+
+    def _sync(self, path: str, ticket: int) -> None:
+        with self._cond:
+            while path in self._busy:
+                self._cond.wait()
+            if self._synced.get(path, 0) >= ticket:
+                return  # an fsync that began after we asked has ended
+            self._busy.add(path)
+            covers = self._asked[path]
+        done = False
+        try:
+            _fsync_dir_now(path)
+            done = True
+        finally:
+            with self._cond:
+                self._busy.discard(path)
+                if done:
+                    self._synced[path] = max(self._synced.get(path, 0), covers)
+                self._cond.notify_all()
+
+
+_DIR_SYNCS = _DirSyncs()
