@@ -28,7 +28,8 @@
    lower bound for "one live task per run".
 
 Run: python benchmarks/bench_actors.py [--quick] [--rounds R] [--samples S] [--dir PATH]
-         [--only throughput,lag,rss] [--lag-spread SECONDS] [--rss-runs N]
+         [--only throughput,lag,rss] [--storages memory,file-always,file-none]
+         [--lag-spread SECONDS] [--rss-runs N]
          [--rss-durability none|batch|always] [--baseline-commit REV | --baseline-tree DIR |
          --no-baseline]
 
@@ -400,7 +401,8 @@ def throughput(args: argparse.Namespace, base: Path | None) -> None:
     runtimes = [(f"supervisor-{shape}", REPO) for shape in SHAPES] + [("inline", REPO)]
     if base is not None:
         runtimes.append(("inline-base", base))
-    cells = [(r, s, lp, tree) for s in STORAGES for lp in LOOPS for r, tree in runtimes]
+    storages = [s for s in STORAGES if s in args.storages.split(",")]
+    cells = [(r, s, lp, tree) for s in storages for lp in LOOPS for r, tree in runtimes]
     samples: dict[tuple[str, str, str], list[float]] = {}
     t_start = time.perf_counter()
     for rnd in range(args.rounds):
@@ -435,7 +437,7 @@ def throughput(args: argparse.Namespace, base: Path | None) -> None:
     )
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
-    for storage in STORAGES:
+    for storage in storages:
         for loop in LOOPS:
             base_med = None
             if base is not None:
@@ -564,6 +566,7 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where storage folders go")
     parser.add_argument("--lag-spread", type=float, default=LAG_SPREAD, help="seconds")
     parser.add_argument("--only", default="throughput,lag,rss")
+    parser.add_argument("--storages", default=",".join(STORAGES), help="throughput cells")
     parser.add_argument("--rss-runs", type=int, default=0, help="override the RSS run count")
     parser.add_argument("--rss-durability", default="none", choices=("always", "batch", "none"))
     parser.add_argument("--baseline-commit", default="04f6b73")

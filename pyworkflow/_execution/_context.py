@@ -144,8 +144,9 @@ class RunContext:
     # -- asking the owner ---------------------------------------------------------------
     async def ask(self, derive: Derive) -> None:
         """Have the owner write what ``derive`` returns (after this execution's prelude)."""
-        self.raise_if_fatal()
-        await self.owner.ask(self._with_prelude(derive))
+        if self.fatal is not None:
+            raise self.fatal
+        await self.owner.ask(derive if self._prelude is None else self._with_prelude(derive))
 
     async def record(self, derive: Derive) -> None:
         """Record a step's outcome (called while the step still counts as in flight).
@@ -154,7 +155,7 @@ class RunContext:
         else is ready, so that it is never held back while a sibling still runs. Else it
         is queued and rides with the run's next request: on the sequential path the next
         step's start (one write per step), at the latest the run's rest or end."""
-        self.owner.submit(self._with_prelude(derive))
+        self.owner.submit(derive if self._prelude is None else self._with_prelude(derive))
         if self._inflight > 1:
             await self.owner.flush()
 

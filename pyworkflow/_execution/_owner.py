@@ -189,7 +189,21 @@ class RunOwner:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                await self._commit(batch)
+                if self._stale:  # a leader was cancelled mid-commit: the log says what landed
+                    await self._reload(self._acked, self._attempts, self.backoff.delays())
+                    self._stale = False
+                # The commit, inline (it is every step's path): derive, validate, append.
+                seq = self.state.last_sequence
+                events, accepted = self._derive(batch)
+                if events:
+                    self._attempts = [events]
+                    try:
+                        await self.storage.append(self.run_id, events, expected_sequence=seq)
+                    except (ConflictError, StorageError) as exc:
+                        await self._recommit(accepted, seq, exc)
+                self._acked = self.state.last_sequence
+                for request in accepted:
+                    request.finish()
                 batch = []
         except Exception as exc:
             self._stop(exc)
@@ -216,35 +230,30 @@ class RunOwner:
             request.finish(OwnerStoppedSignal())
         self._queue.clear()
 
-    async def _commit(self, batch: list[_Request]) -> None:
-        delays: Iterator[float] | None = None  # made at the first failure
-        attempts: list[list[Event]] = []  # each may yet land: an uncertain write lands late
-        if self._stale:  # a leader was cancelled mid-commit: the log says what landed
-            delays = self.backoff.delays()
-            await self._reload(self._acked, self._attempts, delays)
-            self._stale = False
-        self._attempts = attempts
+    async def _recommit(
+        self, batch: list[_Request], seq: int, error: ConflictError | StorageError
+    ) -> None:
+        """After a failed append of ``batch``'s events (after ``seq``): fold the log again,
+        derive again against what it now holds, append again, until one lands. Leaves in
+        ``batch`` the requests still to answer (a derive may answer one with its error)."""
+        delays = self.backoff.delays()
+        attempts = self._attempts  # each may yet land: an uncertain write lands late
         while True:
+            if not isinstance(error, ConflictError):
+                await self._retry_later(error, delays, "append")
+            await self._reload(seq, attempts, delays)
             seq = self.state.last_sequence
             events, accepted = self._derive(batch)
+            batch[:] = accepted
             if not events:
-                break
+                return
             attempts.append(events)
             try:
                 await self.storage.append(self.run_id, events, expected_sequence=seq)
-            except ConflictError:
-                delays = delays or self.backoff.delays()
-                await self._reload(seq, attempts, delays)
-            except StorageError as exc:
-                delays = delays or self.backoff.delays()
-                await self._retry_later(exc, delays, "append")
-                await self._reload(seq, attempts, delays)
+            except (ConflictError, StorageError) as exc:
+                error = exc
             else:
-                break
-            batch = accepted  # derive again, against what the log now holds
-        self._acked = self.state.last_sequence
-        for request in accepted:
-            request.finish()
+                return
 
     def _derive(self, batch: list[_Request]) -> tuple[list[Event], list[_Request]]:
         events: list[Event] = []

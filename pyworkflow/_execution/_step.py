@@ -132,7 +132,7 @@ class Step(Generic[P, R]):
     ) -> R:
         if cp is not None and cp.resolved:  # replay: the hot path of a resume
             return self._replayed(cp)
-        ids = {"step_id": f"{ctx.run_id}.{index}", "step_name": self.name, "checkpoint": index}
+        step_id = f"{ctx.run_id}.{index}"
         shield = is_shielded()
         owner = ctx.owner
         while True:  # a step's outcome returns or raises; only retries loop
@@ -146,7 +146,12 @@ class Step(Generic[P, R]):
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)
             attempt = (cp.attempts if cp else 0) + 1
-            fields = {**ids, "attempt": attempt}
+            fields = {
+                "step_id": step_id,
+                "step_name": self.name,
+                "checkpoint": index,
+                "attempt": attempt,
+            }
             # In flight from the moment it asks to start until its outcome is queued: a
             # suspension in another branch waits for it, so no started step is orphaned.
             ctx.step_started()
@@ -156,7 +161,7 @@ class Step(Generic[P, R]):
                     value = await self._attempt(args, kwargs)
                     raw = self.codec.encode_result(value, what=self._what_result)
                 except Exception as exc:
-                    await self._record_failure(ctx, ids, attempt, exc)
+                    await self._record_failure(ctx, fields, attempt, exc)
                 else:
                     fields["result"] = raw  # the start's request has made its event
                     await ctx.record(_completed(index, fields))
