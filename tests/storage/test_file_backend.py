@@ -90,7 +90,7 @@ async def test_base_path_positional_keyword_or_pathlike(tmp_path: Path) -> None:
         assert not backend.base_path.exists()  # nothing until first use
         h = History()
         await backend.append(h.run_id, [started(h)], expected_sequence=0)
-        assert (backend.base_path / "runs" / f"{h.run_id}.json").is_file()
+        assert (backend.base_path / "events" / f"{h.run_id}.jsonl").is_file()
     assert repr(FileStorageBackend(tmp_path / "c")).startswith("FileStorageBackend(")
 
 
@@ -331,7 +331,7 @@ async def test_a_corrupt_run_record_is_a_clear_error_for_that_run_only(
     record.unlink()  # what the message says to do
     rebuilt = await fresh.get_run(bad.run_id)
     assert rebuilt == project(None, bad.events).run
-    assert run_file(tmp_path, bad.run_id) == rebuilt  # written again, up to date
+    assert not record.exists()  # a running run's file comes at its next flush point
     assert {r.run_id for r in await fresh.list_runs()} == {good.run_id, bad.run_id}
 
 
@@ -363,7 +363,7 @@ async def test_a_failed_record_write_keeps_the_append(
     monkeypatch.setattr(_file_store, "write_atomic", fail_runs)
     suspended = h.add(WorkflowSuspended, reason="sleep")  # a flush point
     await backend.append(h.run_id, [suspended], expected_sequence=5)  # committed: no error
-    assert run_file(tmp_path, h.run_id).last_sequence == 1
+    assert not (tmp_path / "runs" / f"{h.run_id}.json").exists()  # the first flush failed
     monkeypatch.undo()
 
     assert await backend.read(h.run_id) == h.events
@@ -548,8 +548,10 @@ async def test_list_runs_sees_changes_made_by_another_instance(tmp_path: Path) -
         h.run_id: RunStatus.COMPLETED,
         other.run_id: RunStatus.RUNNING,
     }
-    # Runs are found by their logs: a missing run file only means it is rebuilt.
-    (tmp_path / "runs" / f"{other.run_id}.json").unlink()
+    # Runs are found by their logs: a running run has no run file before its first flush
+    # point, and a missing one only means it is rebuilt.
+    assert not (tmp_path / "runs" / f"{other.run_id}.json").exists()
+    (tmp_path / "runs" / f"{h.run_id}.json").unlink()
     assert {r.run_id for r in await FileStorageBackend(tmp_path).list_runs()} == {
         h.run_id,
         other.run_id,
@@ -578,7 +580,7 @@ async def test_record_files_are_fsynced_unless_durability_is_none(
     hook_id = new_hook_id()
     created = h.add(HookCreated, hook_id=hook_id, hook_name="x", checkpoint=3, token="t")
     await backend.append(h.run_id, [created], expected_sequence=5)
-    assert written == [(f"{h.run_id}.json", synced), (f"{hook_id}.json", synced)]
+    assert written == [(f"{hook_id}.json", synced)]  # no run file before the first flush point
 
     written.clear()
     suspended = h.add(WorkflowSuspended, reason="hook")

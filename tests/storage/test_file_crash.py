@@ -136,10 +136,10 @@ def test_a_killed_run_resumes_elsewhere_and_completed_steps_never_rerun(lab: Lab
 
     run_id = lab.run_id()
     assert lab.run(run_id).status is RunStatus.RUNNING  # as the dead process left it
-    # Its record files stop at the last flush point (workflow_started); reads see the log.
+    # It died before its first flush point: no record file at all; reads see the log.
     died = project(None, lab.events(run_id))
     assert lab.run(run_id) == died.run and died.run.step_count == 1
-    assert lab.stored_run(run_id).last_sequence == 1
+    assert not (lab.base / "runs" / f"{run_id}.json").exists()
     assert lab.steps(run_id) == died.steps  # one completed, one started, none in steps/
     assert not any((lab.base / "steps").iterdir())
     lab.block.unlink()

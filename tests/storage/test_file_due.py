@@ -300,3 +300,29 @@ async def test_two_instances_moving_runs_through_one_minute(tmp_path: Path) -> N
 
     assert await FileStorageBackend(tmp_path).due_runs(FAR) == sorted(keep)
     assert len(keep) == 20
+
+
+async def test_the_folder_of_the_minute_under_way_stays_for_the_next_runs(tmp_path: Path) -> None:
+    """Short runs, each due at its start while it runs, don't remove and make their minute
+    folder again run after run; a folder of a past minute goes with its last entry, and a
+    reader removes the empty folder of the minute under way."""
+    from datetime import UTC
+
+    backend = FileStorageBackend(tmp_path, durability="none")
+    # Stamps of a minute to come stand for the minute under way (a real one may end
+    # between two lines of this test).
+    now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=10)
+    past = now - timedelta(minutes=20)
+    for start in (now, past):
+        h = History(start=start)
+        await append_all(backend, [started(h), h.add(WorkflowCompleted, result=raw(1))])
+    stamp = now.strftime("%Y%m%d/%H%M")
+    assert due_files(tmp_path) == [".built", stamp[:8], stamp]  # past minute's folder gone
+    with spying(pytest.MonkeyPatch()) as spy:
+        h = History(start=now)
+        await append_all(backend, [started(h), h.add(WorkflowCompleted, result=raw(2))])
+    assert spy.paths("mkdir", "rmdir") == []  # the folder was there, and it stays
+    assert await backend.due_runs(now + timedelta(minutes=2)) == []
+    assert due_files(tmp_path) == [".built", stamp[:8]]  # the reader removed the minute's
+    assert await backend.due_runs(now + timedelta(minutes=2)) == []
+    assert due_files(tmp_path) == [".built"]  # and, at its next look, the day's

@@ -77,7 +77,8 @@ async def test_only_flush_points_write_record_files(
     backend = FileStorageBackend(tmp_path, durability="none")
     h = History()
     await append_all(backend, [started(h)])
-    assert replaced == [f"runs/{h.run_id}.json"]  # listable at once
+    assert replaced == []  # listable at once by its log; no run file before a flush point
+    assert [r.run_id for r in await backend.list_runs()] == [h.run_id]
 
     replaced.clear()
     await append_all(backend, add_steps(h, 1, 20))
@@ -158,7 +159,7 @@ async def test_a_log_ahead_of_its_records_after_a_crash_reads_exactly(tmp_path: 
     for step_id, step in expected.steps.items():
         assert await fresh.get_step(step_id) == step
     assert list(await FileStorageBackend(tmp_path).list_runs()) == [expected.run]
-    assert run_file(tmp_path, h.run_id).last_sequence == 1  # reading wrote nothing
+    assert names(tmp_path / "runs") == []  # reading wrote nothing
     assert names(tmp_path / "steps") == []
 
     await append_all(fresh, [h.add(WorkflowSuspended, reason="sleep")])
@@ -185,8 +186,9 @@ async def test_a_flush_point_lost_in_a_crash_is_repaired_by_the_next_read(tmp_pa
 
 
 async def test_a_run_whose_run_file_was_never_written_is_listed(tmp_path: Path) -> None:
-    """A crash between the first log line and the run file: the run exists (its log says
-    so), so it is listed and read; its run file is written by the first read."""
+    """A run before its first flush point has no run file (and one whose process died
+    then never gets one by itself): it exists (its log says so), so it is listed and read;
+    reads write nothing, the run's next flush point writes its run file."""
     backend = FileStorageBackend(tmp_path)
     listed, h = History(), History()
     await append_all(backend, [started(listed)])
@@ -197,7 +199,10 @@ async def test_a_run_whose_run_file_was_never_written_is_listed(tmp_path: Path) 
     assert {r.run_id for r in page} == {listed.run_id, h.run_id}
     assert not (tmp_path / "runs" / f"{h.run_id}.json").exists()  # listing writes nothing
     assert await FileStorageBackend(tmp_path).get_run(h.run_id) == project(None, [first]).run
-    assert run_file(tmp_path, h.run_id) == project(None, [first]).run
+    assert not (tmp_path / "runs" / f"{h.run_id}.json").exists()
+    done = h.add(WorkflowCompleted, result=raw("ok"))
+    await FileStorageBackend(tmp_path).append(h.run_id, [done], expected_sequence=1)
+    assert run_file(tmp_path, h.run_id) == project(None, [first, done]).run
 
 
 async def test_a_run_file_that_does_not_fit_its_log_is_not_trusted(tmp_path: Path) -> None:
@@ -269,3 +274,26 @@ async def test_garbage_lines_that_join_into_an_event_are_still_skipped(tmp_path:
         f.write(line[:cut] + b"\n" + line[cut + 1 :] + b"\n")
 
     assert await FileStorageBackend(tmp_path).read(h.run_id) == h.events
+
+
+async def test_a_run_before_its_first_flush_point_reads_quietly_from_other_instances(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No run file yet is a running run's normal state: another instance (another process)
+    reads it from the log without calling it rebuilt and without writing anything; past a
+    flush point, a missing run file is still repaired by the next read."""
+    writer = FileStorageBackend(tmp_path, durability="none")
+    h = History()
+    await append_all(writer, [started(h), *add_steps(h, 1, 2)])
+    expected = project(None, h.events)
+    reader = FileStorageBackend(tmp_path, durability="none")
+    assert await reader.get_run(h.run_id) == expected.run
+    assert await reader.get_step(h.step_id(1)) == expected.steps[h.step_id(1)]
+    assert names(tmp_path / "runs") == [] and names(tmp_path / "steps") == []
+    assert "rebuilt" not in capsys.readouterr().err
+
+    await append_all(writer, [h.add(WorkflowSuspended, reason="sleep")])  # a flush point
+    (tmp_path / "runs" / f"{h.run_id}.json").unlink()  # lost
+    assert await FileStorageBackend(tmp_path).get_run(h.run_id) == project(None, h.events).run
+    assert "run_records_rebuilt" in capsys.readouterr().err
+    assert run_file(tmp_path, h.run_id) == project(None, h.events).run  # repaired

@@ -8,9 +8,12 @@ Design (see ``_file_paths.Layout`` for the folders):
   that ``write`` and an in-memory fold (``project()``) of its events: O(appended bytes).
 * **Record files are caches of the log's projection, written at flush points** (in
   ``_file_store``): when an event changes the run's status or cancellation flag
-  (``workflow_started``, ``_suspended``, ``_resumed``, ``_completed``, ``_failed``,
-  ``_cancelled``, ``cancellation_requested``) all of the run's changed step and hook records
-  are written, then ``runs/{run_id}.json``; a hook event writes that hook's file at once
+  (``workflow_suspended``, ``_resumed``, ``_completed``, ``_failed``, ``_cancelled``,
+  ``cancellation_requested``) all of the run's changed step and hook records are written,
+  then ``runs/{run_id}.json``. Not at ``workflow_started``: a run that has not reached its
+  first flush point has no run file (readers fold its log, short until then), which spares
+  every run one file write, and a run that starts and ends in one go writes its files once.
+  A hook event writes that hook's file at once
   (``get_hook`` finds a hook by its id); and a run whose log grew ``FLUSH_BYTES`` (64 KiB)
   past its run file is flushed too. So a step's file is written once, with its state at
   the next flush point, not twice per step; while a run is suspended or finished every

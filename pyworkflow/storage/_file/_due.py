@@ -31,10 +31,11 @@ it and I2 gives the run its entry back. With ``"none"`` nothing is fsynced and a
 may be lost while its log line survives: delete ``.due/.built``, and a backend opened after
 that indexes every run again at its first ``due_runs``.
 
-Folders: a writer or reader that empties a minute (or day) folder removes it (``rmdir``
-fails on a folder that isn't empty, so no entry is lost); a writer that finds its folder
-gone makes it again. A storage folder made by a version without the index (``.due/`` or
-``.built`` missing) is indexed once, by the first ``due_runs``, from every log in ``events/``.
+Folders: a reader that finds a minute (or day) folder empty removes it, and so does a
+writer that empties the folder of a minute already past (``rmdir`` fails on a folder that
+isn't empty, so no entry is lost); a writer that finds its folder gone makes it again.
+A storage folder made by a version without the index (``.due/`` or ``.built`` missing) is
+indexed once, by the first ``due_runs``, from every log in ``events/``.
 """
 
 from __future__ import annotations
@@ -160,12 +161,17 @@ class DueFolder:
         raise FileNotFoundError(errno.ENOENT, "due index folder keeps vanishing", minute)
 
     def remove(self, due: datetime, run_id: str) -> None:
-        """Remove the entry if it is there, and its minute and day folders if now empty."""
+        """Remove the entry if it is there, and its minute and day folders if now empty and
+        past: the folder of the minute under way is left to the next run's entry (a run is
+        due at its start while it runs: removing and making that folder again for every
+        short run costs two more metadata writes a run); ``scan`` removes it later."""
         day, minute, path = self.paths(due, run_id)
         try:
             os.unlink(path)
         except FileNotFoundError:
             return
+        if _stamp(due)[:13] >= _stamp(datetime.now(UTC))[:13]:
+            return  # this minute, or one to come
         if _rmdir(minute):
             _rmdir(day)
 

@@ -30,6 +30,7 @@ from ..._core._events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowStarted,
     WorkflowSuspended,
 )
 from ..._core._projection import DUE_EVENTS, Projection, due_at, project
@@ -251,15 +252,16 @@ class FileStore:
         """Which record files the append of ``events`` (ending the log at ``end``) writes.
 
         All of the run's changed records and its run file at a flush point: an event that
-        changes the run's status or cancellation flag, a log grown ``FLUSH_BYTES`` past the
-        run file, or an ``overdue`` run. Otherwise only the hook files the events touch
+        changes the run's status or cancellation flag (not its start: a new run has no run
+        file until its first flush point), a log grown ``FLUSH_BYTES`` past the run file, or
+        an ``overdue`` run. Otherwise only the hook files the events touch
         (``get_hook`` finds a hook by its id alone) and the files of steps whose id does
         not name this run (a reader could not find their run).
         """
+        flushed = live.flushed if live is not None else 0
         full = (
-            live is None
-            or live.overdue
-            or end - live.flushed >= FLUSH_BYTES
+            (live.overdue if live is not None else not isinstance(events[0], WorkflowStarted))
+            or end - flushed >= FLUSH_BYTES
             or any(isinstance(event, RUN_FLUSH) for event in events)
         )
         if full:

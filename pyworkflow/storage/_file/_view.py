@@ -53,7 +53,6 @@ from ..._core._events import (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowResumed,
-    WorkflowStarted,
     WorkflowSuspended,
 )
 from ..._core._projection import Projection, project
@@ -67,7 +66,6 @@ from ._records import HOOK, STEP, Lru, load_record, load_run
 __all__ = ["FLUSH_BYTES", "INLINE_READ", "RUN_FLUSH", "Live", "View"]
 
 RUN_FLUSH = (
-    WorkflowStarted,
     WorkflowSuspended,
     WorkflowResumed,
     WorkflowCompleted,
@@ -75,7 +73,10 @@ RUN_FLUSH = (
     WorkflowCancelled,
     CancellationRequested,
 )
-"""Events that change a run's status or cancellation flag: they flush all of its records."""
+"""Events that change a run's status or cancellation flag: they flush all of its records.
+Not ``workflow_started``: a run has no run file until its first flush point (its suspension
+or end, or ``FLUSH_BYTES`` of log), which spares each short run a file write; readers fold
+its log, which is short until then (``View.rebuild`` with ``expected=True``)."""
 HOOK_EVENTS = (HookCreated, HookReceived, HookExpired)
 STEP_EVENTS = (StepStarted, StepCompleted, StepFailed, StepRetrying)
 FLUSH_BYTES = 64 * 1024
@@ -145,9 +146,20 @@ class View:
         return fresh
 
     def rebuild(
-        self, run_id: str, fd: int, mark: LogMark, *, inline: bool, lost_tail: bool = False
+        self,
+        run_id: str,
+        fd: int,
+        mark: LogMark,
+        *,
+        inline: bool,
+        lost_tail: bool = False,
+        expected: bool = False,
     ) -> Live | None:
-        """Fold the whole log again, ignoring the record files; the run is ``overdue``."""
+        """Fold the whole log again, ignoring the record files; the run is ``overdue``.
+
+        ``expected``: the run has no run file, which is its normal state until its first
+        flush point; if the log has not passed one, the run is not overdue (and nothing is
+        reported)."""
         if inline and mark.end > INLINE_READ:
             raise Offload
         scan = read_log(fd, run_id, start=0, size=mark.end, after=0, base=0)
@@ -155,9 +167,11 @@ class View:
         if not scan.events:
             return None
         change = project(None, scan.events)
-        live = Live(mark, change.run, change.steps, change.hooks, 0, True, lost_tail)
+        overdue = not (expected and not _passed_flush_point(scan.events, mark.end))
+        live = Live(mark, change.run, change.steps, change.hooks, 0, overdue, lost_tail)
         self._lives.put(run_id, live)
-        self.log.warning("run_records_rebuilt", run_id=run_id, events=len(scan.events))
+        if overdue:
+            self.log.warning("run_records_rebuilt", run_id=run_id, events=len(scan.events))
         return live
 
     def commit(self, run_id: str, live: Live | None, change: Projection, mark: LogMark) -> Live:
@@ -240,8 +254,10 @@ class View:
         self, run_id: str, fd: int, mark: LogMark, *, strict: bool, inline: bool
     ) -> Live | None:
         """A Live from the run file and the log after its ``log_end``, or from the whole log."""
+        missing = False  # no run file at all (not a corrupt one)
         try:
             stored = load_run(self.layout.run(run_id))
+            missing = stored is None
         except CorruptRecordError as exc:
             if strict:
                 raise
@@ -254,7 +270,7 @@ class View:
                 return live
             run, log_end = stored
             lost_tail = run.last_sequence > mark.last_sequence or log_end > mark.end
-        return self.rebuild(run_id, fd, mark, inline=inline, lost_tail=lost_tail)
+        return self.rebuild(run_id, fd, mark, inline=inline, lost_tail=lost_tail, expected=missing)
 
     def _from_file(
         self, run_id: str, fd: int, mark: LogMark, run: WorkflowRun, log_end: int, *, inline: bool
@@ -288,3 +304,9 @@ class View:
             isinstance(event, RUN_FLUSH) for event in scan.events
         )
         return Live(mark, change.run, change.steps, change.hooks, log_end, overdue)
+
+
+def _passed_flush_point(events: Sequence[Event], end: int) -> bool:
+    """Whether a run's log (``events``, ``end`` bytes) has passed a point where its writer
+    flushes the records (so a run file should exist)."""
+    return end >= FLUSH_BYTES or any(isinstance(event, RUN_FLUSH) for event in events)
