@@ -11,7 +11,7 @@ import concurrent.futures as cf
 import enum
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -28,6 +28,7 @@ from ..._exceptions import (
     WorkflowError,
 )
 from .._port import check_append
+from ._batcher import AppendBatcher, QueuedAppend
 from ._codec import (
     Claim,
     EventRecord,
@@ -107,6 +108,7 @@ class KafkaCore:
         """serve() is connecting or catching up: stop() may cancel it (nothing else)."""
         self._fetch_failing = False
         self._failure: WorkflowError | None = None
+        self._append_batcher: AppendBatcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def serve(self, ready: cf.Future[None]) -> None:
@@ -415,19 +417,26 @@ class KafkaCore:
         waiter: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._appends[batch] = waiter
         stage, where = _Stage.SENDING, ""
+        queued: QueuedAppend | None = None
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                delivery = await self._produce(run_id, values)
+                if len(values) == 1:
+                    delivery = await self._produce(run_id, values)
+                else:  # several records: with the other runs' appends ready (_batcher)
+                    queued = self._queue_append(run_id, values)
+                    delivery = await self._batcher().send(queued, self.partition_of(run_id))
                 stage = _Stage.DELIVERING
                 metadata = await delivery
                 stage = _Stage.FOLDING
                 where = f"partition {metadata.partition}, offset {metadata.offset}"
                 verdict = await waiter
         except (KafkaError, TimeoutError) as exc:
+            if stage is _Stage.SENDING and queued is not None and queued.taken:
+                stage = _Stage.DELIVERING  # in a batch already: it may land
             raise self._append_failed(run_id, expected_sequence, batch, stage, where, exc) from exc
         except asyncio.CancelledError:
-            if stage is not _Stage.SENDING:  # the caller gave up; the batch may yet land
-                self._in_doubt[batch] = run_id
+            if stage is not _Stage.SENDING or (queued is not None and queued.taken):
+                self._in_doubt[batch] = run_id  # the caller gave up; the batch may yet land
             raise
         finally:
             self._appends.pop(batch, None)
@@ -474,42 +483,48 @@ class KafkaCore:
             )
         return TransientStorageError(msg)
 
-    async def _produce(self, run_id: str, values: list[bytes]) -> asyncio.Future[Any]:
-        """Hand the records of one append to the producer as one unit; returns the delivery.
-
-        A single record is atomic by itself and goes through ``send()``, where the producer
-        may pack appends of several runs into one batch per partition (higher throughput,
-        FIFO per partition). Several records go as one ``send_batch()``: a record batch of
-        their own, written whole and contiguously.
-        """
-        producer = self._producer
-        assert producer is not None
-        topic, key, partition = self.topics.events, run_id.encode(), self.partition_of(run_id)
-        if len(values) == 1:
-            too_big = len(values[0]) + len(key) > self.settings.max_append_bytes
-            if not too_big:
-                sent: asyncio.Future[Any] = await producer.send(
-                    topic, value=values[0], key=key, partition=partition
-                )
-                return sent
-        else:
-            builder = producer.create_batch()
-            too_big = any(
-                builder.append(key=key, value=value, timestamp=None) is None for value in values
+    def _batcher(self) -> AppendBatcher:
+        if self._append_batcher is None:
+            assert self._producer is not None
+            self._append_batcher = AppendBatcher(
+                self._producer, self.topics.events, self.settings.max_append_bytes
             )
-            if not too_big:
-                batched: asyncio.Future[Any] = await producer.send_batch(
-                    builder, topic, partition=partition
-                )
-                return batched
+        return self._append_batcher
+
+    def _queue_append(self, run_id: str, values: list[bytes]) -> QueuedAppend:
+        """An append of several records, ready for the batcher (or too big: StorageError)."""
+        queued = QueuedAppend(run_id.encode(), values)
+        if queued.size > self._batcher().limit:
+            self._too_big(run_id, values)
+        return queued
+
+    def _too_big(self, run_id: str, values: list[bytes]) -> NoReturn:
         size = sum(len(v) for v in values)
         msg = (
             f"an append of {len(values)} events ({size} bytes) to run {run_id!r} does not fit "
             f"in one Kafka record batch of max_append_bytes={self.settings.max_append_bytes}; "
             "keep step results and payloads small, or raise max_append_bytes together with "
-            f"the max.message.bytes of topic {topic!r}"
+            f"the max.message.bytes of topic {self.topics.events!r}"
         )
         raise StorageError(msg)
+
+    async def _produce(self, run_id: str, values: list[bytes]) -> asyncio.Future[Any]:
+        """Hand the one record of an append to the producer; returns the delivery.
+
+        A single record is atomic by itself and goes through ``send()``, where the producer
+        packs the records ready for a partition into one batch (FIFO per partition). An
+        append of several records goes through the batcher (``_batcher``), which does the
+        same with whole appends.
+        """
+        producer = self._producer
+        assert producer is not None
+        key = run_id.encode()
+        if len(values[0]) + len(key) > self.settings.max_append_bytes:
+            self._too_big(run_id, values)
+        sent: asyncio.Future[Any] = await producer.send(
+            self.topics.events, value=values[0], key=key, partition=self.partition_of(run_id)
+        )
+        return sent
 
     async def claim(self, key: str, run_id: str) -> str:
         """Claim an idempotency key: first claim in the log wins (see module doc)."""
