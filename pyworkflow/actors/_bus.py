@@ -204,6 +204,20 @@ class CommandBus:
         tps = {TopicPartition(self.topic, p): o + 1 for p, o in offsets.items()}
         await self._consumer.commit({tp: o for tp, o in tps.items() if tp in owned})
 
+    async def rewind(self, offsets: dict[int, int]) -> None:
+        """Read again from these offsets (partition -> offset) of the owned partitions:
+        commands received but not handled (the consumer's position moved past them)."""
+        if offsets:
+            await self._on_loop(self._rewind(offsets))
+
+    async def _rewind(self, offsets: dict[int, int]) -> None:
+        assert self._consumer is not None
+        owned = self._consumer.assignment()
+        for partition, offset in offsets.items():
+            tp = TopicPartition(self.topic, partition)
+            if tp in owned:
+                self._consumer.seek(tp, offset)
+
     async def rebalanced(self, partitions: Sequence[TopicPartition], assigned: bool) -> None:
         hook = self._on_assigned if assigned else self._on_revoked
         if hook is not None:

@@ -156,6 +156,10 @@ class Worker(Supervisor):
             for run_deliveries in per_run.values():
                 tg.start_soon(self._handle_run, run_deliveries, transient)
         if transient:  # nothing is committed: the commands come again (all idempotent)
+            first: dict[int, int] = {}
+            for delivery in deliveries:
+                first.setdefault(delivery.partition, delivery.offset)
+            await self._bus.rewind(first)
             raise transient[0]
         return done
 

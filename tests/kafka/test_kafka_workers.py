@@ -167,3 +167,33 @@ async def test_workers_ride_out_a_broker_restart_mid_run(
     finally:
         if not kafka_broker.is_running():
             await anyio.to_thread.run_sync(kafka_broker.start)
+
+
+async def test_a_start_that_meets_a_transient_error_comes_again(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start command whose workflow_started append fails transiently is not committed as
+    done: the worker reads it again and the run starts (it was once lost as "refused")."""
+    from pyworkflow import TransientStorageError
+
+    stop = anyio.Event()
+    workers: list[Worker] = []
+    failures: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_worker, make_backend, stop, workers)
+        while not workers:  # noqa: ASYNC110 - the worker task appends itself when open
+            await anyio.sleep(0.01)
+        real = workers[0]._engine.begin_as
+
+        async def flaky(run_id: str, *args: Any, **kwargs: Any) -> Any:
+            if not failures:
+                failures.append(run_id)
+                raise TransientStorageError("the broker is away (injected)")
+            return await real(run_id, *args, **kwargs)
+
+        monkeypatch.setattr(workers[0]._engine, "begin_as", flaky)
+        async with Client(await make_backend()) as client:
+            run_id = await client.start(flow, "flaky")
+            assert await client.result(run_id, timeout=60) == "FLAKY!"
+        assert failures == [run_id] and ran["flaky"] == 1
+        stop.set()
