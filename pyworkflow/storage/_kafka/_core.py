@@ -379,11 +379,15 @@ class KafkaCore:
             items = [await self._outbox.get()]
             while not self._outbox.empty():
                 items.append(self._outbox.get_nowait())
-            pending: list[asyncio.Future[Any]] = []
+            # The topics are compacted by key: of the records queued for one key, only the
+            # newest is worth sending (several appends of one run while the last batch was
+            # on its way; a reader could not have relied on the ones in between anyway).
+            latest: dict[tuple[str, bytes], bytes] = {}
             for item in items:
-                if item is None:
-                    continue
-                topic, key, value = item
+                if item is not None:
+                    latest[item[0], item[1]] = item[2]
+            pending: list[asyncio.Future[Any]] = []
+            for (topic, key), value in latest.items():
                 try:
                     pending.append(await producer.send(topic, value=value, key=key))
                 except KafkaError as exc:
