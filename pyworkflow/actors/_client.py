@@ -93,9 +93,8 @@ class Client:
         with anyio.fail_after(timeout):
             while True:
                 try:
-                    run = await self.storage.get_run(run_id)
-                    if run is not None and run.status.is_finished:
-                        return await outcome_of(self.storage, run)
+                    run = await self.storage.wait_finished(run_id)  # woken by the fold
+                    return await outcome_of(self.storage, run)
                 except TransientStorageError:
                     pass  # the broker is away for now: look again (within ``timeout``)
                 await anyio.sleep(delay)

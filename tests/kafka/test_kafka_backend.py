@@ -307,3 +307,31 @@ async def test_an_append_too_big_for_one_batch_is_refused_before_writing(
     with pytest.raises(StorageError, match="does not fit"):
         await storage.append(h.run_id, pair, expected_sequence=1)
     assert len(await storage.read(h.run_id)) == 1
+
+
+async def test_wait_finished_wakes_when_another_instance_ends_the_run(
+    make_backend: MakeBackend,
+) -> None:
+    """``wait_finished`` (what ``Client.result`` waits with) waits for a run that is not in
+    the log yet, then for its end written by another instance, woken by the tail's fold."""
+    from tests.storage.helpers import raw
+
+    waiter, writer = await make_backend(), await make_backend()
+    h = History()
+    got: list[WorkflowRun] = []
+
+    async def wait() -> None:
+        got.append(await waiter.wait_finished(h.run_id))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await anyio.sleep(0.2)
+        await writer.append(h.run_id, [started(h)], expected_sequence=0)
+        await anyio.sleep(0.2)
+        assert got == []  # started, not finished
+        done = h.add(WorkflowCompleted, result=raw("ok"))
+        await writer.append(h.run_id, [done], expected_sequence=1)
+        with anyio.fail_after(30):
+            while not got:  # noqa: ASYNC110 - the waiter task appends when woken
+                await anyio.sleep(0.01)
+    assert got[0].status.value == "completed" and got[0].last_sequence == 2

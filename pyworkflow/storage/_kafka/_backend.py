@@ -338,6 +338,16 @@ class KafkaStorageBackend:
         """The run's record, or None for an unknown id."""
         return await self._call(lambda core: core.get_run(run_id))
 
+    async def wait_finished(self, run_id: str) -> WorkflowRun:
+        """Wait until the run is finished and return its record.
+
+        Not part of the storage port: ``Client.result`` uses it. The backend's tail folds
+        every append as it lands, so the wait ends within a fetch of the run's end, with no
+        polling. A run not in the log yet (its start command not executed yet) is waited
+        for too: bound the wait with a timeout (``anyio.fail_after``). Raises
+        TransientStorageError if the brokers can't be reached for the first look."""
+        return await self._call(lambda core: core.wait_finished(run_id))
+
     async def list_runs(
         self,
         *,

@@ -590,6 +590,18 @@ class KafkaCore:
         await self.sync_run(run_id)
         return self.views.run(run_id)
 
+    async def wait_finished(self, run_id: str) -> WorkflowRun:
+        """The run's record once it is finished (an unknown run may yet be started: waited
+        for too): after one sync, looked up again each time the tail has folded more
+        records (no broker round trip per look)."""
+        await self.sync_run(run_id)
+        while True:
+            self._check_alive()
+            run = self.views.run(run_id)
+            if run is not None and run.status.is_finished:
+                return run
+            await self._progress.wait()
+
     async def list_runs(
         self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
     ) -> RunPage:
