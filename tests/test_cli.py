@@ -615,3 +615,21 @@ def test_kafka_control_commands(kafka_runs: Runs) -> None:
 @pytest.mark.kafka
 def test_kafka_follow_and_hooks_send(kafka_runs: Runs) -> None:
     follow_sees_another_process(kafka_runs)
+
+
+def test_the_cli_runs_without_the_kafka_extra(tmp_path: Path) -> None:
+    """README command 1 installs pyworkflow without extras: aiokafka is absent there, and
+    ``pyworkflow demo`` (every command but ``worker`` on Kafka) must not need it."""
+    code = (
+        "import runpy, sys; sys.modules['aiokafka'] = None; "  # as if it were not installed
+        "sys.argv = ['pyworkflow', 'worker', '--app', 'app', '--storage', 'memory']; "
+        "runpy.run_module('pyworkflow', run_name='__main__')"
+    )
+    (tmp_path / "app.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+    )
+    assert "ImportError" not in proc.stderr, proc.stderr
+    assert "shares runs through Kafka" in proc.stderr  # the usage error, not a crash

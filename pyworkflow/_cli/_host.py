@@ -18,14 +18,17 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeGuard
 
 import anyio
 
 from .. import actors
 from .._execution._workflow import Workflow
 from ..actors import Supervisor
-from ..storage import KafkaStorageBackend
 from ._common import APP_ENV, CliEnv, CommandFailed, ExitCode
+
+if TYPE_CHECKING:
+    from ..storage import KafkaStorageBackend
 
 __all__ = ["cmd_run", "cmd_worker"]
 
@@ -115,7 +118,7 @@ async def cmd_run(env: CliEnv) -> int:
 async def cmd_worker(env: CliEnv) -> int:
     args = env.args
     app = _app_name(env)
-    if not isinstance(env.storage, KafkaStorageBackend):
+    if not _is_kafka(env.storage):
         msg = (
             f"pyworkflow worker shares runs through Kafka: pass --storage "
             f"kafka://HOST:PORT?prefix=NAME (got {env.storage_desc})"
@@ -128,6 +131,16 @@ async def cmd_worker(env: CliEnv) -> int:
         grace_period=args.grace_period,
     )
     return await _host_until_signalled(env, host, f"worker for {_hosted(app)}")
+
+
+def _is_kafka(storage: object) -> TypeGuard[KafkaStorageBackend]:
+    """Whether ``storage`` is a KafkaStorageBackend (imported here: it needs aiokafka, an
+    extra; ``pyworkflow demo`` and ``run`` must work without it)."""
+    try:
+        from ..storage import KafkaStorageBackend
+    except ImportError:
+        return False  # no aiokafka: no Kafka storage either
+    return isinstance(storage, KafkaStorageBackend)
 
 
 async def _host_until_signalled(env: CliEnv, host: Supervisor, what: str) -> int:
