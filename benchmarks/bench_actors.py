@@ -432,7 +432,7 @@ def throughput(args: argparse.Namespace, base: Path | None) -> None:
         f"rounds x {args.samples} samples = {n} per row; runs/s = {RUNS} / time"
     )
     head = (
-        f"| {'storage':<11} | {'loop':<7} | {'runtime':<26} | {'median ms':>9} | "
+        f"| {'storage':<11} | {'loop':<7} | {'runtime':<27} | {'median ms':>9} | "
         f"{'runs/s min':>10} | {'runs/s med':>10} | {'steps/s med':>11} | {'vs base':>7} |"
     )
     print(head)
@@ -447,7 +447,7 @@ def throughput(args: argparse.Namespace, base: Path | None) -> None:
                 med, worst = statistics.median(times), max(times)
                 ratio = f"{base_med / med:.2f}x" if base_med else "-"
                 print(
-                    f"| {storage:<11} | {loop:<7} | {label[runtime]:<26} | {med * 1000:>9.1f} | "
+                    f"| {storage:<11} | {loop:<7} | {label[runtime]:<27} | {med * 1000:>9.1f} | "
                     f"{RUNS / worst:>10,.0f} | {RUNS / med:>10,.0f} | "
                     f"{RUNS * STEPS_PER_RUN / med:>11,.0f} | {ratio:>7} |"
                 )
