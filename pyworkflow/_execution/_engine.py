@@ -206,6 +206,8 @@ class Engine:
         )
         try:
             await self.storage.append(run_id, [started], expected_sequence=0)
+        except RunLockedError:
+            raise  # not this writer's to start (a Kafka partition fenced by workers)
         except ConflictError:
             return run_id, False  # started already (a concurrent start, or a command again)
         self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
@@ -464,6 +466,8 @@ class Engine:
                 return state
             try:
                 await self.storage.append(run_id, events, expected_sequence=state.last_sequence)
+            except RunLockedError:
+                raise  # the run's partition belongs to another worker now
             except ConflictError:
                 continue
             for event in events:

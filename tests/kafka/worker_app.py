@@ -38,3 +38,17 @@ async def long_flow(name: str) -> int:
         total += await work(name, i)
         await sleep(1.0)
     return total
+
+
+@step(name="wa_slow_work")
+async def slow_work(name: str, i: int) -> int:
+    """Two seconds: in flight when the test pauses its worker."""
+    await anyio.sleep(2.0)
+    async with await anyio.open_file(os.environ["WORKER_TRAIL"], "a") as trail:
+        await trail.write(f"{name} {i}\n")
+    return i
+
+
+@workflow(durable=True, name="wa_slow_flow")
+async def slow_flow(name: str) -> int:
+    return await slow_work(name, 0) + await slow_work(name, 1)
