@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -48,6 +49,7 @@ from ._supervisor import Supervisor
 __all__ = ["Worker"]
 
 _RECEIVE_WAIT = 0.2
+T = TypeVar("T")
 
 
 class Worker(Supervisor):
@@ -128,7 +130,7 @@ class Worker(Supervisor):
         the way out (the supervisor's grace period applies)."""
         self._check_open()
         assert isinstance(self.storage, KafkaStorageBackend)
-        await self.storage.start()
+        await self.storage.fold_partitions(())  # until the group assigns some (starts it)
         self._token = current_token()
         await self._bus.start()
         self.log.info("worker_started", group=self._bus.group, partitions=self._bus.partitions)
@@ -261,6 +263,7 @@ class Worker(Supervisor):
         then execute their runs. Commands of theirs received meanwhile wait (``_handle``)."""
         self._taking |= partitions
         try:
+            await self._fold(self._owned | self._taking)
             epochs = await self._fence(partitions)
         finally:
             self._taking -= partitions
@@ -272,6 +275,13 @@ class Worker(Supervisor):
         self.log.info("partitions_assigned", partitions=sorted(partitions), epochs=epochs)
         self._poll_soon()  # their running and due runs, from the due index
 
+    async def _fold(self, partitions: set[int]) -> None:
+        """Have the storage fold just these partitions (the added ones read and caught up),
+        retrying while the broker is away."""
+        assert isinstance(self.storage, KafkaStorageBackend)
+        storage = self.storage
+        await self._retrying("fold_retry", lambda: storage.fold_partitions(partitions))
+
     async def _fence(self, partitions: set[int]) -> dict[int, int]:
         """Fence each partition (all at once), retrying while the broker is away; their
         epochs."""
@@ -280,20 +290,25 @@ class Worker(Supervisor):
         epochs: dict[int, int] = {}
 
         async def fence(partition: int) -> None:
-            delays = self._backoff.delays()
-            while partition not in epochs:
-                try:
-                    epochs[partition] = await storage.fence(partition)
-                except TransientStorageError as exc:
-                    delay = next(delays)
-                    error = str(exc)
-                    self.log.warning("fence_retry", partition=partition, delay=delay, error=error)
-                    await anyio.sleep(delay)
+            call = partial(storage.fence, partition)
+            epochs[partition] = await self._retrying("fence_retry", call, partition=partition)
 
         async with anyio.create_task_group() as tg:
             for partition in sorted(partitions):
                 tg.start_soon(fence, partition)
         return dict(sorted(epochs.items()))
+
+    async def _retrying(self, event: str, call: Callable[[], Awaitable[T]], **fields: Any) -> T:
+        """``await call()``, again after a backoff while it raises TransientStorageError
+        (logged as ``event``)."""
+        delays = self._backoff.delays()
+        while True:
+            try:
+                return await call()
+            except TransientStorageError as exc:
+                delay = next(delays)
+                self.log.warning(event, delay=delay, error=str(exc), **fields)
+                await anyio.sleep(delay)
 
     async def _locked_out(self, actor: RunActor, first: Derive | None, exc: RunLockedError) -> None:
         """A run's append was fenced by a worker that took its partition: this worker lost
@@ -333,3 +348,8 @@ class Worker(Supervisor):
         with anyio.move_on_after(self.session_timeout / 2):
             for actor in leaving:
                 await actor.rested()
+        try:
+            assert isinstance(self.storage, KafkaStorageBackend)
+            await self.storage.fold_partitions(self._owned | self._taking)  # drops the rest
+        except TransientStorageError as exc:  # dropping needs no broker; a take may retry
+            self.log.warning("fold_failed", error=str(exc))

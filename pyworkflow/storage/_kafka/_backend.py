@@ -121,7 +121,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -223,6 +223,7 @@ class KafkaStorageBackend:
         self._core: KafkaCore | None = None
         self._ready: cf.Future[None] | None = None
         self._closed = False
+        self._scope: frozenset[int] | None = None
 
     def __repr__(self) -> str:
         s = self._settings
@@ -263,7 +264,7 @@ class KafkaStorageBackend:
             if self._closed:
                 raise StorageError(f"{self!r} is closed; create a new backend")
             if self._ready is None or self._thread is None:
-                core = KafkaCore(self._settings, self._writer, self._log)
+                core = KafkaCore(self._settings, self._writer, self._log, self._scope)
                 ready = cf.Future()
                 thread = LoopThread(f"pyworkflow-kafka-{self._settings.topic_prefix}")
                 thread.start(_serving(core, ready, self._relay))
@@ -346,6 +347,27 @@ class KafkaStorageBackend:
         ``RunLockedError`` at its next append there, and its execution stops. Returns the
         epoch."""
         return await self._call(lambda core: core.fence(partition))
+
+    async def fold_partitions(self, partitions: Iterable[int] | None) -> None:
+        """Fold (read into memory, and answer queries for) only these partitions of
+        ``{prefix}.events`` from now on; None: all of them, the default.
+
+        A worker's backend folds the partitions the worker owns, so its memory and its
+        start-up grow with its share of the runs, not with the whole topic. Partitions added
+        are read from their start and caught up before this returns; what was folded from
+        the ones removed is dropped. Called before ``start()``, the start-up reads only
+        these. Reading a run of a partition not folded raises StorageError: clients use a
+        backend of their own, which folds all.
+
+        Raises:
+            ConfigurationError: a partition the topic doesn't have.
+            TransientStorageError: the catch-up ran out of ``request_timeout`` (the partitions
+                are folded meanwhile: call again to wait for the rest).
+        """
+        scope = None if partitions is None else frozenset(partitions)
+        with self._mutex:
+            self._scope = scope  # a start-up still to come folds only these
+        await self._call(lambda core: core.fold_partitions(scope))
 
     async def wait_finished(self, run_id: str) -> WorkflowRun:
         """Wait until the run is finished and return its record.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import enum
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -21,6 +21,7 @@ from aiokafka.partitioner import murmur2
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import (
+    ConfigurationError,
     ConflictError,
     CorruptRecordError,
     StorageError,
@@ -81,8 +82,12 @@ def _permanent(failure: WorkflowError) -> WorkflowError:
 class KafkaCore:
     """Owns the aiokafka clients and the views of one backend instance (loop thread only)."""
 
-    def __init__(self, settings: KafkaSettings, writer: str, log: Any) -> None:
+    def __init__(
+        self, settings: KafkaSettings, writer: str, log: Any, scope: frozenset[int] | None = None
+    ) -> None:
         self.settings = settings
+        self._scope = scope
+        """The events partitions folded (None: all of them); see ``fold_partitions``."""
         self.topics = settings.topics
         self.writer = writer
         self.log = log
@@ -92,6 +97,8 @@ class KafkaCore:
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions = 0
         self._assigned: list[TopicPartition] = []
+        self._claim_tps: list[TopicPartition] = []
+        self._scoping = asyncio.Lock()
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
         self._appends: dict[int, asyncio.Future[Verdict]] = {}
@@ -224,7 +231,8 @@ class KafkaCore:
         await self._offsets.start()
 
     async def _assign(self) -> None:
-        """Assign every partition of the events and idempotency topics, from their start."""
+        """Assign the folded partitions of the events topic (all, unless scoped) and every
+        partition of the idempotency topic, from their start."""
         producer, consumer, offsets = self._producer, self._consumer, self._offsets
         assert producer is not None
         assert consumer is not None
@@ -234,9 +242,10 @@ class KafkaCore:
         claims = sorted(await producer.partitions_for(topics.idempotency))
         self._partitions = len(events)
         self._claim_partitions = len(claims)
-        self._assigned = [TopicPartition(topics.events, p) for p in events] + [
-            TopicPartition(topics.idempotency, p) for p in claims
-        ]
+        self._claim_tps = [TopicPartition(topics.idempotency, p) for p in claims]
+        self._check_scope(self._scope)
+        folded = events if self._scope is None else sorted(self._scope)
+        self._assigned = [TopicPartition(topics.events, p) for p in folded] + self._claim_tps
         # Log start offsets through the idle consumer, which retries quietly while new
         # partitions elect their leaders; then the tailing consumer starts right there.
         begins = await offsets.beginning_offsets(self._assigned)
@@ -317,13 +326,15 @@ class KafkaCore:
                     self._fold_events(tp, records)
                 else:
                     self._fold_claims(tp, records)
-            for tp in self._assigned:
-                self._positions[tp] = await consumer.position(tp)
+            for tp in list(self._assigned):  # fold_partitions may change it meanwhile
+                position = await consumer.position(tp)
+                if tp in self._positions:  # still folded
+                    self._positions[tp] = max(self._positions[tp], position)
             self._progress.set()
             self._progress = asyncio.Event()
 
     def _fold_events(self, tp: TopicPartition, records: Sequence[Any]) -> None:
-        for message in records:
+        for message in self._unfolded(tp, records):
             try:
                 record = decode_event_record(message.value, tp.topic)
             except CorruptRecordError as exc:
@@ -351,7 +362,7 @@ class KafkaCore:
                 waiter.set_result(verdict)
 
     def _fold_claims(self, tp: TopicPartition, records: Sequence[Any]) -> None:
-        for message in records:
+        for message in self._unfolded(tp, records):
             try:
                 claim = decode_claim(message.value, tp.topic, message.key)
             except CorruptRecordError as exc:
@@ -361,6 +372,19 @@ class KafkaCore:
             waiter = self._claims.get(claim.claim) if claim.writer == self.writer else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(holder)
+
+    def _unfolded(self, tp: TopicPartition, records: Sequence[Any]) -> Iterator[Any]:
+        """The records of ``tp`` not folded yet, each counted as folded once yielded: a
+        partition that ``fold_partitions`` re-assigned may deliver some twice, one that it
+        dropped may still deliver some (ignored)."""
+        for message in records:
+            position = self._positions.get(tp)
+            if position is None:
+                return
+            if message.offset < position:
+                continue
+            yield message
+            self._positions[tp] = message.offset + 1  # folded (a fatal record never is)
 
     def _skip(self, tp: TopicPartition, offset: int, exc: Exception) -> None:
         """A record this backend can't fold: skipped by every reader alike, or, if a newer
@@ -554,6 +578,7 @@ class KafkaCore:
         self._check_alive()
         producer = self._producer
         assert producer is not None
+        self._check_folded(partition, f"fencing partition {partition}")
         tp = TopicPartition(self.topics.events, partition)
         what = f"fencing partition {partition} of topic {self.topics.events!r}"
         while True:
@@ -620,12 +645,75 @@ class KafkaCore:
 
     async def sync_run(self, run_id: str) -> None:
         """Wait until the views hold every event of the run's partition as of now."""
-        tp = TopicPartition(self.topics.events, self.partition_of(run_id))
+        partition = self.partition_of(run_id)
+        self._check_folded(partition, f"run {run_id!r} is in partition {partition}")
+        tp = TopicPartition(self.topics.events, partition)
         await self._catch_up([tp], f"reading run {run_id!r} from topic {self.topics.events!r}")
 
     async def sync_all(self) -> None:
         """Wait until the views hold every record of every topic as of now."""
         await self._catch_up(self._assigned, f"reading topic {self.topics.events!r}")
+
+    async def fold_partitions(self, scope: frozenset[int] | None) -> None:
+        """Fold only these events partitions (None: all) from now on. Partitions added are
+        folded from their log start and caught up before this returns; the state of the
+        ones removed is dropped from the views."""
+        self._check_alive()
+        self._check_scope(scope)
+        async with self._scoping:  # one change at a time
+            await self._fold_partitions(scope)
+
+    async def _fold_partitions(self, scope: frozenset[int] | None) -> None:
+        consumer, offsets = self._consumer, self._offsets
+        assert consumer is not None
+        assert offsets is not None
+        events = self.topics.events
+        wanted = set(range(self._partitions)) if scope is None else set(scope)
+        current = {tp.partition for tp in self._assigned if tp.topic == events}
+        added = [TopicPartition(events, p) for p in sorted(wanted - current)]
+        what = f"folding partitions {sorted(wanted - current)} of topic {events!r}"
+        if added:
+            try:
+                async with asyncio.timeout(self.settings.request_timeout):
+                    begins = await offsets.beginning_offsets(added)
+            except (KafkaError, TimeoutError) as exc:
+                raise self._translate(what, exc) from exc
+        # No await from here to the seeks: the tail must not fold between assign and seek.
+        self._scope = scope
+        for partition in current - wanted:
+            self._positions.pop(TopicPartition(events, partition), None)
+            self.views.drop_partition(partition, self.partition_of)
+        if wanted != current:
+            self._assigned = [TopicPartition(events, p) for p in sorted(wanted)] + self._claim_tps
+            consumer.assign(self._assigned)  # positions are lost: seek every partition
+            for tp in self._assigned:
+                position = self._positions.get(tp)
+                if position is None:
+                    position = self._positions[tp] = begins[tp]
+                consumer.seek(tp, position)
+        await self._catch_up([tp for tp in added if tp in self._positions], what)
+
+    def _check_folded(self, partition: int, what: str) -> None:
+        if self._scope is None or partition in self._scope:
+            return
+        msg = (
+            f"{what} of topic {self.topics.events!r}, which this backend does not fold (it "
+            f"folds only partitions {sorted(self._scope)}: a worker's backend folds the "
+            "partitions the worker owns); read it through a KafkaStorageBackend of its own, "
+            "which folds all"
+        )
+        raise StorageError(msg)
+
+    def _check_scope(self, scope: frozenset[int] | None) -> None:
+        if scope is None or not self._partitions:
+            return
+        outside = sorted(p for p in scope if not 0 <= p < self._partitions)
+        if outside:
+            msg = (
+                f"fold_partitions({sorted(scope)}): topic {self.topics.events!r} has partitions "
+                f"0-{self._partitions - 1}; {outside} are not among them"
+            )
+            raise ConfigurationError(msg)
 
     def partition_of(self, run_id: str) -> int:
         """The events partition of a run: Java's default partitioner (murmur2 of the key)."""

@@ -29,7 +29,7 @@ is unknown here but appended at n > 1 had its start in the log once.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..._core._events import Event
@@ -124,6 +124,24 @@ class Views:
         self.epochs[partition] = fence.epoch
         self.holders[partition] = fence.writer
         return True
+
+    def drop_partition(self, partition: int, partition_of: Callable[[str], int]) -> None:
+        """Forget everything folded from ``partition`` (its runs, their steps, hooks and due
+        times, its fence): a worker that lost it stops folding it. ``partition_of`` maps a
+        run id to its partition. Claims are kept (another topic)."""
+        gone = {run_id for run_id in self.runs if partition_of(run_id) == partition}
+        gone |= {run_id for run_id in self.logs if partition_of(run_id) == partition}
+        for run_id in gone:
+            self.logs.pop(run_id, None)
+            self.runs.pop(run_id, None)
+            self.due.set(run_id, None)
+            for hook_id in self._hooks_of_run.pop(run_id, ()):
+                self.hooks.pop(hook_id, None)
+        self.steps = {k: step for k, step in self.steps.items() if step.run_id not in gone}
+        self.headless = {r: lost for r, lost in self.headless.items() if lost[0] != partition}
+        self.epochs.pop(partition, None)
+        self.holders.pop(partition, None)
+        self._partial.pop(partition, None)
 
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
