@@ -115,7 +115,8 @@ async def test_retry_delay_is_a_durable_timer(
     attempts = [e.data["attempt"] for e in events if e.type.value == "step_started"]
     assert attempts == [1, 2, 3]
     retrying = [e for e in events if e.type.value == "step_retrying"]
-    assert retrying[0].data["resume_at"] == events[2].timestamp + timedelta(seconds=10)
+    assert retrying[0].resume_at == events[2].timestamp + timedelta(seconds=10)
+    assert retrying[0].data["resume_at"] == "2025-01-01T00:00:10Z"  # its JSON form
     assert all(e.data["delay"] == 10 for e in retrying)
 
 
