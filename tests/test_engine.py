@@ -142,6 +142,24 @@ async def test_idempotency_key_returns_the_same_run(memory: InMemoryStorageBacke
     assert run is not None and run.idempotency_key == "order-123"
 
 
+@workflow(durable=True, name="engine.refund")
+async def refund(label: str) -> str:
+    return await record(f"refund {label}")
+
+
+async def test_an_idempotency_key_names_one_workflow(memory: InMemoryStorageBackend) -> None:
+    first = await start(simple, "e", idempotency_key="order-7")
+    # The same workflow with other arguments: the existing run, nothing executes again.
+    assert await start(simple, "other", idempotency_key="order-7") == first
+    with pytest.raises(ConfigurationError) as info:
+        await start(refund, "e", idempotency_key="order-7")
+    message = str(info.value)
+    assert "'order-7'" in message and "'simple'" in message and "'engine.refund'" in message
+    assert first in message
+    assert executions == ["e"]
+    assert [r.run_id for r in await list_runs()] == [first]
+
+
 async def test_idempotency_under_concurrent_starts(memory: InMemoryStorageBackend) -> None:
     gate = anyio.Event()
 
