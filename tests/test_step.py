@@ -275,8 +275,9 @@ async def test_error_caught_by_workflow_replays_as_the_same_type(
 
     run_id = await start(catches)
     clock.advance(60)
-    # On replay the recorded KeyError is rebuilt, so the same except branch runs.
-    assert await resume(run_id) == "KeyError:'missing'"
+    # On replay the recorded KeyError is rebuilt with its recorded args, so the same except
+    # branch runs and sees what the live run saw (not the message str(exc) = "'missing'").
+    assert await resume(run_id) == "KeyError:missing"
 
 
 async def test_write_ahead_a_steps_outcome_is_durable_before_the_next_body_runs(

@@ -144,7 +144,7 @@ class StepCompleted(_EventBase, frozen=True, kw_only=True, tag="step_completed")
     result: msgspec.Raw = NULL
 
 
-class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed"):
+class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed", omit_defaults=True):
     type = EventType.STEP_FAILED
     step_id: str
     step_name: str
@@ -153,6 +153,14 @@ class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed"):
     error_type: str
     error_message: str
     final: bool
+    # What rebuilds the exception on replay (``_failures.details``), on final failures.
+    # Records written before have none of them: their exception is rebuilt from its message.
+    error_args: list[Any] | None = None
+    """The exception's ``args`` as JSON (a value that isn't JSON: its ``str()``)."""
+    error_attrs: dict[str, Any] | None = None
+    """The JSON values among ``vars(exception)``."""
+    error_notes: list[str] | None = None
+    """What could not be recorded faithfully; added to the rebuilt exception as notes."""
 
 
 class StepRetrying(_EventBase, frozen=True, kw_only=True, tag="step_retrying"):

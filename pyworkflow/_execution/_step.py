@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .._core._codec import Codec
 from .._core._durations import Duration, parse_duration
 from .._core._events import StepCompleted, StepFailed, StepRetrying, StepStarted
-from .._core._failures import describe, rebuild
+from .._core._failures import describe, details, rebuild_step_failure
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, FatalError, RetryableError, SerializationError
 from ._context import (
@@ -173,8 +173,8 @@ class Step(Generic[P, R]):
 
     def _replayed(self, cp: Checkpoint) -> R:
         """The recorded outcome of a resolved checkpoint: its result, or its error raised."""
-        if cp.error is not None:
-            raise rebuild(self.name, *cp.error)
+        if cp.failure is not None:
+            raise rebuild_step_failure(cp.failure)
         assert cp.result is not None
         return self.codec.decode_result(cp.result)  # type: ignore[no-any-return]
 
@@ -185,7 +185,8 @@ class Step(Generic[P, R]):
         failed = {**ids, "attempt": attempt, "error_type": error_type, "error_message": message}
         index = ids["checkpoint"]
         if self.retry.gives_up(attempt, error):
-            await ctx.record(_failed(index, attempt, {**failed, "final": True}))
+            final = {**failed, "final": True, **details(error)}
+            await ctx.record(_failed(index, attempt, final))
             ctx.log.info("step_failed", step=self.name, attempt=attempt, error=error_type)
             raise error
         delay = self.retry.delay_after(attempt, error)
