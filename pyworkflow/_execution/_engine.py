@@ -514,7 +514,8 @@ def encode_start(
     """Check a start's arguments and encode them, before anything is written or sent.
 
     Raises:
-        ConfigurationError: ``wf`` is not a workflow, or the key is not a non-empty string.
+        ConfigurationError: ``wf`` is not a workflow, the key is not a non-empty string,
+            or the workflow's annotations can't be resolved.
         TypeError: the arguments don't fit the signature.
         SerializationError: an argument can't be stored.
     """
@@ -526,6 +527,7 @@ def encode_start(
         msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
         raise ConfigurationError(msg)
     wf.codec.bind(wf.name, args, kwargs)
+    wf.codec.resolve()  # a run whose arguments couldn't be decoded must not start
     return wf.codec.encode_args(wf.name, args, kwargs)
 
 

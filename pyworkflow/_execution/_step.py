@@ -88,13 +88,15 @@ class Step(Generic[P, R]):
         self.fn = fn
         self.name: str = name or fn.__name__
         self.retry = retry
-        self.codec = Codec(fn)
+        self.codec = Codec(fn, f"step {self.name!r}")
         self._what_result = f"the result of step {self.name!r}"
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         ctx = current_context()
         if isinstance(ctx, RunContext):
+            if not self.codec.resolved:
+                ctx.resolve(self.codec)
             index, recorded = ctx.next_checkpoint(Kind.STEP, self.name)
             return self._durable(ctx, index, recorded, args, kwargs)
         if isinstance(ctx, TransientContext):
