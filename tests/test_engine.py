@@ -27,6 +27,7 @@ from pyworkflow import (
     workflow,
 )
 from pyworkflow._core._events import CancellationRequested, WorkflowStarted
+from pyworkflow._execution._registry import registry
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 
@@ -163,7 +164,7 @@ async def test_an_idempotency_key_names_one_workflow(memory: InMemoryStorageBack
 async def test_idempotency_under_concurrent_starts(memory: InMemoryStorageBackend) -> None:
     gate = anyio.Event()
 
-    @step()
+    @step(name="engine.slow")
     async def slow(label: str) -> str:
         executions.append(label)
         await gate.wait()
@@ -278,6 +279,7 @@ async def test_changed_code_is_a_non_determinism_error_and_the_log_is_untouched(
     async def beta() -> int:
         return 2
 
+    registry._workflows.pop("evolving", None)  # v2 of this test's previous run
     @workflow(durable=True, name="evolving")
     async def v1() -> int:
         await alpha()
@@ -287,6 +289,7 @@ async def test_changed_code_is_a_non_determinism_error_and_the_log_is_untouched(
     run_id = await start(v1)
     before = await get_workflow_events(run_id)
 
+    registry._workflows.pop("evolving")  # as in a new process, with the changed code
     @workflow(durable=True, name="evolving")  # a deploy changed the code
     async def v2() -> int:
         try:  # noqa: SIM105 (the point: a broad except must not hide it)

@@ -285,11 +285,11 @@ async def test_write_ahead_a_steps_outcome_is_durable_before_the_next_body_runs(
 ) -> None:
     seen: list[list[str]] = []
 
-    @step()
+    @step(name="write_ahead.first")
     async def first() -> int:
         return 1
 
-    @step()
+    @step(name="write_ahead.second")
     async def second(run_id: str) -> int:
         # Inside the body: step_started of this step and the outcome of the previous one
         # are already in the log (one append carried both).

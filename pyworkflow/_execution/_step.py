@@ -23,6 +23,7 @@ from ._context import (
     restore_run,
 )
 from ._owner import Derive, Draft
+from ._registry import registry
 from ._signals import DrainSignal, SuspendSignal
 
 __all__ = ["RetryPolicy", "Step", "step"]
@@ -275,7 +276,9 @@ def step(
     policy = RetryPolicy(max_retries, retry_delay, backoff, max_retry_delay)
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Step[P, R]:
-        return Step(func, name=name, retry=policy)
+        st = Step(func, name=name, retry=policy)
+        registry.add_step(st)
+        return st
 
     if fn is not None:
         return decorate(fn)
