@@ -38,6 +38,8 @@ GOLDEN = {
     "examples/durable/07_hooks.py": "expense_workflow",
     "examples/durable/08_cancellation.py": "order_workflow",
     "examples/transient/01_basic_workflow.py": None,
+    # step failures with error_args, error_attrs and error_notes (recorded since issue 12)
+    "tests/golden/apps/recorded_error_details.py": "recorded_error_details",
 }
 
 
