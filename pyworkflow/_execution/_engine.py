@@ -212,6 +212,8 @@ class Engine:
         )
         try:
             await self.storage.append(run_id, [started], expected_sequence=0)
+        except RunLockedError:
+            raise  # not this writer's to start (a Kafka partition fenced by workers)
         except ConflictError:  # started already (a concurrent start, or a command again)
             if idempotency_key is not None:
                 await self._started_as(run_id, workflow_name, idempotency_key)
@@ -489,6 +491,8 @@ class Engine:
                 return state
             try:
                 await self.storage.append(run_id, events, expected_sequence=state.last_sequence)
+            except RunLockedError:
+                raise  # the run's partition belongs to another worker now
             except ConflictError:
                 continue
             for event in events:

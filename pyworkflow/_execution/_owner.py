@@ -34,7 +34,7 @@ import anyio
 
 from .._core._events import CancellationRequested, Event, HookReceived
 from .._core._replay import RunState, fold
-from .._exceptions import ConflictError, CorruptRecordError, StorageError
+from .._exceptions import ConflictError, CorruptRecordError, RunLockedError, StorageError
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
@@ -239,6 +239,9 @@ class RunOwner:
         delays = self.backoff.delays()
         attempts = self._attempts  # each may yet land: an uncertain write lands late
         while True:
+            if isinstance(error, RunLockedError):  # the run is someone else's now (fenced)
+                msg = f"run {self.run_id!r}: {error}; this execution stops"
+                raise OwnerStopped(msg) from error
             if not isinstance(error, ConflictError):
                 await self._retry_later(error, delays, "append")
             await self._reload(seq, attempts, delays)

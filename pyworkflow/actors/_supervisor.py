@@ -29,7 +29,7 @@ from .._exceptions import (
 )
 from .._execution._clock import Clock
 from .._execution._engine import CancelRequest, Engine, new_run_id
-from .._execution._owner import Backoff, OwnerStoppedSignal
+from .._execution._owner import Backoff, Derive, OwnerStoppedSignal
 from .._execution._registry import registry
 from .._execution._signals import SuspendSignal
 from .._execution._workflow import Workflow
@@ -104,9 +104,9 @@ class Supervisor:
         self._unhosted: set[str] = set()
         """Due runs whose workflow this process doesn't define: polls skip them."""
         self._errors: dict[str, BaseException] = {}
+        """The storage error a run's last activation ended with (until one ends well)."""
         self._recent: OrderedDict[str, RunState] = OrderedDict()
         """The final states of the runs that ended here lately, for ``result()``."""
-        """The storage error a run's last activation ended with (until one ends well)."""
         self._finished: dict[str, anyio.Event] = {}
         self._sleep: anyio.CancelScope | None = None
         self._poll_due = False
@@ -386,10 +386,8 @@ class Supervisor:
                 run_id, fresh=actor.fresh, first=first, inbox=actor
             )
             actor.error = None
-        except RunLockedError:
-            # Executed elsewhere (another process): write beside its owner.
-            if first is not None:
-                await self._engine.append_beside(run_id, first)
+        except RunLockedError as exc:
+            await self._locked_out(actor, first, exc)
         except WorkflowNotRegisteredError as exc:
             self._unhosted.add(run_id)  # left to the processes with its code
             self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))
@@ -405,6 +403,15 @@ class Supervisor:
         finally:
             if item is not None:
                 item[1](actor.error)
+
+    async def _locked_out(self, actor: RunActor, first: Derive | None, exc: RunLockedError) -> None:
+        """The run is executed elsewhere (another process): write its command, if any,
+        beside its owner."""
+        if first is not None:
+            try:
+                await self._engine.append_beside(actor.run_id, first)
+            except RunLockedError as locked:
+                actor.error = locked
 
     def _after_rest(self, actor: RunActor) -> None:
         state = actor.state

@@ -8,10 +8,12 @@ partitions to the others after the session timeout, and the new owner finds thei
 due index (running ones are due at once) and recovers them from the log. On a rebalance, a
 worker hands a revoked partition back only after its runs' running steps have finished and
 been recorded (no new step starts meanwhile), so two workers never execute one run at once
-while both are alive and in the group. A worker that stalls past its session timeout and
-then wakes is fenced by the log's append rule: its next append conflicts with the new
-owner's and its execution stops (a step body in flight may run twice: steps are
-at-least-once).
+while both are alive and in the group. A worker that takes a partition fences it first
+(``KafkaStorageBackend.fence``: a fence record with the partition's next epoch, which tags
+its appends there): a worker that stalled past its session timeout and then wakes is
+refused at its next append there (``PartitionFencedError``) and its execution of that run
+stops (a step body in flight may have run twice: steps are at-least-once). Commands of a
+partition that is being fenced wait for it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,18 @@ import msgspec
 from aiokafka.partitioner import murmur2
 from anyio.lowlevel import current_token
 
-from .._exceptions import ConfigurationError, TransientStorageError, WorkflowError
+from .._exceptions import (
+    ConfigurationError,
+    RunLockedError,
+    TransientStorageError,
+    WorkflowError,
+)
 from .._execution._clock import Clock
 from .._execution._engine import CancelRequest
-from .._execution._owner import Backoff
+from .._execution._owner import Backoff, Derive
 from ..storage._kafka._backend import KafkaStorageBackend
+from ..storage._kafka._errors import PartitionFencedError
+from ._actor import RunActor
 from ._bus import CommandBus, Delivery
 from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
 from ._supervisor import Supervisor
@@ -83,6 +92,15 @@ class Worker(Supervisor):
         self.session_timeout = float(session_timeout)
         self._backoff = Backoff(initial=0.2, cap=5.0, attempts=None)
         self._owned: set[int] = set()
+        self._taking: set[int] = set()
+        """Partitions assigned to this worker and being fenced: not owned yet."""
+        self._taken = anyio.Event()
+        """Set (and replaced) whenever a take ends."""
+        self._changes = 0
+        """Rebalances seen (takes and give-backs)."""
+        self._fenced: set[int] = set()
+        """Owned partitions where another worker's fence rejected an append: their runs
+        wait (``_fence_again``)."""
         settings = storage.settings
         self._bus = CommandBus(
             settings,
@@ -97,7 +115,8 @@ class Worker(Supervisor):
         if not self._bus.partitions:
             return False
         hashed: int = murmur2(run_id.encode())
-        return (hashed & 0x7FFFFFFF) % self._bus.partitions in self._owned
+        partition = (hashed & 0x7FFFFFFF) % self._bus.partitions
+        return partition in self._owned and partition not in self._fenced
 
     @property
     def owned(self) -> frozenset[int]:
@@ -140,6 +159,8 @@ class Worker(Supervisor):
         start waits for its ``workflow_started`` to be written: one after the other, 100
         starts would take 100 produce round trips). Returns the last offset per partition,
         all of whose commands up to it were handled."""
+        while self._taking & {d.partition for d in deliveries}:
+            await self._taken.wait()  # assigned, being fenced: then they are owned
         done: dict[int, int] = {}
         per_run: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
@@ -173,6 +194,9 @@ class Worker(Supervisor):
                 await self._dispatch(command)
             except TransientStorageError as exc:  # before WorkflowError: it is one
                 transient.append(exc)  # this run's later commands wait for the retry
+                return
+            except PartitionFencedError as exc:  # not this worker's: never committed here
+                transient.append(TransientStorageError(str(exc)))
                 return
             except WorkflowError as exc:
                 self.log.warning("command_refused", run_id=command.run_id, error=str(exc))
@@ -221,20 +245,88 @@ class Worker(Supervisor):
                 else:
                     done.set_result(None)
 
-            assert self._tg is not None
-            anyio.from_thread.run_sync(self._tg.start_soon, run, token=self._token)
-            await asyncio.wrap_future(done)
+            def spawn() -> bool:
+                if self._closing or self._tg is None:
+                    return False  # leaving: the group hears it soon
+                self._tg.start_soon(run)
+                return True
+
+            if anyio.from_thread.run_sync(spawn, token=self._token):
+                await asyncio.wrap_future(done)
 
         return hop
 
     async def _take(self, partitions: set[int]) -> None:
+        """Fence the partitions (their previous owner's appends are rejected from now on),
+        then execute their runs. Commands of theirs received meanwhile wait (``_handle``)."""
+        self._taking |= partitions
+        try:
+            epochs = await self._fence(partitions)
+        finally:
+            self._taking -= partitions
+            self._taken.set()
+            self._taken = anyio.Event()
         self._owned |= partitions
-        self.log.info("partitions_assigned", partitions=sorted(partitions))
+        self._fenced -= partitions
+        self._changes += 1
+        self.log.info("partitions_assigned", partitions=sorted(partitions), epochs=epochs)
         self._poll_soon()  # their running and due runs, from the due index
+
+    async def _fence(self, partitions: set[int]) -> dict[int, int]:
+        """Fence each partition (all at once), retrying while the broker is away; their
+        epochs."""
+        assert isinstance(self.storage, KafkaStorageBackend)
+        storage = self.storage
+        epochs: dict[int, int] = {}
+
+        async def fence(partition: int) -> None:
+            delays = self._backoff.delays()
+            while partition not in epochs:
+                try:
+                    epochs[partition] = await storage.fence(partition)
+                except TransientStorageError as exc:
+                    delay = next(delays)
+                    error = str(exc)
+                    self.log.warning("fence_retry", partition=partition, delay=delay, error=error)
+                    await anyio.sleep(delay)
+
+        async with anyio.create_task_group() as tg:
+            for partition in sorted(partitions):
+                tg.start_soon(fence, partition)
+        return dict(sorted(epochs.items()))
+
+    async def _locked_out(self, actor: RunActor, first: Derive | None, exc: RunLockedError) -> None:
+        """A run's append was fenced by a worker that took its partition: this worker lost
+        it, and hears so from the group at its next heartbeat (it was paused past its
+        session timeout). Its actor stops; the command goes unanswered here and reaches the
+        new owner. Should the group still give the partition to this worker a while later
+        (a fence from a worker that held it in between), fence it again then."""
+        if not isinstance(exc, PartitionFencedError):
+            await super()._locked_out(actor, first, exc)
+            return
+        self.log.info("run_fenced", run_id=actor.run_id, partition=exc.partition)
+        actor.error = exc
+        partition = exc.partition
+        if partition in self._owned and partition not in self._fenced and self._tg is not None:
+            self._fenced.add(partition)  # its runs wait
+            self._tg.start_soon(self._fence_again, partition, self._changes)
+
+    async def _fence_again(self, partition: int, changes: int) -> None:
+        """Fence ``partition`` again if the group still gives it to this worker after a
+        session timeout, with no rebalance since: a stale worker has learnt by then that it
+        lost it. Then its runs are due again."""
+        await anyio.sleep(self.session_timeout)
+        if changes != self._changes or partition not in self._owned:
+            return
+        self.log.warning("partition_fenced_again", partition=partition)
+        await self._fence({partition})
+        self._fenced.discard(partition)
+        self._poll_soon()
 
     async def _give_back(self, partitions: set[int]) -> None:
         """Stop the runs of revoked partitions: running steps finish, nothing new starts."""
         self._owned -= partitions
+        self._changes += 1
         self.log.info("partitions_revoked", partitions=sorted(partitions))
         self._engine.drain(lambda run_id: not self._owns(run_id))
         leaving = [a for run_id, a in self._actors.items() if not self._owns(run_id)]

@@ -281,15 +281,15 @@ async def test_records_from_a_newer_pyworkflow_stop_the_backend_clearly(
     h = History()
     await storage.append(h.run_id, [started(h)], expected_sequence=0)
     garbage = b"\x01not msgpack"
-    newer = bytes([2]) + msgspec.msgpack.encode({"from": "the future"})
+    newer = bytes([4]) + msgspec.msgpack.encode({"from": "the future"})
     topic = f"{storage.topic_prefix}.events"
     await produce_batch(kafka_bootstrap, topic, 0, b"run_x", [garbage])  # skipped by all
     assert len(await storage.read(h.run_id)) == 1
     await produce_batch(kafka_bootstrap, topic, 0, b"run_x", [newer])
 
-    with pytest.raises(CorruptRecordError, match=r"format version 2.*upgrade pyworkflow"):
+    with pytest.raises(CorruptRecordError, match=r"format version 4.*upgrade pyworkflow"):
         await storage.read(h.run_id)
-    with pytest.raises(CorruptRecordError, match="format version 2"):  # and stays stopped
+    with pytest.raises(CorruptRecordError, match="format version 4"):  # and stays stopped
         await storage.get_run(h.run_id)
 
 
@@ -335,3 +335,47 @@ async def test_wait_finished_wakes_when_another_instance_ends_the_run(
             while not got:  # noqa: ASYNC110 - the waiter task appends when woken
                 await anyio.sleep(0.01)
     assert got[0].status.value == "completed" and got[0].last_sequence == 2
+
+
+async def test_a_fenced_writer_can_not_append_to_the_partition_it_lost(
+    make_backend: MakeBackend,
+) -> None:
+    """A worker that lost a partition (paused past its session timeout while another took it)
+    is rejected at its next append there, although nobody appended to that run since: every
+    reader ignores it. Its other partitions, and untagged writers, are not affected."""
+    from pyworkflow import RunLockedError
+
+    stale, owner, other = [await make_backend(partitions=1) for _ in range(3)]
+    h = History()
+    await stale.append(h.run_id, [started(h)], expected_sequence=0)  # before any fence
+    assert await stale.fence(0) == 1
+    step = h.step(StepStarted, 1, "s")
+    await stale.append(h.run_id, [step], expected_sequence=1)  # stale owns it: accepted
+    assert await owner.fence(0) == 2  # taken over
+    late = h.make(StepStarted, step_id=h.step_id(2), step_name="s", checkpoint=2, attempt=1)
+    with pytest.raises(RunLockedError, match=r"taken by another worker \(fence epoch 2"):
+        await stale.append(h.run_id, [late], expected_sequence=2)
+    assert await other.read(h.run_id) == h.events  # nobody sees it
+    await owner.append(h.run_id, [late], expected_sequence=2)  # the owner goes on
+    h.events.append(late)
+    assert await other.read(h.run_id) == h.events
+    loose = History()  # an unfenced writer (module-level calls) is refused: workers' runs
+    with pytest.raises(RunLockedError, match=r"served by pyworkflow workers.*actors.Client"):
+        await other.append(loose.run_id, [started(loose)], expected_sequence=0)
+    assert await other.get_run(loose.run_id) is None
+    assert await stale.fence(0) == 3  # and the partition can come back to the stale one
+
+
+async def test_a_writer_that_holds_the_fence_keeps_it(make_backend: MakeBackend) -> None:
+    """A worker whose partitions come back to it in a rebalance fences them again: it holds
+    the newest fence already, so nothing is written and its epoch stays (its appends in
+    flight, tagged with it, must not be rejected)."""
+    worker, other = [await make_backend(partitions=1) for _ in range(2)]
+    assert await worker.fence(0) == 1
+    h = History()
+    await worker.append(h.run_id, [started(h)], expected_sequence=0)
+    assert await worker.fence(0) == 1  # held: kept
+    await worker.append(h.run_id, [h.step(StepStarted, 1, "s")], expected_sequence=1)
+    assert await other.fence(0) == 2
+    assert await worker.fence(0) == 3  # taken back: a new epoch
+    assert len(await other.read(h.run_id)) == 2

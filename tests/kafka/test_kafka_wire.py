@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import msgspec
 import pytest
 
 from pyworkflow import CorruptRecordError
-from pyworkflow._core._events import StepStarted, WorkflowCompleted
+from pyworkflow._core._events import StepStarted, WorkflowCompleted, WorkflowStarted
 from pyworkflow._core._projection import project
 from pyworkflow._core._records import HookRecord, StepRecord, WorkflowRun
 from pyworkflow.storage._kafka._codec import (
     CLAIM_VERSION,
+    EPOCH_VERSION,
+    FENCE_VERSION,
     FORMAT_VERSION,
     Claim,
     EventRecord,
+    Fence,
     NewerFormatError,
     claim_record_key,
     decode_claim,
@@ -21,6 +29,7 @@ from pyworkflow.storage._kafka._codec import (
     decode_record,
     encode_claim,
     encode_event_record,
+    encode_fence,
     encode_record,
 )
 from pyworkflow.storage._kafka._views import Views
@@ -72,8 +81,8 @@ def test_claims_and_records_round_trip() -> None:
         decode_claim(legacy, "t", None)
     with pytest.raises(NewerFormatError, match="format version 3"):
         decode_claim(bytes([3]) + msgspec.msgpack.encode(["r", "w", 1]), "t")
-    with pytest.raises(NewerFormatError, match="format version 2"):  # claims only
-        decode_event_record(bytes([2]) + msgspec.msgpack.encode(["r", "w", 1]), "t")
+    with pytest.raises(NewerFormatError, match="format version 4"):  # events: 1..3
+        decode_event_record(bytes([4]) + msgspec.msgpack.encode(["r", "w", 1]), "t")
     events, hook_id = full_history(History())
     change = project(None, events)
     seq, run = decode_record(encode_record(19, change.run), WorkflowRun, "t")
@@ -140,3 +149,80 @@ def test_the_first_claim_of_a_key_wins() -> None:
     assert views.fold_claim("k", Claim("run_a", "w1", 1)) == "run_a"
     assert views.fold_claim("k", Claim("run_b", "w2", 1)) == "run_a"
     assert views.fold_claim("k", Claim("run_a", "w2", 1, repair=True)) == "run_a"
+
+
+def test_fenced_records_and_fences_on_the_wire() -> None:
+    """Unfenced records stay byte for byte format 1 (older readers read them); a worker's
+    records carry its epoch under format 2, fences are format 3, and a format byte that
+    contradicts the record is corrupt."""
+    (event,) = [started(History())]
+    plain = encode_event_record(EventRecord("w", 1, 0, 1, event))
+    assert plain[0] == FORMAT_VERSION and len(msgspec.msgpack.decode(plain[1:])) == 5
+    tagged = encode_event_record(EventRecord("w", 1, 0, 1, event, 7))
+    assert tagged[0] == EPOCH_VERSION == 2
+    assert decode_event_record(tagged, "t") == EventRecord("w", 1, 0, 1, event, 7)
+    fence = Fence("w", 4, 9)
+    value = encode_fence(fence)
+    assert value[0] == FENCE_VERSION == 3 and decode_event_record(value, "t") == fence
+    with pytest.raises(CorruptRecordError, match="epoch does not match"):
+        decode_event_record(bytes([EPOCH_VERSION]) + plain[1:], "t")
+
+
+def test_the_fence_rule() -> None:
+    """Per partition: a fence is accepted iff its epoch is above the current one; an append
+    tagged with an older epoch, or untagged, is rejected (fenced); before a partition's first
+    fence every append may land (local mode)."""
+    views = Views()
+    a, b, c, d = (started(History()) for _ in range(4))
+    assert views.fold_fence(0, Fence("w1", 1, 1)) is True
+    assert _fold(views, [a], "w1", 1, epoch=1).accepted
+    assert views.fold_fence(0, Fence("w2", 1, 2)) is True
+    assert views.fold_fence(0, Fence("w1", 2, 2)) is False  # not above: rejected
+    stale = _fold(views, [b], "w1", 2, epoch=1)
+    assert not stale.accepted and stale.fenced == 2
+    assert views.run(b.run_id) is None
+    assert _fold(views, [b], "w2", 1, epoch=2).accepted
+    untagged = _fold(views, [c], "local", 1, epoch=0)  # module-level calls: refused here
+    assert not untagged.accepted and untagged.fenced == 2
+    assert _fold(views, [d], "w1", 3, epoch=1, partition=1).accepted  # another partition
+    e = started(History())
+    assert _fold(views, [e], "local", 1, epoch=0, partition=1).accepted  # never fenced
+    assert views.epochs == {0: 2}
+
+
+def _fold(
+    views: Views, events: list[Any], writer: str, batch: int, *, epoch: int, partition: int = 0
+) -> Any:
+    verdict = None
+    for i, e in enumerate(events):
+        verdict = views.fold_event(partition, EventRecord(writer, batch, i, len(events), e, epoch))
+    assert verdict is not None
+    return verdict
+
+
+def test_the_shipped_wire_formats_decode_and_encode_byte_for_byte() -> None:
+    """Golden values (``tests/golden/kafka_wire.json``): an event record as every version
+    wrote it (format 1, unfenced), as a fenced worker writes it (format 2), and a fence
+    (format 3). They must decode, and encoding them again must give the same bytes."""
+    golden = json.loads((Path(__file__).parents[1] / "golden" / "kafka_wire.json").read_text())
+    event = WorkflowStarted(
+        run_id="run_0123456789abcdef",
+        sequence=1,
+        timestamp=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        workflow_name="order_workflow",
+        args=msgspec.Raw(b'["order-1", 99.5]'),
+        tags=("shop",),
+        idempotency_key="k-1",
+    )
+    expected = {
+        "event_record_format_1": EventRecord("w1", 3, 0, 1, event),
+        "event_record_format_2": EventRecord("w1", 3, 0, 1, event, 2),
+        "fence_format_3": Fence("w1", 4, 2),
+    }
+    assert set(golden) == set(expected)
+    for name, record in expected.items():
+        value = bytes.fromhex(golden[name])
+        decoded = decode_event_record(value, name)
+        assert decoded == record, name
+        again = encode_fence(record) if isinstance(record, Fence) else encode_event_record(record)
+        assert again == value, name

@@ -197,3 +197,27 @@ async def test_a_start_that_meets_a_transient_error_comes_again(
             assert await client.result(run_id, timeout=60) == "FLAKY!"
         assert failures == [run_id] and ran["flaky"] == 1
         stop.set()
+
+
+async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
+    make_backend: MakeBackend,
+) -> None:
+    """Local mode beside workers: a module-level start() would execute the run here while a
+    worker owns its partition. Once the workers have fenced the partitions, the append is
+    refused with an error that says to use Client, and nothing is stored or executed."""
+    import pyworkflow
+    from pyworkflow import RunLockedError
+
+    stop = anyio.Event()
+    workers: list[Worker] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_worker, make_backend, stop, workers)
+        with anyio.fail_after(30):
+            while not workers or workers[0].owned != {0, 1}:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        storage = await make_backend()
+        with pytest.raises(RunLockedError, match=r"served by pyworkflow workers.*Client"):
+            await pyworkflow.start(flow, "inline", storage=storage)
+        assert ran["inline"] == 0
+        assert (await storage.list_runs()).runs == []
+        stop.set()

@@ -10,7 +10,7 @@ import os
 
 import anyio
 
-from pyworkflow import sleep, step, workflow
+from pyworkflow import hook, sleep, step, workflow
 
 
 @step(name="wa_work")
@@ -38,3 +38,44 @@ async def long_flow(name: str) -> int:
         total += await work(name, i)
         await sleep(1.0)
     return total
+
+
+@step(name="wa_slow_work")
+async def slow_work(name: str, i: int) -> int:
+    """Two seconds: in flight when the test pauses its worker."""
+    await anyio.sleep(2.0)
+    async with await anyio.open_file(os.environ["WORKER_TRAIL"], "a") as trail:
+        await trail.write(f"{name} {i}\n")
+    return i
+
+
+@workflow(durable=True, name="wa_slow_flow")
+async def slow_flow(name: str) -> int:
+    return await slow_work(name, 0) + await slow_work(name, 1)
+
+
+@step(name="wa_flaky", max_retries=2, retry_delay=0.2)
+async def flaky(name: str) -> int:
+    """Fails its first execution for each ``name`` (counted in the trail), then succeeds."""
+    path = os.environ["WORKER_TRAIL"]
+    async with await anyio.open_file(path) as trail:
+        before = (await trail.read()).splitlines().count(f"{name} flaky")
+    async with await anyio.open_file(path, "a") as trail:
+        await trail.write(f"{name} flaky\n")
+    if before == 0:
+        raise RuntimeError(f"{name}: the first attempt fails")
+    return 1
+
+
+@workflow(durable=True, name="wa_mixed_flow")
+async def mixed_flow(name: str, kind: str) -> int:
+    """A step, a sleep, then by ``kind``: a step that is retried once ("retry"), a hook
+    ("hook", "cancel": the test resumes or cancels it), or nothing; then a last step."""
+    total = await work(name, 0)
+    await sleep(0.3)
+    if kind == "retry":
+        total += await flaky(name)
+    elif kind in ("hook", "cancel"):
+        payload = await hook("approve", timeout="1h")
+        total += int(payload["n"])
+    return total + await work(name, 2)

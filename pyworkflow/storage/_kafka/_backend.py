@@ -338,6 +338,15 @@ class KafkaStorageBackend:
         """The run's record, or None for an unknown id."""
         return await self._call(lambda core: core.get_run(run_id))
 
+    async def fence(self, partition: int) -> int:
+        """Take the runs of events ``partition`` over (a worker does, when the group assigns
+        it the partition): append a fence with the next epoch, and tag this backend's
+        appends there with it. Every reader then rejects appends tagged with an older epoch:
+        a worker that lost the partition (paused past its session timeout) gets
+        ``RunLockedError`` at its next append there, and its execution stops. Returns the
+        epoch."""
+        return await self._call(lambda core: core.fence(partition))
+
     async def wait_finished(self, run_id: str) -> WorkflowRun:
         """Wait until the run is finished and return its record.
 

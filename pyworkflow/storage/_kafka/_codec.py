@@ -6,7 +6,10 @@ Every value is ``FORMAT_VERSION`` followed by a msgpack document:
   ``[writer, batch, index, count, event]``. ``writer`` is the appending backend's random
   id, ``batch`` its append counter, ``index``/``count`` place the record in its append (one
   append = one record batch). ``event`` is the event as a msgpack map with the same field
-  names as the JSON form (``"type"`` tag, msgpack timestamps).
+  names as the JSON form (``"type"`` tag, msgpack timestamps). A worker's records add a sixth
+  element, ``epoch`` (format byte ``EPOCH_VERSION``, 2), and a worker that takes a partition
+  writes a :class:`Fence` ``[writer, number, epoch]`` to it (format byte ``FENCE_VERSION``,
+  3): see ``_views`` for the rule. Records of unfenced writers are byte for byte format 1.
 * ``{prefix}.idempotency``: a :class:`Claim`, in the partition of its idempotency key
   (murmur2 of the key, as Kafka's default partitioner places a record keyed by it). Its
   format byte is ``CLAIM_VERSION`` (2): the value names the idempotency key, and the record
@@ -37,9 +40,12 @@ from ..._exceptions import CorruptRecordError
 
 __all__ = [
     "CLAIM_VERSION",
+    "EPOCH_VERSION",
+    "FENCE_VERSION",
     "FORMAT_VERSION",
     "Claim",
     "EventRecord",
+    "Fence",
     "NewerFormatError",
     "claim_record_key",
     "decode_claim",
@@ -47,11 +53,20 @@ __all__ = [
     "decode_record",
     "encode_claim",
     "encode_event_record",
+    "encode_fence",
     "encode_record",
 ]
 
 FORMAT_VERSION = 1
 _VERSION_BYTE = bytes([FORMAT_VERSION])
+EPOCH_VERSION = 2
+"""Event records of a fenced writer (a worker): they carry its epoch. A pyworkflow that
+reads only version 1 stops with NewerFormatError instead of accepting what the others
+reject."""
+FENCE_VERSION = 3
+"""Fence records in ``{prefix}.events``."""
+_EPOCH_BYTE = bytes([EPOCH_VERSION])
+_FENCE_BYTE = bytes([FENCE_VERSION])
 CLAIM_VERSION = 2
 """Claims that carry their idempotency key; a pyworkflow that reads only version 1 stops
 with NewerFormatError instead of folding them by their (claim-unique) record keys."""
@@ -73,6 +88,19 @@ class EventRecord(msgspec.Struct, frozen=True, array_like=True):
     index: int
     count: int
     event: Event
+    epoch: int = 0
+    """The writer's fence epoch for the partition (format 2; 0: an unfenced writer, whose
+    record is encoded exactly as format 1, without this field)."""
+
+
+class Fence(msgspec.Struct, frozen=True, array_like=True):
+    """A partition's new owner (format 3, in ``{prefix}.events``): from this record on, the
+    partition's appends carrying an older epoch are rejected (see ``_views``)."""
+
+    writer: str
+    number: int
+    """The writer's counter, to find its own fence when folding."""
+    epoch: int
 
 
 class Claim(msgspec.Struct, frozen=True, array_like=True):
@@ -114,6 +142,7 @@ _JSON = msgspec.json.Encoder()
 _BYTES = msgspec.msgpack.Decoder(bytes)
 _EVENT_RECORD = msgspec.msgpack.Decoder(EventRecord)
 _CLAIM = msgspec.msgpack.Decoder(Claim)
+_FENCE = msgspec.msgpack.Decoder(Fence)
 _RECORD_DECODERS: MappingProxyType[type[Any], msgspec.msgpack.Decoder[Any]] = MappingProxyType(
     {
         WorkflowRun: msgspec.msgpack.Decoder(tuple[int, WorkflowRun]),
@@ -154,14 +183,28 @@ def encode_event_record(record: EventRecord) -> bytes:
             event, **{name: _bin(bytes(getattr(event, name))) for name in names}
         )
         record = msgspec.structs.replace(record, event=event)
-    return _VERSION_BYTE + _ENCODER.encode(record)
+    if record.epoch:
+        return _EPOCH_BYTE + _ENCODER.encode(record)
+    # Unfenced: exactly format 1, five elements (older readers read it).
+    five = (record.writer, record.batch, record.index, record.count, record.event)
+    return _VERSION_BYTE + _ENCODER.encode(five)
 
 
-def decode_event_record(value: bytes | None, where: str) -> EventRecord:
-    """Decode one ``{prefix}.events`` value; ``where`` names it in errors (topic/offset)."""
-    body = _body(value, where)
+def encode_fence(fence: Fence) -> bytes:
+    return _FENCE_BYTE + _ENCODER.encode(fence)
+
+
+def decode_event_record(value: bytes | None, where: str) -> EventRecord | Fence:
+    """Decode one ``{prefix}.events`` value (an event, or a fence); ``where`` names it in
+    errors (topic/offset)."""
+    body = _body(value, where, newest=FENCE_VERSION)
     try:
+        if value is not None and value[0] == FENCE_VERSION:
+            return _FENCE.decode(body)
         record = _EVENT_RECORD.decode(body)
+        if (value is not None and value[0] == EPOCH_VERSION) != bool(record.epoch):
+            msg = f"{where}: an event record's epoch does not match its format byte"
+            raise CorruptRecordError(msg)
         event = record.event
         names = _EVENT_RAW[type(event)]
         if names:

@@ -32,15 +32,17 @@ from ._batcher import AppendBatcher, QueuedAppend
 from ._codec import (
     Claim,
     EventRecord,
+    Fence,
     NewerFormatError,
     claim_record_key,
     decode_claim,
     decode_event_record,
     encode_claim,
     encode_event_record,
+    encode_fence,
     encode_record,
 )
-from ._errors import storage_error
+from ._errors import PartitionFencedError, storage_error
 from ._settings import KafkaSettings
 from ._topics import ensure_topics
 from ._views import Verdict, Views
@@ -109,6 +111,10 @@ class KafkaCore:
         self._fetch_failing = False
         self._failure: WorkflowError | None = None
         self._append_batcher: AppendBatcher | None = None
+        self._epochs: dict[int, int] = {}
+        """The epoch of each partition this writer fenced (kept after it lost one: its
+        appends there must be rejected, not go untagged)."""
+        self._fences: dict[int, asyncio.Future[bool]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     async def serve(self, ready: cf.Future[None]) -> None:
@@ -324,6 +330,12 @@ class KafkaCore:
                 self._skip(tp, message.offset, exc)
                 self.views.drop_partial(tp.partition)
                 continue
+            if isinstance(record, Fence):
+                accepted = self.views.fold_fence(tp.partition, record)
+                fenced = self._fences.get(record.number) if record.writer == self.writer else None
+                if fenced is not None and not fenced.done():
+                    fenced.set_result(accepted)
+                continue
             verdict = self.views.fold_event(tp.partition, record)
             if verdict is None or verdict.record.writer != self.writer:
                 continue
@@ -414,8 +426,9 @@ class KafkaCore:
             check_append(run_id, events, expected_sequence, last)
         self._counter += 1
         batch = self._counter
+        epoch = self._epochs.get(self.partition_of(run_id), 0)
         values = [
-            encode_event_record(EventRecord(self.writer, batch, index, len(events), event))
+            encode_event_record(EventRecord(self.writer, batch, index, len(events), event, epoch))
             for index, event in enumerate(events)
         ]
         waiter: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
@@ -446,6 +459,8 @@ class KafkaCore:
             self._appends.pop(batch, None)
         if verdict.error is not None:
             raise verdict.error
+        if verdict.fenced:
+            raise PartitionFencedError(run_id, self.partition_of(run_id), verdict.fenced, epoch)
         if verdict.change is None:
             self.views.check_head(run_id)
             check_append(run_id, events, expected_sequence, verdict.last_sequence)
@@ -529,6 +544,42 @@ class KafkaCore:
             self.topics.events, value=values[0], key=key, partition=self.partition_of(run_id)
         )
         return sent
+
+    async def fence(self, partition: int) -> int:
+        """Take ``partition`` over: append a fence one epoch above its current one, and tag
+        this writer's appends there with that epoch from now on (older epochs are rejected
+        by every reader). Returns the epoch. A writer that holds the partition's newest fence
+        already keeps it: nothing is written (a rebalance that gives a worker its own
+        partitions back must not reject its own appends in flight)."""
+        self._check_alive()
+        producer = self._producer
+        assert producer is not None
+        tp = TopicPartition(self.topics.events, partition)
+        what = f"fencing partition {partition} of topic {self.topics.events!r}"
+        while True:
+            await self._catch_up([tp], what)
+            current = self.views.epochs.get(partition, 0)
+            if current and self.views.holders.get(partition) == self.writer:
+                self._epochs[partition] = current
+                return current
+            epoch = current + 1
+            self._counter += 1
+            number = self._counter
+            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._fences[number] = waiter
+            try:
+                async with asyncio.timeout(self.settings.request_timeout):
+                    value = encode_fence(Fence(self.writer, number, epoch))
+                    delivery = await producer.send(tp.topic, value=value, partition=partition)
+                    await delivery
+                    accepted = await waiter
+            except (KafkaError, TimeoutError) as exc:
+                raise self._translate(what, exc) from exc
+            finally:
+                self._fences.pop(number, None)
+            if accepted:
+                self._epochs[partition] = epoch
+                return epoch  # else another writer fenced it meanwhile: above theirs
 
     async def claim(self, key: str, run_id: str) -> str:
         """Claim an idempotency key: first claim in the log wins (see module doc)."""
@@ -652,7 +703,11 @@ class KafkaCore:
         """Stop serving: pending and future operations raise ``failure``."""
         if self._failure is None:
             self._failure = failure
-        waiters: list[asyncio.Future[Any]] = [*self._appends.values(), *self._claims.values()]
+        waiters: list[asyncio.Future[Any]] = [
+            *self._appends.values(),
+            *self._claims.values(),
+            *self._fences.values(),
+        ]
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(self._failure)

@@ -39,10 +39,10 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from ..._exceptions import StorageError, TransientStorageError
+from ..._exceptions import RunLockedError, StorageError, TransientStorageError
 from .._errors import is_transient_oserror
 
-__all__ = ["is_transient", "storage_error"]
+__all__ = ["PartitionFencedError", "is_transient", "storage_error"]
 
 _UNAVAILABLE = BrokerNotAvailableError | KafkaUnavailableError | ReplicaNotAvailableError
 
@@ -56,6 +56,27 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError):  # TimeoutError is one
         return is_transient_oserror(exc)
     return False
+
+
+class PartitionFencedError(RunLockedError):
+    """An append rejected by a partition's fence: another writer (a worker that took the
+    partition) fenced it with a newer epoch than this writer's."""
+
+    def __init__(self, run_id: str, partition: int, epoch: int, mine: int) -> None:
+        super().__init__(run_id)
+        if mine:
+            why = (
+                f"partition {partition} was taken by another worker (fence epoch {epoch}; "
+                f"this worker's is {mine}): this worker lost the run and stops executing it"
+            )
+        else:
+            why = (
+                f"partition {partition} is served by pyworkflow workers (fence epoch {epoch}) "
+                "and they alone execute its runs; send commands with pyworkflow.actors.Client "
+                "(start, resume_hook, cancel) instead of executing here"
+            )
+        self.args = (f"workflow run {run_id!r}: this append was rejected: {why}",)
+        self.partition = partition
 
 
 def storage_error(what: str, exc: BaseException, servers: str, timeout: float) -> StorageError:

@@ -10,6 +10,15 @@ accepted sequence (``last + 1, last + 2, ...``) and ``project()`` accepts them (
 with ``workflow_started``). Anything else is *rejected*: it stays in the log and every
 reader ignores it. Claims on ``{prefix}.idempotency``: the first claim of a key wins.
 
+Fences (owner epochs): a worker that takes a partition appends a fence with an epoch one
+above the partition's current one, and tags its appends with that epoch. A fence is
+accepted iff its epoch is above the partition's current epoch; an append tagged with an
+epoch below the current one is *rejected* (fenced): its writer lost the partition (a worker
+paused past its session timeout, whose partition another worker took meanwhile). Untagged
+appends (epoch 0: module-level calls, tools) are rejected too once a partition is fenced: its
+runs belong to the workers, and only their holder writes them (no double execution beside
+them). Before any fence, every writer may append (local mode, no workers).
+
 A run whose first complete append in the partition starts past sequence 1 has lost its
 start: retention deleted the segments that held it (or the topic was recreated). Nobody
 can replay it, so the fold marks it *headless* and rejects every later append of it, and
@@ -29,7 +38,7 @@ from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, Workfl
 from ..._exceptions import CorruptRecordError
 from .._due import DueIndex
 from .._paging import page_runs
-from ._codec import Claim, EventRecord
+from ._codec import Claim, EventRecord, Fence
 
 __all__ = ["RunStartDeletedError", "Verdict", "Views"]
 
@@ -51,6 +60,8 @@ class Verdict:
     """The records the append changed; None when it was rejected."""
     error: CorruptRecordError | None = None
     """Why ``project()`` refused it (rejected for a reason other than a sequence race)."""
+    fenced: int = 0
+    """The partition's epoch, when the append was rejected for carrying an older one."""
 
     @property
     def accepted(self) -> bool:
@@ -78,6 +89,10 @@ class Views:
         self._partial: dict[int, list[EventRecord]] = {}
         self.headless: dict[str, tuple[int, int]] = {}
         """Runs whose start is gone: run id -> (partition, first sequence still in it)."""
+        self.epochs: dict[int, int] = {}
+        """Each partition's current fence epoch (0: never fenced)."""
+        self.holders: dict[int, str] = {}
+        """The writer of each partition's current fence."""
 
     # -- folding ----------------------------------------------------------------------
     def fold_event(self, partition: int, record: EventRecord) -> Verdict | None:
@@ -101,6 +116,15 @@ class Views:
         del self._partial[partition]
         return self._decide(partition, partial[0], [r.event for r in partial])
 
+    def fold_fence(self, partition: int, fence: Fence) -> bool:
+        """Fold a fence; whether it was accepted (its epoch is the partition's now)."""
+        self._partial.pop(partition, None)  # a fence is a batch of its own
+        if fence.epoch <= self.epochs.get(partition, 0):
+            return False
+        self.epochs[partition] = fence.epoch
+        self.holders[partition] = fence.writer
+        return True
+
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
         self._partial.pop(partition, None)
@@ -109,6 +133,9 @@ class Views:
         run_id = events[0].run_id
         log = self.logs.get(run_id)
         last = len(log) if log else 0  # sequences are 1-based and gap-free
+        epoch = self.epochs.get(partition, 0)
+        if first.epoch < epoch:  # its writer lost the partition, or never had it
+            return Verdict(first, run_id, last, fenced=epoch)
         if run_id in self.headless:
             return Verdict(first, run_id, 0)
         if log is None and events[0].sequence > 1:
