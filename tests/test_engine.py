@@ -27,6 +27,7 @@ from pyworkflow import (
     workflow,
 )
 from pyworkflow._core._events import CancellationRequested, WorkflowStarted
+from pyworkflow._execution._registry import registry
 from pyworkflow.storage import InMemoryStorageBackend
 from pyworkflow.testing import ManualClock
 
@@ -142,10 +143,28 @@ async def test_idempotency_key_returns_the_same_run(memory: InMemoryStorageBacke
     assert run is not None and run.idempotency_key == "order-123"
 
 
+@workflow(durable=True, name="engine.refund")
+async def refund(label: str) -> str:
+    return await record(f"refund {label}")
+
+
+async def test_an_idempotency_key_names_one_workflow(memory: InMemoryStorageBackend) -> None:
+    first = await start(simple, "e", idempotency_key="order-7")
+    # The same workflow with other arguments: the existing run, nothing executes again.
+    assert await start(simple, "other", idempotency_key="order-7") == first
+    with pytest.raises(ConfigurationError) as info:
+        await start(refund, "e", idempotency_key="order-7")
+    message = str(info.value)
+    assert "'order-7'" in message and "'simple'" in message and "'engine.refund'" in message
+    assert first in message
+    assert executions == ["e"]
+    assert [r.run_id for r in await list_runs()] == [first]
+
+
 async def test_idempotency_under_concurrent_starts(memory: InMemoryStorageBackend) -> None:
     gate = anyio.Event()
 
-    @step()
+    @step(name="engine.slow")
     async def slow(label: str) -> str:
         executions.append(label)
         await gate.wait()
@@ -260,6 +279,7 @@ async def test_changed_code_is_a_non_determinism_error_and_the_log_is_untouched(
     async def beta() -> int:
         return 2
 
+    registry._workflows.pop("evolving", None)  # v2 of this test's previous run
     @workflow(durable=True, name="evolving")
     async def v1() -> int:
         await alpha()
@@ -269,6 +289,7 @@ async def test_changed_code_is_a_non_determinism_error_and_the_log_is_untouched(
     run_id = await start(v1)
     before = await get_workflow_events(run_id)
 
+    registry._workflows.pop("evolving")  # as in a new process, with the changed code
     @workflow(durable=True, name="evolving")  # a deploy changed the code
     async def v2() -> int:
         try:  # noqa: SIM105 (the point: a broad except must not hide it)

@@ -21,6 +21,7 @@ EXPECTED = {
     "durable/03_retries.py": [
         "step_failed",
         "step_retrying",
+        ", resume at 20",  # event.data["resume_at"] is the ISO string, as in the log
         "workflow_resumed",
         "workflow_completed",
     ],

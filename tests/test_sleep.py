@@ -50,7 +50,7 @@ async def test_sleep_suspends_until_due(
     assert run.suspended_reason == "sleep"
     assert run.resume_at == clock.now() + timedelta(seconds=seconds)
     started = [e for e in await get_workflow_events(run_id) if e.type.value == "sleep_started"]
-    assert started[0].data["resume_at"] == run.resume_at
+    assert started[0].resume_at == run.resume_at
     assert started[0].data["duration"] == seconds
 
     clock.advance(seconds - 0.001)

@@ -115,7 +115,8 @@ async def test_retry_delay_is_a_durable_timer(
     attempts = [e.data["attempt"] for e in events if e.type.value == "step_started"]
     assert attempts == [1, 2, 3]
     retrying = [e for e in events if e.type.value == "step_retrying"]
-    assert retrying[0].data["resume_at"] == events[2].timestamp + timedelta(seconds=10)
+    assert retrying[0].resume_at == events[2].timestamp + timedelta(seconds=10)
+    assert retrying[0].data["resume_at"] == "2025-01-01T00:00:10Z"  # its JSON form
     assert all(e.data["delay"] == 10 for e in retrying)
 
 
@@ -274,8 +275,9 @@ async def test_error_caught_by_workflow_replays_as_the_same_type(
 
     run_id = await start(catches)
     clock.advance(60)
-    # On replay the recorded KeyError is rebuilt, so the same except branch runs.
-    assert await resume(run_id) == "KeyError:'missing'"
+    # On replay the recorded KeyError is rebuilt with its recorded args, so the same except
+    # branch runs and sees what the live run saw (not the message str(exc) = "'missing'").
+    assert await resume(run_id) == "KeyError:missing"
 
 
 async def test_write_ahead_a_steps_outcome_is_durable_before_the_next_body_runs(
@@ -283,11 +285,11 @@ async def test_write_ahead_a_steps_outcome_is_durable_before_the_next_body_runs(
 ) -> None:
     seen: list[list[str]] = []
 
-    @step()
+    @step(name="write_ahead.first")
     async def first() -> int:
         return 1
 
-    @step()
+    @step(name="write_ahead.second")
     async def second(run_id: str) -> int:
         # Inside the body: step_started of this step and the outcome of the previous one
         # are already in the log (one append carried both).

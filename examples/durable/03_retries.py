@@ -75,6 +75,8 @@ async def main() -> None:
         extra = ""
         if event.type.value in ("step_failed", "step_retrying", "step_started"):
             extra = f"  (step={event.data['step_name']}, attempt={event.data['attempt']})"
+        if event.type.value == "step_retrying":
+            extra += f", resume at {event.data.get('resume_at', '')[:19]}"
         print(f"  {event.sequence:>2}: {event.type.value}{extra}")
 
 

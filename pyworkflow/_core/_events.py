@@ -64,7 +64,7 @@ class EventType(enum.StrEnum):
     HOOK_EXPIRED = "hook_expired"
 
 
-_BASE_FIELDS = frozenset({"run_id", "sequence", "timestamp"})
+_NOT_DATA = ("type", "run_id", "sequence", "timestamp")
 
 
 class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -76,13 +76,12 @@ class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     @property
     def data(self) -> dict[str, Any]:
-        """The event's own fields (everything but run_id, sequence and timestamp), decoded."""
-        out: dict[str, Any] = {}
-        for name in self.__struct_fields__:
-            if name in _BASE_FIELDS:
-                continue
-            value = getattr(self, name)
-            out[name] = msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+        """The event's own fields (all but type, run_id, sequence and timestamp) in their
+        JSON form, as the log's line holds them: times as ISO 8601 strings, tuples as
+        lists, payloads as decoded JSON. The typed values are the event's attributes."""
+        out: dict[str, Any] = _DATA_DECODER.decode(_ENCODER.encode(self))
+        for name in _NOT_DATA:
+            del out[name]
         return out
 
 
@@ -145,7 +144,7 @@ class StepCompleted(_EventBase, frozen=True, kw_only=True, tag="step_completed")
     result: msgspec.Raw = NULL
 
 
-class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed"):
+class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed", omit_defaults=True):
     type = EventType.STEP_FAILED
     step_id: str
     step_name: str
@@ -154,6 +153,14 @@ class StepFailed(_EventBase, frozen=True, kw_only=True, tag="step_failed"):
     error_type: str
     error_message: str
     final: bool
+    # What rebuilds the exception on replay (``_failures.details``), on final failures.
+    # Records written before have none of them: their exception is rebuilt from its message.
+    error_args: list[Any] | None = None
+    """The exception's ``args`` as JSON (a value that isn't JSON: its ``str()``)."""
+    error_attrs: dict[str, Any] | None = None
+    """The JSON values among ``vars(exception)``."""
+    error_notes: list[str] | None = None
+    """What could not be recorded faithfully; added to the rebuilt exception as notes."""
 
 
 class StepRetrying(_EventBase, frozen=True, kw_only=True, tag="step_retrying"):
@@ -221,6 +228,7 @@ Event = (
 )
 
 _ENCODER = msgspec.json.Encoder()
+_DATA_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(dict[str, Any])
 _DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _LIST_DECODER: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
 

@@ -60,6 +60,8 @@ class Checkpoint:
     result: msgspec.Raw | None = None
     error: tuple[str, str] | None = None
     """``(error_type, message)`` of a final failure, or of an expired hook."""
+    failure: StepFailed | None = None
+    """A step's final failure, from which replay rebuilds its exception."""
     attempts: int = 0
     """Step attempts started."""
     failed_attempt: int = 0
@@ -136,6 +138,7 @@ class RunState:
                 if event.final:
                     self._resolve(cp, event)
                     cp.error = (event.error_type, event.error_message)
+                    cp.failure = event
             case WorkflowStarted():
                 if self.status is not RunStatus.PENDING:
                     self._corrupt(event, "a second workflow_started")

@@ -24,8 +24,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
+from .._core._codec import Codec
 from .._core._replay import Checkpoint, Kind, RunState
-from .._exceptions import CancellationError, NonDeterminismError, WorkflowError
+from .._exceptions import (
+    CancellationError,
+    ConfigurationError,
+    NonDeterminismError,
+    WorkflowError,
+)
 from ._owner import Derive, Draft, RunOwner
 from ._signals import SuspendSignal
 
@@ -97,6 +103,15 @@ class RunContext:
             self.fatal = NonDeterminismError(msg)
             raise self.fatal
         return index, recorded
+
+    def resolve(self, codec: Codec) -> None:
+        """Resolve a step's annotations at its first call; one that can't be resolved is a
+        code error, like non-determinism: the execution stops and nothing is written."""
+        try:
+            codec.resolve()
+        except ConfigurationError as exc:
+            self.fatal = exc
+            raise
 
     def raise_if_fatal(self) -> None:
         if self.fatal is not None:

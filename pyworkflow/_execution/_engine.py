@@ -186,11 +186,17 @@ class Engine:
     ) -> tuple[str, bool]:
         """Record the start of run ``run_id`` (arguments already encoded); idempotent: a run
         that exists, or a key another run holds, starts nothing. Returns the run that holds
-        the start and whether this call created it."""
+        the start and whether this call created it.
+
+        A key held by a run of the same workflow returns that run, whatever its arguments.
+
+        Raises:
+            ConfigurationError: the key is held by a run of another workflow.
+        """
         if idempotency_key is not None:
             holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
             if holder != run_id:
-                if await self.storage.read(holder, after=0):
+                if await self._started_as(holder, workflow_name, idempotency_key):
                     return holder, False
                 run_id = holder  # the claimer died before starting it: start it for them
         wf = registry.workflow(workflow_name)
@@ -208,10 +214,29 @@ class Engine:
             await self.storage.append(run_id, [started], expected_sequence=0)
         except RunLockedError:
             raise  # not this writer's to start (a Kafka partition fenced by workers)
-        except ConflictError:
-            return run_id, False  # started already (a concurrent start, or a command again)
+        except ConflictError:  # started already (a concurrent start, or a command again)
+            if idempotency_key is not None:
+                await self._started_as(run_id, workflow_name, idempotency_key)
+            return run_id, False
         self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
         return run_id, True
+
+    async def _started_as(self, run_id: str, workflow_name: str, key: str) -> bool:
+        """Whether run ``run_id`` has started; raise if it runs another workflow than
+        ``workflow_name`` (the one the start with idempotency key ``key`` asks for)."""
+        events = await self.storage.read(run_id, after=0)
+        if not events:
+            return False
+        first = events[0]
+        if isinstance(first, WorkflowStarted) and first.workflow_name != workflow_name:
+            msg = (
+                f"idempotency key {key!r} belongs to run {run_id!r} of workflow "
+                f"{first.workflow_name!r}, not of {workflow_name!r}: a key names one start of "
+                "one workflow; give each workflow its own keys (e.g. prefix them with the "
+                "workflow's name)"
+            )
+            raise ConfigurationError(msg)
+        return True
 
     async def resume(self, run_id: str) -> Any:
         result, _ = await self.activate(run_id, fresh=False)
@@ -493,7 +518,8 @@ def encode_start(
     """Check a start's arguments and encode them, before anything is written or sent.
 
     Raises:
-        ConfigurationError: ``wf`` is not a workflow, or the key is not a non-empty string.
+        ConfigurationError: ``wf`` is not a workflow, the key is not a non-empty string,
+            or the workflow's annotations can't be resolved.
         TypeError: the arguments don't fit the signature.
         SerializationError: an argument can't be stored.
     """
@@ -505,6 +531,7 @@ def encode_start(
         msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
         raise ConfigurationError(msg)
     wf.codec.bind(wf.name, args, kwargs)
+    wf.codec.resolve()  # a run whose arguments couldn't be decoded must not start
     return wf.codec.encode_args(wf.name, args, kwargs)
 
 

@@ -54,7 +54,7 @@ def validate_payload(tp: Any, payload: Any, *, hook_name: str) -> msgspec.Raw:
         except Exception as exc:  # msgspec.ValidationError, pydantic.ValidationError
             msg = f"payload {payload!r} for hook {hook_name!r} is not a valid {_name(tp)}: {exc}"
             raise HookPayloadError(msg) from exc
-    return encode_value(payload, what=f"the payload of hook {hook_name!r}")
+    return encode_value(payload, what=f"the payload of hook {hook_name!r}", path="payload")
 
 
 def _name(tp: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .._core._codec import Codec
 from .._core._durations import Duration, parse_duration
 from .._core._events import StepCompleted, StepFailed, StepRetrying, StepStarted
-from .._core._failures import describe, rebuild
+from .._core._failures import describe, details, rebuild_step_failure
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, FatalError, RetryableError, SerializationError
 from ._context import (
@@ -23,6 +23,7 @@ from ._context import (
     restore_run,
 )
 from ._owner import Derive, Draft
+from ._registry import registry
 from ._signals import DrainSignal, SuspendSignal
 
 __all__ = ["RetryPolicy", "Step", "step"]
@@ -88,13 +89,15 @@ class Step(Generic[P, R]):
         self.fn = fn
         self.name: str = name or fn.__name__
         self.retry = retry
-        self.codec = Codec(fn)
+        self.codec = Codec(fn, f"step {self.name!r}")
         self._what_result = f"the result of step {self.name!r}"
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         ctx = current_context()
         if isinstance(ctx, RunContext):
+            if not self.codec.resolved:
+                ctx.resolve(self.codec)
             index, recorded = ctx.next_checkpoint(Kind.STEP, self.name)
             return self._durable(ctx, index, recorded, args, kwargs)
         if isinstance(ctx, TransientContext):
@@ -173,8 +176,8 @@ class Step(Generic[P, R]):
 
     def _replayed(self, cp: Checkpoint) -> R:
         """The recorded outcome of a resolved checkpoint: its result, or its error raised."""
-        if cp.error is not None:
-            raise rebuild(self.name, *cp.error)
+        if cp.failure is not None:
+            raise rebuild_step_failure(cp.failure)
         assert cp.result is not None
         return self.codec.decode_result(cp.result)  # type: ignore[no-any-return]
 
@@ -185,7 +188,8 @@ class Step(Generic[P, R]):
         failed = {**ids, "attempt": attempt, "error_type": error_type, "error_message": message}
         index = ids["checkpoint"]
         if self.retry.gives_up(attempt, error):
-            await ctx.record(_failed(index, attempt, {**failed, "final": True}))
+            final = {**failed, "final": True, **details(error)}
+            await ctx.record(_failed(index, attempt, final))
             ctx.log.info("step_failed", step=self.name, attempt=attempt, error=error_type)
             raise error
         delay = self.retry.delay_after(attempt, error)
@@ -272,7 +276,9 @@ def step(
     policy = RetryPolicy(max_retries, retry_delay, backoff, max_retry_delay)
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Step[P, R]:
-        return Step(func, name=name, retry=policy)
+        st = Step(func, name=name, retry=policy)
+        registry.add_step(st)
+        return st
 
     if fn is not None:
         return decorate(fn)

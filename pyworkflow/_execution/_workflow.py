@@ -51,7 +51,7 @@ class Workflow(Generic[P, R]):
         self.name: str = name or fn.__name__
         self.durable = durable
         self.tags: tuple[str, ...] = tuple(tags or ())
-        self.codec = Codec(fn)
+        self.codec = Codec(fn, f"workflow {self.name!r}")
         functools.update_wrapper(self, fn)
 
     def is_durable(self) -> bool:

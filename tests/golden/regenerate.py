@@ -23,6 +23,8 @@ from pyworkflow import list_runs
 from pyworkflow._config import settings
 from pyworkflow._core._events import encode_event
 
+from ..isolation import isolated_registry
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
@@ -36,6 +38,8 @@ GOLDEN = {
     "examples/durable/07_hooks.py": "expense_workflow",
     "examples/durable/08_cancellation.py": "order_workflow",
     "examples/transient/01_basic_workflow.py": None,
+    # step failures with error_args, error_attrs and error_notes (recorded since issue 12)
+    "tests/golden/apps/recorded_error_details.py": "recorded_error_details",
 }
 
 
@@ -71,7 +75,8 @@ def main() -> None:
             continue
         if only and Path(example).stem not in only:
             continue
-        data = asyncio.run(record(example, workflow_name))
+        with isolated_registry():  # the examples reuse the seed's names (order_workflow)
+            data = asyncio.run(record(example, workflow_name))
         out = HERE / f"{Path(example).parent.name}_{Path(example).stem}.json"
         out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {out.relative_to(ROOT)} ({len(data['events'])} events)")  # type: ignore[arg-type]
