@@ -196,7 +196,7 @@ class Engine:
         if idempotency_key is not None:
             holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
             if holder != run_id:
-                if await self._started_as(holder, workflow_name, idempotency_key):
+                if await self.started_as(holder, workflow_name, idempotency_key):
                     return holder, False
                 run_id = holder  # the claimer died before starting it: start it for them
         wf = registry.workflow(workflow_name)
@@ -216,12 +216,12 @@ class Engine:
             raise  # not this writer's to start (a Kafka partition fenced by workers)
         except ConflictError:  # started already (a concurrent start, or a command again)
             if idempotency_key is not None:
-                await self._started_as(run_id, workflow_name, idempotency_key)
+                await self.started_as(run_id, workflow_name, idempotency_key)
             return run_id, False
         self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
         return run_id, True
 
-    async def _started_as(self, run_id: str, workflow_name: str, key: str) -> bool:
+    async def started_as(self, run_id: str, workflow_name: str, key: str) -> bool:
         """Whether run ``run_id`` has started; raise if it runs another workflow than
         ``workflow_name`` (the one the start with idempotency key ``key`` asks for)."""
         events = await self.storage.read(run_id, after=0)

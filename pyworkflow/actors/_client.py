@@ -70,12 +70,20 @@ class Client:
 
         With ``idempotency_key``, the first run that claimed the key is the one returned
         (and started, if its own start never arrived).
+
+        Raises:
+            ConfigurationError: the key belongs to a run of another workflow (seen once
+                that run has started; a start racing it is refused by the worker, which
+                logs ``command_refused``).
         """
         self._check_open()
         raw_args, raw_kwargs = encode_start(workflow, args, kwargs, idempotency_key)
         run_id = new_run_id()
         if idempotency_key is not None:
-            run_id = await self.storage.claim_idempotency_key(idempotency_key, run_id)
+            holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
+            if holder != run_id:  # raises if the holder runs another workflow (if started)
+                await self._engine.started_as(holder, workflow.name, idempotency_key)
+            run_id = holder
         await self._bus.send(
             StartCommand(
                 run_id=run_id,

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from pyworkflow import (
+    ConfigurationError,
     HookAlreadyReceivedError,
     RunStatus,
     WorkflowCancelledError,
@@ -220,4 +221,20 @@ async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
             await pyworkflow.start(flow, "inline", storage=storage)
         assert ran["inline"] == 0
         assert (await storage.list_runs()).runs == []
+        stop.set()
+
+
+async def test_a_client_start_with_a_key_of_another_workflow_is_refused(
+    make_backend: MakeBackend,
+) -> None:
+    stop = anyio.Event()
+    workers: list[Worker] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_worker, make_backend, stop, workers)
+        async with Client(await make_backend()) as client:
+            first = await client.start(flow, "k", idempotency_key="order-7")
+            assert await client.result(first, timeout=30) == "K!"
+            assert await client.start(flow, "other", idempotency_key="order-7") == first
+            with pytest.raises(ConfigurationError, match=r"'order-7' belongs to run .*kw_flow"):
+                await client.start(approval, "a", idempotency_key="order-7")
         stop.set()
