@@ -33,6 +33,7 @@ from anyio.lowlevel import current_token
 from .._exceptions import (
     ConfigurationError,
     RunLockedError,
+    StorageError,
     TransientStorageError,
     WorkflowError,
 )
@@ -49,6 +50,8 @@ from ._supervisor import Supervisor
 __all__ = ["Worker"]
 
 _RECEIVE_WAIT = 0.2
+CHECKPOINT_INTERVAL = 30.0
+"""Seconds between two checkpoints of an owned partition (when it changed)."""
 T = TypeVar("T")
 
 
@@ -133,6 +136,8 @@ class Worker(Supervisor):
         await self.storage.fold_partitions(())  # until the group assigns some (starts it)
         self._token = current_token()
         await self._bus.start()
+        assert self._tg is not None
+        self._tg.start_soon(self._checkpoints)
         self.log.info("worker_started", group=self._bus.group, partitions=self._bus.partitions)
         try:
             delays = self._backoff.delays()
@@ -338,6 +343,24 @@ class Worker(Supervisor):
         self._fenced.discard(partition)
         self._poll_soon()
 
+    async def _checkpoints(self) -> None:
+        """Checkpoint each owned partition's fold every ``CHECKPOINT_INTERVAL`` seconds (if
+        anything was folded there since): a takeover starts from the newest."""
+        while True:
+            await anyio.sleep(CHECKPOINT_INTERVAL)
+            for partition in sorted(self._owned - self._fenced):
+                await self._checkpoint(partition)
+
+    async def _checkpoint(self, partition: int) -> None:
+        assert isinstance(self.storage, KafkaStorageBackend)
+        try:
+            offset = await self.storage.checkpoint(partition)
+        except StorageError as exc:  # the next one will do
+            self.log.warning("checkpoint_failed", partition=partition, error=str(exc))
+        else:
+            if offset is not None:
+                self.log.debug("checkpoint_written", partition=partition, offset=offset)
+
     async def _give_back(self, partitions: set[int]) -> None:
         """Stop the runs of revoked partitions: running steps finish, nothing new starts."""
         self._owned -= partitions
@@ -348,6 +371,9 @@ class Worker(Supervisor):
         with anyio.move_on_after(self.session_timeout / 2):
             for actor in leaving:
                 await actor.rested()
+        with anyio.move_on_after(self.session_timeout / 4):  # the next owner starts there
+            for partition in sorted(partitions):
+                await self._checkpoint(partition)
         try:
             assert isinstance(self.storage, KafkaStorageBackend)
             await self.storage.fold_partitions(self._owned | self._taking)  # drops the rest

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.partitioner import murmur2
 
-from pyworkflow import ConfigurationError, StorageError
-from pyworkflow._core._events import StepStarted
+from pyworkflow import ConfigurationError, ConflictError, StorageError
+from pyworkflow._core._events import StepStarted, WorkflowCompleted
 from pyworkflow.storage import KafkaStorageBackend
-from tests.storage.helpers import History, started
+from tests.storage.helpers import History, raw, started
 
 from .conftest import MakeBackend
 
@@ -19,10 +19,10 @@ PARTITIONS = 4
 FAR = datetime(2999, 1, 1, tzinfo=UTC)
 
 
-def _in(partition: int) -> History:
+def _in(partition: int, start: datetime | None = None) -> History:
     """A history whose run lands in ``partition``."""
     while True:
-        h = History()
+        h = History() if start is None else History(start=start)
         if (murmur2(h.run_id.encode()) & 0x7FFFFFFF) % PARTITIONS == partition:
             return h
 
@@ -66,3 +66,43 @@ async def test_a_scoped_backend_folds_reads_and_drops_only_its_partitions(
             await scoped.fold_partitions({1, 9})
     finally:
         await scoped.aclose()
+
+
+async def test_a_partition_is_folded_from_its_newest_checkpoint(
+    make_backend: MakeBackend, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """A checkpoint holds the partition's live runs and lately finished ones at an offset;
+    a backend that folds the partition later starts from it: the live runs read in full,
+    a finished run is not folded (its start again is refused as a start of a known run),
+    and what was appended after the checkpoint is folded on top."""
+    writer = await make_backend(partitions=PARTITIONS)
+    now = datetime.now(UTC)  # runs finished lately (not past the horizon) are remembered
+    live, done, later = _in(1, now), _in(1, now), _in(1, now)
+    for h in (live, done):
+        await writer.append(h.run_id, [started(h)], expected_sequence=0)
+    step = live.step(StepStarted, 1, "s")
+    await writer.append(live.run_id, [step], expected_sequence=1)
+    end = done.add(WorkflowCompleted, result=raw(1))
+    await writer.append(done.run_id, [end], expected_sequence=1)
+    await writer.fold_partitions({1})
+    offset = await writer.checkpoint(1)
+    assert offset is not None and await writer.checkpoint(1) is None  # nothing new
+    await writer.append(later.run_id, [started(later)], expected_sequence=0)
+
+    reader = KafkaStorageBackend(
+        kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=PARTITIONS
+    )
+    try:
+        await reader.fold_partitions(())
+        await reader.fold_partitions({1})
+        assert await reader.read(live.run_id) == live.events
+        assert await reader.read(later.run_id) == later.events
+        assert await reader.read(done.run_id) == []  # finished before: not folded
+        with pytest.raises(ConflictError):  # a start delivered again starts nothing
+            await reader.append(done.run_id, done.events[:1], expected_sequence=0)
+        due = {run_id for _, run_id in await reader.due_runs(FAR, limit=10)}
+        assert due == {live.run_id, later.run_id}
+        run = await reader.get_run(live.run_id)
+        assert run is not None and run.last_sequence == 2
+    finally:
+        await reader.aclose()

@@ -266,3 +266,5 @@ async def test_a_worker_joining_takes_partitions_without_any_step_running_twice(
     # The joiner got partitions while the runs were under way (they take ~5 s each).
     assert "partitions_assigned" in logs[2]
     assert any("partitions_revoked" in log for log in logs[:2])
+    # ...and started from the checkpoints the others wrote as they handed them over.
+    assert "kafka_checkpoint_restored" in logs[2]

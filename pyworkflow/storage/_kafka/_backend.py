@@ -369,6 +369,15 @@ class KafkaStorageBackend:
             self._scope = scope  # a start-up still to come folds only these
         await self._call(lambda core: core.fold_partitions(scope))
 
+    async def checkpoint(self, partition: int) -> int | None:
+        """Write a checkpoint of this backend's fold of events ``partition`` (one it folds)
+        to ``{prefix}.checkpoints``: its live runs and the runs finished lately, as of the
+        returned offset (None: nothing new since the last one). A backend that folds the
+        partition later starts from the newest checkpoint instead of the partition's start
+        (a worker taking it over). Workers write them; see ``_checkpoint`` for the format.
+        """
+        return await self._call(lambda core: core.checkpoint(partition))
+
     async def wait_finished(self, run_id: str) -> WorkflowRun:
         """Wait until the run is finished and return its record.
 

@@ -47,6 +47,7 @@ __all__ = [
     "EventRecord",
     "Fence",
     "NewerFormatError",
+    "body_of",
     "claim_record_key",
     "decode_claim",
     "decode_event_record",
@@ -157,7 +158,7 @@ def _bin(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(_ENCODER.encode(data))
 
 
-def _body(value: bytes | None, what: str, newest: int = FORMAT_VERSION) -> bytes | memoryview:
+def body_of(value: bytes | None, what: str, newest: int = FORMAT_VERSION) -> bytes | memoryview:
     """The msgpack body after the format byte, which must be 1..``newest``."""
     if not value:
         msg = f"empty Kafka value for {what}; the topic holds a record pyworkflow did not write"
@@ -197,7 +198,7 @@ def encode_fence(fence: Fence) -> bytes:
 def decode_event_record(value: bytes | None, where: str) -> EventRecord | Fence:
     """Decode one ``{prefix}.events`` value (an event, or a fence); ``where`` names it in
     errors (topic/offset)."""
-    body = _body(value, where, newest=FENCE_VERSION)
+    body = body_of(value, where, newest=FENCE_VERSION)
     try:
         if value is not None and value[0] == FENCE_VERSION:
             return _FENCE.decode(body)
@@ -232,7 +233,7 @@ def claim_record_key(claim: Claim) -> bytes:
 
 def decode_claim(value: bytes | None, where: str, record_key: bytes | None = None) -> Claim:
     """Decode a claim; a version-1 claim gets its ``key`` from ``record_key``."""
-    body = _body(value, where, newest=CLAIM_VERSION)
+    body = body_of(value, where, newest=CLAIM_VERSION)
     try:
         claim = _CLAIM.decode(body)
         if value is not None and value[0] == 1:
@@ -257,7 +258,7 @@ def encode_record(sequence: int, record: Record) -> bytes:
 
 def decode_record(value: bytes | None, kind: type[R], where: str) -> tuple[int, R]:
     """Decode a compacted-topic value into ``(sequence, record)``."""
-    body = _body(value, where)
+    body = body_of(value, where)
     try:
         sequence, record = _RECORD_DECODERS[kind].decode(body)
         names = _RECORD_JSON[kind]

@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures as cf
 import enum
 from collections.abc import Awaitable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,6 +30,7 @@ from ..._exceptions import (
 )
 from .._port import check_append
 from ._batcher import AppendBatcher, QueuedAppend
+from ._checkpoint import Assembler, Snapshot, encode_snapshot
 from ._codec import (
     Claim,
     EventRecord,
@@ -56,6 +57,8 @@ _RETRY_BACKOFF = 0.1
 _OFFSETS_BACKOFF_MS = 20  # its first call waits for topic metadata: retry soon
 _MIN_STOP_S = 1.0
 """Each client's stop() gets at least this long, even past the close deadline."""
+_CHECKPOINT_TRIES = 20  # folds waited for while an append is half-folded
+_CHUNK_HEADROOM = 4096  # a chunk record's framing, within max_append_bytes
 
 
 class _Stage(enum.Enum):
@@ -99,6 +102,10 @@ class KafkaCore:
         self._assigned: list[TopicPartition] = []
         self._claim_tps: list[TopicPartition] = []
         self._scoping = asyncio.Lock()
+        self._checkpointed: dict[int, int] = {}
+        """Per events partition, the offset of the last checkpoint written or restored."""
+        self._slots: dict[int, int] = {}
+        """Per events partition, the slot of the newest complete checkpoint known."""
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
         self._appends: dict[int, asyncio.Future[Verdict]] = {}
@@ -672,10 +679,15 @@ class KafkaCore:
         current = {tp.partition for tp in self._assigned if tp.topic == events}
         added = [TopicPartition(events, p) for p in sorted(wanted - current)]
         what = f"folding partitions {sorted(wanted - current)} of topic {events!r}"
+        found: dict[int, tuple[Snapshot, int]] = {}
         if added:
             try:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
+                    for tp in added:
+                        checkpoint = await self._read_checkpoint(tp.partition)
+                        if checkpoint is not None and checkpoint[0].offset >= begins[tp]:
+                            found[tp.partition] = checkpoint
             except (KafkaError, TimeoutError) as exc:
                 raise self._translate(what, exc) from exc
         # No await from here to the seeks: the tail must not fold between assign and seek.
@@ -689,9 +701,85 @@ class KafkaCore:
             for tp in self._assigned:
                 position = self._positions.get(tp)
                 if position is None:
-                    position = self._positions[tp] = begins[tp]
+                    position = self._positions[tp] = self._restore(tp, begins[tp], found)
                 consumer.seek(tp, position)
         await self._catch_up([tp for tp in added if tp in self._positions], what)
+
+    def _restore(
+        self, tp: TopicPartition, begin: int, found: dict[int, tuple[Snapshot, int]]
+    ) -> int:
+        """Fold the checkpoint found for ``tp``, if any; the offset to fold on from."""
+        checkpoint = found.get(tp.partition)
+        if checkpoint is None:
+            return begin
+        snapshot, slot = checkpoint
+        self.views.restore(snapshot, f"{self.topics.checkpoints}[{tp.partition}]")
+        self._checkpointed[tp.partition] = snapshot.offset
+        self._slots[tp.partition] = slot
+        self.log.info(
+            "kafka_checkpoint_restored", partition=tp.partition, offset=snapshot.offset,
+            runs=len(snapshot.runs),
+        )  # fmt: skip
+        return snapshot.offset
+
+    async def _read_checkpoint(self, partition: int) -> tuple[Snapshot, int] | None:
+        """The newest complete checkpoint of events partition ``partition`` and its slot,
+        read with a consumer of its own (the checkpoints topic is small: compacted)."""
+        tp = TopicPartition(self.topics.checkpoints, partition)
+        where = f"{tp.topic}[{partition}]"
+        consumer = AIOKafkaConsumer(
+            **self.settings.common_options(), group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+            assembler = Assembler()
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=self.settings.fetch_max_wait_ms)
+                for message in batches.get(tp, ()):
+                    assembler.feed(message.key, message.value, where)
+            return assembler.newest(where)
+        finally:
+            await consumer.stop()
+
+    async def checkpoint(self, partition: int) -> int | None:
+        """Write a checkpoint of the fold of events partition ``partition`` as of now (see
+        ``_checkpoint``); the offset it covers, or None when nothing was folded there since
+        the last one (or an append stayed half-folded)."""
+        self._check_alive()
+        self._check_folded(partition, f"checkpointing partition {partition}")
+        producer = self._producer
+        assert producer is not None
+        tp = TopicPartition(self.topics.events, partition)
+        for _ in range(_CHECKPOINT_TRIES):
+            offset = self._positions.get(tp)
+            if offset is None or self._checkpointed.get(partition) == offset:
+                return None
+            now = datetime.now(UTC)
+            snapshot = self.views.snapshot(partition, offset, self.partition_of, now)
+            if snapshot is not None:
+                break
+            await self._progress.wait()  # an append half-folded: its rest is coming
+        else:
+            return None
+        slot = 1 - self._slots.get(partition, 1)
+        chunk = self.settings.max_append_bytes - _CHUNK_HEADROOM
+        topic = self.topics.checkpoints
+        what = f"writing a checkpoint of partition {partition} to topic {topic!r}"
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                deliveries = [
+                    await producer.send(topic, value=value, key=key, partition=partition)
+                    for key, value in encode_snapshot(snapshot, slot, chunk)
+                ]
+                await asyncio.gather(*deliveries)
+        except (KafkaError, TimeoutError) as exc:
+            raise self._translate(what, exc) from exc
+        self._checkpointed[partition] = offset
+        self._slots[partition] = slot
+        return offset
 
     def _check_folded(self, partition: int, what: str) -> None:
         if self._scope is None or partition in self._scope:

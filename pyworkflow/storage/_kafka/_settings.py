@@ -19,13 +19,14 @@ _MAX_PREFIX = 249 - len(".idempotency")
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
-    """The five topics of one prefix."""
+    """The six topics of one prefix."""
 
     events: str
     runs: str
     steps: str
     hooks: str
     idempotency: str
+    checkpoints: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -35,11 +36,12 @@ class TopicNames:
             steps=f"{prefix}.steps",
             hooks=f"{prefix}.hooks",
             idempotency=f"{prefix}.idempotency",
+            checkpoints=f"{prefix}.checkpoints",
         )
 
     @property
     def compacted(self) -> tuple[str, ...]:
-        return (self.runs, self.steps, self.hooks, self.idempotency)
+        return (self.runs, self.steps, self.hooks, self.idempotency, self.checkpoints)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,6 +64,7 @@ def wanted_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
         topics.steps: compact,
         topics.hooks: compact,
         topics.idempotency: {**compact, "min.compaction.lag.ms": str(_CLAIM_COMPACTION_LAG_MS)},
+        topics.checkpoints: compact,
     }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..._core._events import Event
 from ..._core._projection import Projection, due_at, project
@@ -38,6 +39,7 @@ from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, Workfl
 from ..._exceptions import CorruptRecordError
 from .._due import DueIndex
 from .._paging import page_runs
+from ._checkpoint import Snapshot, recent, snapshot_events, snapshot_runs
 from ._codec import Claim, EventRecord, Fence
 
 __all__ = ["RunStartDeletedError", "Verdict", "Views"]
@@ -93,6 +95,9 @@ class Views:
         """Each partition's current fence epoch (0: never fenced)."""
         self.holders: dict[int, str] = {}
         """The writer of each partition's current fence."""
+        self.finished_lately: dict[str, datetime] = {}
+        """Runs that a restored checkpoint says finished lately (their events are not
+        folded): run id -> when. A start of one is rejected as a start of a known run."""
 
     # -- folding ----------------------------------------------------------------------
     def fold_event(self, partition: int, record: EventRecord) -> Verdict | None:
@@ -142,6 +147,8 @@ class Views:
         self.epochs.pop(partition, None)
         self.holders.pop(partition, None)
         self._partial.pop(partition, None)
+        lately = self.finished_lately
+        self.finished_lately = {r: at for r, at in lately.items() if partition_of(r) != partition}
 
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
@@ -156,15 +163,24 @@ class Views:
             return Verdict(first, run_id, last, fenced=epoch)
         if run_id in self.headless:
             return Verdict(first, run_id, 0)
+        if log is None and run_id in self.finished_lately:  # finished before a checkpoint
+            return Verdict(first, run_id, 0)
         if log is None and events[0].sequence > 1:
             self.headless[run_id] = (partition, events[0].sequence)
             return Verdict(first, run_id, 0)
         if any(e.run_id != run_id or e.sequence != last + i for i, e in enumerate(events, start=1)):
             return Verdict(first, run_id, last)
         try:
-            change = project(self.runs.get(run_id), events, self.steps, self.hooks)
+            change = self._accept(run_id, events)
         except CorruptRecordError as exc:
             return Verdict(first, run_id, last, error=exc)
+        return Verdict(first, run_id, len(self.logs[run_id]), change=change)
+
+    def _accept(self, run_id: str, events: Sequence[Event]) -> Projection:
+        """Add accepted events to the run's log and projections (CorruptRecordError, with
+        nothing changed, if ``project()`` refuses them)."""
+        change = project(self.runs.get(run_id), events, self.steps, self.hooks)
+        log = self.logs.get(run_id)
         if log is None:
             self.logs[run_id] = log = []
         log.extend(events)
@@ -175,7 +191,44 @@ class Views:
             if hook_id not in self.hooks:
                 self._hooks_of_run.setdefault(hook.run_id, []).append(hook_id)
             self.hooks[hook_id] = hook
-        return Verdict(first, run_id, len(log), change=change)
+        return change
+
+    # -- checkpoints ------------------------------------------------------------------
+    def snapshot(
+        self, partition: int, offset: int, partition_of: Callable[[str], int], now: datetime
+    ) -> Snapshot | None:
+        """The partition's fold state at ``offset`` (the position after the last record
+        folded); None while an append of it is half-folded (no checkpoint can be cut)."""
+        if partition in self._partial:
+            return None
+        live: list[list[Event]] = []
+        lately = self.finished_lately.items()
+        finished = [(r, at) for r, at in lately if partition_of(r) == partition]
+        for run_id, run in self.runs.items():
+            if partition_of(run_id) != partition:
+                continue
+            if run.status.is_finished:
+                finished.append((run_id, run.completed_at or run.updated_at))
+            else:
+                live.append(self.logs[run_id])
+        return Snapshot(
+            partition,
+            offset,
+            self.epochs.get(partition, 0),
+            self.holders.get(partition, ""),
+            snapshot_events(live),
+            recent(finished, now),
+        )
+
+    def restore(self, snapshot: Snapshot, where: str) -> None:
+        """Fold a checkpoint of a partition this fold holds nothing of."""
+        partition = snapshot.partition
+        if snapshot.epoch:
+            self.epochs[partition] = snapshot.epoch
+            self.holders[partition] = snapshot.holder
+        for events in snapshot_runs(snapshot, where):
+            self._accept(events[0].run_id, events)
+        self.finished_lately.update(snapshot.finished)
 
     def fold_claim(self, key: str, claim: Claim) -> str:
         """Fold one idempotency claim; return the run id holding ``key`` (first wins)."""

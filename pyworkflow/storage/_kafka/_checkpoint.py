@@ -1,0 +1,160 @@
+"""Fold checkpoints: one partition's fold state at an offset, in ``{prefix}.checkpoints``.
+
+A worker that takes a partition of ``{prefix}.events`` restores the newest checkpoint of it
+and folds on from the checkpoint's offset, instead of from the partition's start: a
+takeover costs what is live (the runs not finished, with their events) plus what was
+appended since the checkpoint, not the partition's history.
+
+A checkpoint (:class:`Snapshot`) holds: the offset of the next record to fold; the
+partition's fence (epoch and holder); every event of each run not finished at that offset;
+and the ids of the runs that finished within :data:`FINISHED_HORIZON` before it, so that a
+start command delivered again (the commands topic keeps them a week) finds its run started
+and starts nothing. Runs that finished earlier are forgotten: an append to one of them would
+start past sequence 1 and is rejected as headless (``_views``).
+
+The fold is a function of the log, so a checkpoint of a partition is as good whoever wrote
+it: the complete one with the highest offset wins.
+
+On the wire (a compacted topic with the events topic's partition count; partition = the
+events partition): the snapshot is msgpack (each event as its ``{prefix}.events`` value),
+cut into chunks of at most :data:`CHUNK_BYTES`. Chunk ``i`` of ``n`` is the value
+``CHECKPOINT_VERSION + msgpack([snapshot id, i, n, bytes])`` keyed ``"{partition}:{slot}:{i}"``.
+A writer alternates between slots 0 and 1, so a checkpoint cut short (the writer died
+mid-way) never overwrites the last complete one; stale chunks of an older snapshot are told
+apart by their id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import msgspec
+
+from ..._core._events import Event
+from ..._exceptions import CorruptRecordError
+from ._codec import EventRecord, body_of, decode_event_record, encode_event_record
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "CHUNK_BYTES",
+    "FINISHED_HORIZON",
+    "Assembler",
+    "Snapshot",
+    "encode_snapshot",
+    "recent",
+    "snapshot_events",
+    "snapshot_runs",
+]
+
+CHECKPOINT_VERSION = 1
+_VERSION_BYTE = bytes([CHECKPOINT_VERSION])
+CHUNK_BYTES = 512 * 1024
+"""Well under a broker's default ``message.max.bytes`` (1 MiB)."""
+FINISHED_HORIZON = timedelta(days=8)
+"""How long a finished run's id stays in checkpoints: longer than the commands topic keeps
+a command (7 days), which may be delivered again until then."""
+
+
+class Snapshot(msgspec.Struct, frozen=True, array_like=True):
+    """A partition's fold state at ``offset`` (every record before it folded)."""
+
+    partition: int
+    offset: int
+    epoch: int
+    holder: str
+    runs: list[list[bytes]]
+    """Each live run's events, each as its ``{prefix}.events`` value."""
+    finished: list[tuple[str, datetime]]
+    """Runs that finished lately: id and when."""
+
+
+class _Chunk(msgspec.Struct, frozen=True, array_like=True):
+    snapshot: str
+    index: int
+    count: int
+    data: bytes
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_SNAPSHOT = msgspec.msgpack.Decoder(Snapshot)
+_CHUNK = msgspec.msgpack.Decoder(_Chunk)
+
+
+def snapshot_events(run_events: Iterable[Sequence[Event]]) -> list[list[bytes]]:
+    """The live runs' events as ``{prefix}.events`` values (see :class:`Snapshot`)."""
+    return [
+        [encode_event_record(EventRecord("checkpoint", 0, 0, 1, e)) for e in events]
+        for events in run_events
+    ]
+
+
+def snapshot_runs(snapshot: Snapshot, where: str) -> list[list[Event]]:
+    """Decode the live runs' events of a snapshot."""
+    runs: list[list[Event]] = []
+    for values in snapshot.runs:
+        events: list[Event] = []
+        for value in values:
+            record = decode_event_record(value, where)
+            if not isinstance(record, EventRecord):
+                raise CorruptRecordError(f"{where}: a fence among a checkpoint's events")
+            events.append(record.event)
+        runs.append(events)
+    return runs
+
+
+def encode_snapshot(
+    snapshot: Snapshot, slot: int, chunk_bytes: int = CHUNK_BYTES
+) -> list[tuple[bytes, bytes]]:
+    """The records (key, value) of ``snapshot`` written to ``slot`` (0 or 1), each with at
+    most ``chunk_bytes`` of it."""
+    body = _ENCODER.encode(snapshot)
+    size = max(1, chunk_bytes)
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    snapshot_id = uuid.uuid4().hex
+    return [
+        (
+            f"{snapshot.partition}:{slot}:{i}".encode(),
+            _VERSION_BYTE + _ENCODER.encode(_Chunk(snapshot_id, i, len(pieces), piece)),
+        )
+        for i, piece in enumerate(pieces)
+    ]
+
+
+class Assembler:
+    """Reassembles the snapshots of one partition's checkpoint records, read in order."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, dict[int, bytes]] = {}
+        self._counts: dict[str, int] = {}
+        self._slots: dict[str, int] = {}
+
+    def feed(self, key: bytes | None, value: bytes | None, where: str) -> None:
+        if value is None or key is None:
+            return  # a tombstone
+        chunk = _CHUNK.decode(body_of(value, where, CHECKPOINT_VERSION))
+        self._chunks.setdefault(chunk.snapshot, {})[chunk.index] = chunk.data
+        self._counts[chunk.snapshot] = chunk.count
+        self._slots[chunk.snapshot] = int(key.split(b":")[1])
+
+    def newest(self, where: str) -> tuple[Snapshot, int] | None:
+        """The complete snapshot with the highest offset, and its slot; None if none is."""
+        best: tuple[Snapshot, int] | None = None
+        for snapshot_id, chunks in self._chunks.items():
+            count = self._counts[snapshot_id]
+            if len(chunks) != count:
+                continue
+            body = b"".join(chunks[i] for i in range(count))
+            try:
+                snapshot = _SNAPSHOT.decode(body)
+            except msgspec.DecodeError as exc:
+                raise CorruptRecordError(f"{where}: not a pyworkflow checkpoint ({exc})") from exc
+            if best is None or snapshot.offset > best[0].offset:
+                best = snapshot, self._slots[snapshot_id]
+        return best
+
+
+def recent(finished: Iterable[tuple[str, datetime]], now: datetime) -> list[tuple[str, datetime]]:
+    """The finished runs still within the horizon."""
+    return [(run_id, at) for run_id, at in finished if now - at < FINISHED_HORIZON]
