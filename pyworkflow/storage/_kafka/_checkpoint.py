@@ -26,15 +26,18 @@ apart by their id.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..._core._events import Event
 from ..._exceptions import CorruptRecordError
 from ._codec import EventRecord, body_of, decode_event_record, encode_event_record
+from ._settings import KafkaSettings
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -43,9 +46,11 @@ __all__ = [
     "Assembler",
     "Snapshot",
     "encode_snapshot",
+    "read_newest",
     "recent",
     "snapshot_events",
     "snapshot_runs",
+    "write_snapshot",
 ]
 
 CHECKPOINT_VERSION = 1
@@ -153,6 +158,40 @@ class Assembler:
             if best is None or snapshot.offset > best[0].offset:
                 best = snapshot, self._slots[snapshot_id]
         return best
+
+
+async def read_newest(settings: KafkaSettings, partition: int) -> tuple[Snapshot, int] | None:
+    """The newest complete checkpoint of events partition ``partition`` and its slot,
+    read with a consumer of its own (the checkpoints topic is small: compacted)."""
+    tp = TopicPartition(settings.topics.checkpoints, partition)
+    where = f"{tp.topic}[{partition}]"
+    options = settings.common_options()
+    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+        assembler = Assembler()
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=settings.fetch_max_wait_ms)
+            for message in batches.get(tp, ()):
+                assembler.feed(message.key, message.value, where)
+        return assembler.newest(where)
+    finally:
+        await consumer.stop()
+
+
+async def write_snapshot(
+    producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]
+) -> None:
+    """Produce a snapshot's records (``encode_snapshot``) and wait for every one; the key's
+    first field is the partition."""
+    deliveries = [
+        await producer.send(topic, value=value, key=key, partition=int(key.split(b":")[0]))
+        for key, value in records
+    ]
+    await asyncio.gather(*deliveries)
 
 
 def recent(finished: Iterable[tuple[str, datetime]], now: datetime) -> list[tuple[str, datetime]]:

@@ -30,7 +30,8 @@ from ..._exceptions import (
 )
 from .._port import check_append
 from ._batcher import AppendBatcher, QueuedAppend
-from ._checkpoint import Assembler, Snapshot, encode_snapshot
+from ._checkpoint import Snapshot, encode_snapshot, read_newest, write_snapshot
+from ._clients import new_offsets_consumer, new_producer, new_tail_consumer, stop_client
 from ._codec import (
     Claim,
     EventRecord,
@@ -42,9 +43,9 @@ from ._codec import (
     encode_claim,
     encode_event_record,
     encode_fence,
-    encode_record,
 )
 from ._errors import PartitionFencedError, storage_error
+from ._publisher import ProjectionPublisher
 from ._settings import KafkaSettings
 from ._topics import ensure_topics
 from ._views import Verdict, Views
@@ -52,9 +53,7 @@ from ._views import Verdict, Views
 __all__ = ["KafkaCore"]
 
 T = TypeVar("T")
-_Publish = tuple[str, bytes, bytes]
 _RETRY_BACKOFF = 0.1
-_OFFSETS_BACKOFF_MS = 20  # its first call waits for topic metadata: retry soon
 _MIN_STOP_S = 1.0
 """Each client's stop() gets at least this long, even past the close deadline."""
 _CHECKPOINT_TRIES = 20  # folds waited for while an append is half-folded
@@ -114,9 +113,7 @@ class KafkaCore:
         """Our appends whose outcome was reported unknown, by batch: run id (see append)."""
         self._counter = 0
         self._claim_partitions = 0
-        self._unsent = 0
-        """Projection records the publisher is waiting on the brokers for."""
-        self._outbox: asyncio.Queue[_Publish | None] = asyncio.Queue()
+        self._publisher = ProjectionPublisher(settings.topics, log)
         self._stopping = asyncio.Event()
         self._close_by: float | None = None
         self._main: asyncio.Task[Any] | None = None
@@ -166,19 +163,20 @@ class KafkaCore:
     async def _supervise(self, ready: cf.Future[None]) -> None:
         async with asyncio.TaskGroup() as group:
             tail = group.create_task(self._tail())
-            publisher = group.create_task(self._publish())
+            assert self._producer is not None
+            publisher = group.create_task(self._publisher.run(self._producer))
             await self._catch_up(self._assigned, "catching up with the topics")
             self._starting = False
             ready.set_result(None)
             await self._stopping.wait()
             tail.cancel()
-            self._outbox.put_nowait(None)  # the publisher sends what is queued, then ends
+            self._publisher.finish()  # it sends what is queued, then ends
             try:
                 async with asyncio.timeout_at(self._close_deadline()):
                     await publisher
             except TimeoutError:  # no broker answers: what is left is lost, not waited for
                 publisher.cancel()
-                dropped = self._unsent + self._outbox.qsize()
+                dropped = self._publisher.left
                 self.log.warning("kafka_projections_dropped", records=dropped)
 
     def stop(self) -> None:
@@ -208,33 +206,11 @@ class KafkaCore:
         await self._assign()
 
     async def _start_clients(self) -> None:
-        settings = self.settings
-        options = settings.common_options()
-        self._producer = AIOKafkaProducer(
-            **options,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=settings.max_append_bytes,
-            max_request_size=settings.max_append_bytes + 65536,
-        )
+        self._producer = new_producer(self.settings)
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            **options,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=max(1_048_576, settings.max_append_bytes + 65536),
-            isolation_level="read_uncommitted",
-        )
+        self._consumer = new_tail_consumer(self.settings)
         await self._consumer.start()
-        # End offsets come from a second, idle consumer: a broker answers the requests of
-        # one connection in order, so on the tailing consumer's connection a ListOffsets
-        # would queue behind the pending long-poll fetch (up to fetch_max_wait_ms).
-        self._offsets = AIOKafkaConsumer(
-            **options, group_id=None, enable_auto_commit=False, retry_backoff_ms=_OFFSETS_BACKOFF_MS
-        )
+        self._offsets = new_offsets_consumer(self.settings)
         await self._offsets.start()
 
     async def _assign(self) -> None:
@@ -262,48 +238,15 @@ class KafkaCore:
             self._positions[tp] = begins[tp]
 
     async def _close(self) -> None:
-        """Stop the clients, each within the close deadline (at least ``_MIN_STOP_S``).
-
-        The producer's stop() flushes: it waits for every queued batch, forever while no
-        broker answers (an idempotent producer never expires a batch). Past the deadline its
-        queued batches are abandoned (their appends were reported as of unknown outcome).
-        aiokafka's consumer stop() may raise the CancelledError of a fetch task it cancelled
-        itself; that is not a cancellation of this task, so it is logged, not propagated.
-        """
+        """Stop the clients, each within the close deadline (at least ``_MIN_STOP_S``;
+        ``stop_client`` says what is abandoned past it)."""
         self._fail(StorageError("the Kafka backend was closed while the call was in flight"))
         loop = asyncio.get_running_loop()
         clients = {"offsets": self._offsets, "consumer": self._consumer, "producer": self._producer}
         for name, client in clients.items():
-            if client is None:
-                continue
-            budget = max(self._close_deadline() - loop.time(), _MIN_STOP_S)
-            try:
-                async with asyncio.timeout(budget):
-                    await client.stop()
-            except TimeoutError:
-                pending = len(self._in_doubt)
-                self.log.warning(
-                    "kafka_client_stop_timed_out", client=name, seconds=round(budget, 1),
-                    appends_in_doubt=pending,
-                )  # fmt: skip
-                if isinstance(client, AIOKafkaProducer):
-                    await self._abandon(client)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # a real cancellation of the close
-                self.log.warning("kafka_client_stop_interrupted", client=name)
-            except (KafkaError, OSError) as exc:
-                self.log.warning("kafka_client_stop_failed", client=name, error=repr(exc))
-
-    async def _abandon(self, producer: AIOKafkaProducer) -> None:
-        """Close the connections of a producer whose stop() ran out of time (its sender
-        task still retries the abandoned batches; the loop's end cancels it)."""
-        try:
-            async with asyncio.timeout(_MIN_STOP_S):
-                await producer.client.close()
-        except (TimeoutError, KafkaError, OSError) as exc:
-            self.log.warning("kafka_producer_abandon_failed", error=repr(exc))
+            if client is not None:
+                budget = max(self._close_deadline() - loop.time(), _MIN_STOP_S)
+                await stop_client(name, client, budget, self.log, len(self._in_doubt))
 
     # -- background tasks ---------------------------------------------------------------
     async def _tail(self) -> None:
@@ -358,7 +301,7 @@ class KafkaCore:
             if verdict is None or verdict.record.writer != self.writer:
                 continue
             if verdict.change is not None:
-                self._queue_projection(verdict)
+                self._publisher.queue(verdict.last_sequence, verdict.change)
             run_id = self._in_doubt.pop(verdict.record.batch, None)
             if run_id is not None:  # an append reported as "outcome unknown" landed late
                 self.log.warning(
@@ -400,47 +343,6 @@ class KafkaCore:
         if isinstance(exc, NewerFormatError):
             raise NewerFormatError(f"{where}: {exc}") from exc
         self.log.warning("kafka_record_skipped", where=where, error=str(exc))
-
-    def _queue_projection(self, verdict: Verdict) -> None:
-        """Publish what an accepted append of ours changed to the compacted topics."""
-        change = verdict.change
-        assert change is not None
-        seq, topics = verdict.last_sequence, self.topics
-        self._outbox.put_nowait(
-            (topics.runs, change.run.run_id.encode(), encode_record(seq, change.run))
-        )
-        for step in change.steps.values():
-            self._outbox.put_nowait((topics.steps, step.step_id.encode(), encode_record(seq, step)))
-        for hook in change.hooks.values():
-            self._outbox.put_nowait((topics.hooks, hook.token.encode(), encode_record(seq, hook)))
-
-    async def _publish(self) -> None:
-        """Send queued projection records in batches; a None item means: flush and end."""
-        producer = self._producer
-        assert producer is not None
-        while True:
-            items = [await self._outbox.get()]
-            while not self._outbox.empty():
-                items.append(self._outbox.get_nowait())
-            # The topics are compacted by key: of the records queued for one key, only the
-            # newest is worth sending (several appends of one run while the last batch was
-            # on its way; a reader could not have relied on the ones in between anyway).
-            latest: dict[tuple[str, bytes], bytes] = {}
-            for item in items:
-                if item is not None:
-                    latest[item[0], item[1]] = item[2]
-            pending: list[asyncio.Future[Any]] = []
-            for (topic, key), value in latest.items():
-                try:
-                    pending.append(await producer.send(topic, value=value, key=key))
-                except KafkaError as exc:
-                    self.log.warning("kafka_projection_failed", topic=topic, error=repr(exc))
-            self._unsent = len(pending)
-            for outcome in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    self.log.warning("kafka_projection_failed", error=repr(outcome))
-            if None in items:
-                return
 
     # -- operations (each awaited by one caller through the bridge) ---------------------
     async def append(self, run_id: str, events: Sequence[Event], expected_sequence: int) -> None:
@@ -685,7 +587,7 @@ class KafkaCore:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
                     for tp in added:
-                        checkpoint = await self._read_checkpoint(tp.partition)
+                        checkpoint = await read_newest(self.settings, tp.partition)
                         if checkpoint is not None and checkpoint[0].offset >= begins[tp]:
                             found[tp.partition] = checkpoint
             except (KafkaError, TimeoutError) as exc:
@@ -722,28 +624,6 @@ class KafkaCore:
         )  # fmt: skip
         return snapshot.offset
 
-    async def _read_checkpoint(self, partition: int) -> tuple[Snapshot, int] | None:
-        """The newest complete checkpoint of events partition ``partition`` and its slot,
-        read with a consumer of its own (the checkpoints topic is small: compacted)."""
-        tp = TopicPartition(self.topics.checkpoints, partition)
-        where = f"{tp.topic}[{partition}]"
-        consumer = AIOKafkaConsumer(
-            **self.settings.common_options(), group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
-            assembler = Assembler()
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=self.settings.fetch_max_wait_ms)
-                for message in batches.get(tp, ()):
-                    assembler.feed(message.key, message.value, where)
-            return assembler.newest(where)
-        finally:
-            await consumer.stop()
-
     async def checkpoint(self, partition: int) -> int | None:
         """Write a checkpoint of the fold of events partition ``partition`` as of now (see
         ``_checkpoint``); the offset it covers, or None when nothing was folded there since
@@ -770,11 +650,7 @@ class KafkaCore:
         what = f"writing a checkpoint of partition {partition} to topic {topic!r}"
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                deliveries = [
-                    await producer.send(topic, value=value, key=key, partition=partition)
-                    for key, value in encode_snapshot(snapshot, slot, chunk)
-                ]
-                await asyncio.gather(*deliveries)
+                await write_snapshot(producer, topic, encode_snapshot(snapshot, slot, chunk))
         except (KafkaError, TimeoutError) as exc:
             raise self._translate(what, exc) from exc
         self._checkpointed[partition] = offset
