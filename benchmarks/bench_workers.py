@@ -49,14 +49,16 @@ from pyworkflow.storage import KafkaStorageBackend  # noqa: E402
 PARTITIONS = 6
 
 
-def spawn_worker(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    bootstrap: str, prefix: str, log: Path, level: str = "warning"
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
     with log.open("wb") as stderr:
         return subprocess.Popen(
             [
                 sys.executable, "-m", "pyworkflow", "worker", "--app", "workers_app",
                 "--storage", f"kafka://{bootstrap}?prefix={prefix}",
-                "--session-timeout", "6", "--grace-period", "5", "--log-level", "warning",
+                "--session-timeout", "6", "--grace-period", "5", "--log-level", level,
             ],
             cwd=HERE,
             env=env,

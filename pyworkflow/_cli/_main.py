@@ -75,7 +75,7 @@ def _leaf(exc: BaseException) -> BaseException:
 async def _run(args: argparse.Namespace) -> int:
     spec = parse_storage(args.storage)
     printer = Printer(as_json=args.json)
-    async with open_storage(spec) as storage:
+    async with open_storage(spec, fold_nothing=getattr(args, "fold_nothing", False)) as storage:
         configure(storage=storage)
         env = CliEnv(args=args, storage=storage, storage_desc=spec.describe(), printer=printer)
         code: int = await args.handler(env)

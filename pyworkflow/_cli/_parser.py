@@ -210,6 +210,7 @@ worker's partitions move to the others after --session-timeout. The first SIGINT
 SIGTERM stops it gracefully: running steps get --grace-period to finish and be recorded,
 its partitions go back to the group, exit 0; a second one stops it at once (exit 130)."""
     _host_options(worker)
+    worker.set_defaults(fold_nothing=True)  # its partitions come from the group
     worker.add_argument(
         "--session-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
         help="the consumer group's session timeout: a dead worker's runs move on after "

@@ -129,11 +129,19 @@ def make_backend(spec: StorageSpec) -> StorageBackend:
 
 
 @asynccontextmanager
-async def open_storage(spec: StorageSpec) -> AsyncIterator[StorageBackend]:
-    """The backend for ``spec``, started (Kafka connects) and closed on exit."""
+async def open_storage(
+    spec: StorageSpec, *, fold_nothing: bool = False
+) -> AsyncIterator[StorageBackend]:
+    """The backend for ``spec``, started (Kafka connects) and closed on exit.
+
+    ``fold_nothing``: a Kafka backend starts folding no partition (a worker folds the ones
+    its group assigns it, not the whole topic first)."""
     backend = make_backend(spec)
+    fold = getattr(backend, "fold_partitions", None)
     start = getattr(backend, "start", None)
-    if callable(start):
+    if fold_nothing and callable(fold):
+        await fold(())  # starts it
+    elif callable(start):
         await start()
     try:
         yield backend

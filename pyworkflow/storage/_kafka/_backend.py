@@ -10,6 +10,10 @@ Topics (``{prefix}`` = ``topic_prefix``):
   other consumers (dashboards, services). Each value carries the log sequence it reflects.
 * ``{prefix}.idempotency`` (compacted; in the partition of the idempotency key, each claim
   under a record key of its own): claims.
+* ``{prefix}.checkpoints`` (compacted, partition = the events partition): checkpoints of the
+  fold of each events partition, written by the workers (``checkpoint()``, ``_checkpoint``).
+* Events partitions also hold *fences* (``fence()``): a worker that takes a partition fences
+  it, and appends there tagged with an older epoch, or with none, are rejected (``_views``).
 
 **Writes: one append = one atomic unit of the log.** The producer is idempotent
 (``enable_idempotence=True``, ``acks="all"``), so a retry can neither duplicate nor reorder
@@ -67,10 +71,10 @@ after an unknown outcome and recognises its own events; a late landing is logged
 **Retention.** Any ``retention.ms``/``retention.bytes`` limit on the events topic lets
 Kafka delete the oldest segments of a partition, events of runs still asleep included. So
 the backend refuses such a topic (``ConfigurationError`` saying how to fix it) unless
-``allow_limited_retention=True``; snapshots of the runs' state would make a limit safe and
-are not built yet. A reader that finds a run whose log starts past sequence 1 reports
-``RunStartDeletedError`` (a ``CorruptRecordError``) from ``read``/``get_run``, never an
-unknown run (see ``_views``).
+``allow_limited_retention=True``. Workers' checkpoints keep what live runs need, but clients
+still fold each partition from its start, so a limit stays unsafe for them. A reader that
+finds a run whose log starts past sequence 1 reports ``RunStartDeletedError`` (a
+``CorruptRecordError``) from ``read``/``get_run``, never an unknown run (see ``_views``).
 
 **Logs.** The backend logs through the process configuration (``configure(log_level=...,
 log_format=...)``, even when called after the backend was made). aiokafka's own log records,
@@ -79,30 +83,32 @@ line per message per 30 s with a ``repeated`` count, not one per reconnect attem
 none of them reach the root logger or stderr on their own.
 
 **lock_run** is an in-process exclusive lock (as in the memory backend). Across processes
-Kafka offers no lock; the append rule fences a second executor instead: its next append
-conflicts, and the engine's RunContext turns a conflict with a non-external event into a
-ConflictError that stops the duplicate execution (a step in flight may run twice; steps are
-at-least-once anyway). The actor runtime will give each run one owner through the consumer
-group's partition assignment.
+Kafka offers no lock: workers give each run one owner through the consumer group's
+partition assignment and fence the partitions they take; without workers, the append rule
+stops a second executor (its next append conflicts; a step in flight may run twice, steps
+are at-least-once anyway).
 
-**Reads.** Each backend instance tails all partitions of ``{prefix}.events`` and
-``{prefix}.idempotency`` with one consumer (no group) and folds them, with the rule above and
-``project()``, into in-memory views: per-run event lists, run/step/hook records, claims
-(a KTable-like view built at start-up and kept current). ``read(run_id, after)`` slices the
-run's list: no partition replay per call. Read-your-writes: ``append`` returns after its batch
-is folded, so the same backend sees it at once. For writes from other processes, every read
-first asks the broker for the partition's end offset (one ``ListOffsets`` round trip, ~1 ms
-locally) and waits until the fold has passed it, so a read sees every append that completed
-before it began, wherever it was made.
+**Reads.** Each backend instance tails the partitions of ``{prefix}.events`` it folds (all,
+unless ``fold_partitions()`` narrowed them: a worker's backend folds the ones the worker
+owns) and all of ``{prefix}.idempotency`` with one consumer (no group) and folds them, with
+the rule above and ``project()``, into in-memory views: per-run event lists, run/step/hook
+records, claims (a KTable-like view built at start-up and kept current). ``read(run_id,
+after)`` slices the run's list: no partition replay per call. Read-your-writes: ``append``
+returns after its batch is folded, so the same backend sees it at once. For writes from
+other processes, every read first asks the broker for the partition's end offset (one
+``ListOffsets`` round trip, ~1 ms locally) and waits until the fold has passed it, so a
+read sees every append that completed before it began, wherever it was made.
 
-**Costs and limits.** Start-up folds the whole events topic (O(history); ~25k events/s
-measured). Memory holds every accepted event decoded, plus one record per run, step, hook
-and idempotency key: at most ~1.3 KB per event of a 3-step run (memory traced over a whole
-start-up by ``benchmarks/bench_kafka.py``), so ~6 GB for 1M runs of 5 events. At scale that
-is bounded by (a) folding only the partitions a worker owns (the actor runtime's
-consumer-group assignment), (b) an LRU of run logs with a per-run index of batch offsets, so
-a cold run is re-read by ``seek()`` to its offsets, and (c) start-up from a checkpoint of
-the fold (last sequence per run + offsets) instead of offset 0. A read costs one
+**Costs and limits.** A backend that folds all partitions (the default; clients) starts by
+folding the whole events topic (O(history); ~25k events/s measured) and holds every
+accepted event decoded, plus one record per run, step, hook and idempotency key: at most
+~1.3 KB per event of a 3-step run (memory traced over a whole start-up by
+``benchmarks/bench_kafka.py``), so ~6 GB for 1M runs of 5 events. A worker's backend folds
+only its partitions, each from its newest checkpoint: its memory and its takeover time grow
+with the live runs of its partitions and what was appended since the checkpoint (see
+``benchmarks/bench_workers.py --only takeover,rss``). Still to come: clients from
+checkpoints too (a client's queries of runs finished before the checkpoint would then read
+``{prefix}.runs``), and an LRU of finished runs' logs on long-lived workers. A read costs one
 ``ListOffsets`` round trip plus a slice of the run's list; an append one produce plus the
 wait for the own consumer (~2 ms each on a local broker). Never add partitions to
 ``{prefix}.events``: a run's key would move to another partition, and its events would no
@@ -153,10 +159,11 @@ class KafkaStorageBackend:
 
     Args:
         bootstrap_servers: ``"host:port"``, comma-separated for several brokers.
-        topic_prefix: the five topics are ``{topic_prefix}.events``, ``.runs``, ``.steps``,
-            ``.hooks`` and ``.idempotency``.
-        partitions: partition count of topics created by the backend (the parallelism of
-            the future distributed runtime). Existing topics keep theirs.
+        topic_prefix: the six topics are ``{topic_prefix}.events``, ``.runs``, ``.steps``,
+            ``.hooks``, ``.idempotency`` and ``.checkpoints``.
+        partitions: partition count of topics created by the backend (at least the most
+            workers you will run: a worker owns whole partitions). Existing topics keep
+            theirs.
         replication_factor: replication of created topics; default: min(3, brokers).
         create_topics: create missing topics at start-up (else a missing topic is an error).
         events_retention_ms: ``retention.ms`` of a created events topic; -1 (the default)

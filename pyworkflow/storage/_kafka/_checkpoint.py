@@ -160,26 +160,36 @@ class Assembler:
         return best
 
 
-async def read_newest(settings: KafkaSettings, partition: int) -> tuple[Snapshot, int] | None:
-    """The newest complete checkpoint of events partition ``partition`` and its slot,
-    read with a consumer of its own (the checkpoints topic is small: compacted)."""
-    tp = TopicPartition(settings.topics.checkpoints, partition)
-    where = f"{tp.topic}[{partition}]"
+async def read_newest(
+    settings: KafkaSettings, partitions: Iterable[int]
+) -> dict[int, tuple[Snapshot, int]]:
+    """The newest complete checkpoint of each of these events partitions, with its slot
+    (partitions without one are left out); read with a consumer of its own, all at once
+    (the checkpoints topic is small: compacted)."""
+    topic = settings.topics.checkpoints
+    tps = [TopicPartition(topic, p) for p in partitions]
+    if not tps:
+        return {}
     options = settings.common_options()
     consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
-        assembler = Assembler()
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=settings.fetch_max_wait_ms)
-            for message in batches.get(tp, ()):
-                assembler.feed(message.key, message.value, where)
-        return assembler.newest(where)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp, begin in (await consumer.beginning_offsets(tps)).items():
+            consumer.seek(tp, begin)
+        assemblers = {tp: Assembler() for tp in tps}
+        left = {tp for tp in tps if ends[tp] > 0}
+        while left:
+            batches = await consumer.getmany(*left, timeout_ms=settings.fetch_max_wait_ms)
+            for tp, messages in batches.items():
+                for message in messages:
+                    assemblers[tp].feed(message.key, message.value, f"{topic}[{tp.partition}]")
+            left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
+    found = {tp.partition: a.newest(f"{topic}[{tp.partition}]") for tp, a in assemblers.items()}
+    return {partition: newest for partition, newest in found.items() if newest is not None}
 
 
 async def write_snapshot(

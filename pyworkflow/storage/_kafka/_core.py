@@ -586,8 +586,9 @@ class KafkaCore:
             try:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
-                    for tp in added:
-                        checkpoint = await read_newest(self.settings, tp.partition)
+                    newest = await read_newest(self.settings, [tp.partition for tp in added])
+                    for tp in added:  # a checkpoint past the log start (retention) is of use
+                        checkpoint = newest.get(tp.partition)
                         if checkpoint is not None and checkpoint[0].offset >= begins[tp]:
                             found[tp.partition] = checkpoint
             except (KafkaError, TimeoutError) as exc:

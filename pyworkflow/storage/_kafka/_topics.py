@@ -9,7 +9,7 @@ What is checked, on every start-up, whoever created the topics:
   Kafka delete the oldest events of a partition, which may belong to runs still asleep or
   waiting on a hook; such a run can then be neither resumed nor read (the fold reports it,
   see ``_views``). ``allow_limited_retention=True`` accepts that (a warning at start-up);
-  it becomes safe only once the fold can start from snapshots, which are not built yet.
+  workers fold from checkpoints, but clients still fold each partition from its start.
 * Not ``min.compaction.lag.ms`` nor ``segment.ms``/``delete.retention.ms``: no correctness
   depends on them. Claims carry record keys of their own (``_codec``), so compaction never
   replaces a claim by a later one; the projections topics hold the latest record of each

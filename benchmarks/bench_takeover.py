@@ -1,0 +1,201 @@
+"""A worker's memory and a partition's takeover, with and without fold checkpoints (issue 11).
+
+One topic prefix, 6 partitions, holding ``--finished`` finished 3-step runs (8 events each,
+the events a ``bw_three_steps`` run writes) and ``--suspended`` runs asleep for a day (5
+events each, ``bw_sleeper``), written straight to the log through a KafkaStorageBackend:
+what is measured is the fold, not the workflows.
+
+1. **Takeover of a partition**, in this process: a fresh backend that folds nothing is told to
+   fold partition 0 (``fold_partitions({0})``: read it and catch up, as a worker does when the
+   group gives it the partition); best of ``--rounds``. First with no checkpoint (the fold
+   reads the partition from its start), then after ``checkpoint(0)``.
+2. **A worker's RSS**: ``pyworkflow worker`` (one process, so it owns all 6 partitions) is
+   started on the prefix; once it logged ``partitions_assigned`` (its partitions are folded
+   and fenced) and 2 s passed, its ``VmRSS``, minus that of the same worker on an empty prefix.
+   First with no checkpoints, then with a checkpoint of every partition. Also the time from
+   the process's start to ``partitions_assigned`` (Python start-up and the group join
+   included).
+
+Run: python benchmarks/bench_takeover.py [--finished N] [--suspended N] [--rounds R]
+Broker: ``$KAFKA_BOOTSTRAP_SERVERS``, else a local one (``pyworkflow.testing.LocalKafka``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from bench_workers import spawn_worker  # noqa: E402
+
+from pyworkflow._core._events import (  # noqa: E402
+    Event,
+    SleepStarted,
+    StepCompleted,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowStarted,
+    WorkflowSuspended,
+)
+from pyworkflow._execution._engine import new_run_id  # noqa: E402
+from pyworkflow.storage import KafkaStorageBackend  # noqa: E402
+
+PARTITIONS = 6
+_WRITERS = 400
+
+
+def _history(finished: bool, now: datetime) -> list[Event]:
+    """The events of a finished ``bw_three_steps`` run, or of a ``bw_sleeper`` asleep."""
+    run_id = new_run_id()
+    seq = iter(range(1, 100))
+
+    def base() -> dict[str, object]:
+        return {"run_id": run_id, "sequence": next(seq), "timestamp": now}
+
+    def step(cp: int) -> list[Event]:
+        ids = {"step_id": f"{run_id}.{cp}", "step_name": "bw_add_one", "checkpoint": cp}
+        result = msgspec.Raw(str(cp).encode())
+        return [
+            StepStarted(**base(), **ids, attempt=1),  # type: ignore[arg-type]
+            StepCompleted(**base(), **ids, attempt=1, result=result),  # type: ignore[arg-type]
+        ]
+
+    name = "bw_three_steps" if finished else "bw_sleeper"
+    events: list[Event] = [
+        WorkflowStarted(**base(), workflow_name=name, args=msgspec.Raw(b"[0]"))  # type: ignore[arg-type]
+    ]
+    if finished:
+        events += [*step(1), *step(2), *step(3)]
+        events.append(WorkflowCompleted(**base(), result=msgspec.Raw(b"3")))  # type: ignore[arg-type]
+    else:
+        wake = now + timedelta(days=1)
+        events += step(1)
+        events.append(SleepStarted(**base(), checkpoint=2, duration=86400.0, resume_at=wake))  # type: ignore[arg-type]
+        events.append(WorkflowSuspended(**base(), reason="sleep", resume_at=wake))  # type: ignore[arg-type]
+    return events
+
+
+async def fill(storage: KafkaStorageBackend, finished: int, suspended: int) -> float:
+    """Write the runs, ``_WRITERS`` appends at a time; the seconds it took."""
+    now = datetime.now(UTC)
+    todo = [True] * finished + [False] * suspended
+    t0 = time.perf_counter()
+
+    async def writer(share: list[bool]) -> None:
+        for kind in share:
+            events = _history(kind, now)
+            await storage.append(events[0].run_id, events, expected_sequence=0)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(_WRITERS):
+            tg.start_soon(writer, todo[i::_WRITERS])
+    return time.perf_counter() - t0
+
+
+async def takeover(bootstrap: str, prefix: str, rounds: int) -> tuple[float, int]:
+    """Best time to fold partition 0 from a backend folding nothing; the runs it holds."""
+    best, runs = float("inf"), 0
+    for _ in range(rounds):
+        fresh = KafkaStorageBackend(bootstrap, topic_prefix=prefix, partitions=PARTITIONS)
+        try:
+            await fresh.fold_partitions(())
+            t0 = time.perf_counter()
+            await fresh.fold_partitions({0})
+            best = min(best, time.perf_counter() - t0)
+            runs = len((await fresh.list_runs(limit=1_000_000)).runs)
+        finally:
+            await fresh.aclose()
+    return best, runs
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no VmRSS for pid {pid}")
+
+
+async def worker_rss(bootstrap: str, prefix: str, log: Path) -> tuple[float, float]:
+    """A worker's RSS (MiB) once it has all partitions, and the seconds until it had them."""
+    t0 = time.perf_counter()
+    proc = spawn_worker(bootstrap, prefix, log, level="info")
+    try:
+        deadline = time.monotonic() + 600
+        while b"partitions_assigned" not in await anyio.Path(log).read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = await anyio.Path(log).read_text()
+                raise SystemExit(f"the worker did not take its partitions:\n{text}")
+            await anyio.sleep(0.05)
+        took = time.perf_counter() - t0
+        await anyio.sleep(2)
+        return _rss_mib(proc.pid), took
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
+    prefix = f"bench-takeover-{uuid.uuid4().hex[:8]}"
+    empty = f"bench-takeover-{uuid.uuid4().hex[:8]}"
+    for name in (prefix, empty):  # the topics, so that the workers find them
+        async with KafkaStorageBackend(bootstrap, topic_prefix=name, partitions=PARTITIONS):
+            pass
+    base, _ = await worker_rss(bootstrap, empty, tmp / "empty.log")
+    async with KafkaStorageBackend(bootstrap, topic_prefix=prefix, partitions=PARTITIONS) as st:
+        took = await fill(st, args.finished, args.suspended)
+        total = args.finished + args.suspended
+        print(f"wrote {total:,} runs ({args.finished:,} finished, {args.suspended:,} asleep) "
+              f"in {took:.1f} s")  # fmt: skip
+        cold, runs = await takeover(bootstrap, prefix, args.rounds)
+        print(f"takeover of partition 0 ({runs:,} runs), no checkpoint: {cold * 1000:,.0f} ms")
+        rss_cold, join_cold = await worker_rss(bootstrap, prefix, tmp / "cold.log")
+        await st.fold_partitions(range(PARTITIONS))
+        for partition in range(PARTITIONS):
+            await st.checkpoint(partition)  # the worker wrote some as it left: newer ones
+        warm, held = await takeover(bootstrap, prefix, args.rounds)
+        print(f"takeover of partition 0, from its checkpoint ({held:,} runs folded): "
+              f"{warm * 1000:,.0f} ms")  # fmt: skip
+        rss_warm, join_warm = await worker_rss(bootstrap, prefix, tmp / "warm.log")
+    print(f"worker RSS on an empty prefix: {base:,.1f} MiB")
+    print(f"worker RSS above it, no checkpoints: {rss_cold - base:,.1f} MiB "
+          f"(start to partitions_assigned: {join_cold:.1f} s)")  # fmt: skip
+    print(f"worker RSS above it, from checkpoints: {rss_warm - base:,.1f} MiB "
+          f"(start to partitions_assigned: {join_warm:.1f} s)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--finished", type=int, default=100_000)
+    parser.add_argument("--suspended", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            from pyworkflow.testing import LocalKafka
+
+            bootstrap = stack.enter_context(LocalKafka()).bootstrap_servers
+        anyio.run(measure, bootstrap, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
