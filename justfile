@@ -20,13 +20,15 @@ lint:
 demo:
     {{python}} -m pyworkflow demo
 
-# Benchmarks: steps per second on each backend, the cost of quiet logging, the actor runtime
+# Benchmarks: steps per second on each backend, the cost of quiet logging, the actor runtime, Kafka workers (latency, throughput, RSS, takeover)
 bench:
     {{python}} benchmarks/bench_memory.py
     {{python}} benchmarks/bench_file.py
     {{python}} benchmarks/bench_kafka.py
     {{python}} benchmarks/bench_logging.py
     {{python}} benchmarks/bench_actors.py
+    {{python}} benchmarks/bench_workers.py
+    {{python}} benchmarks/bench_takeover.py
 
 # The actor runtime alone: throughput vs the inline runtime, timer lag, RSS of 100,000 suspended runs (--quick: 10,000)
 bench-actors *ARGS:

@@ -14,6 +14,7 @@ from pyworkflow import CorruptRecordError
 from pyworkflow._core._events import StepStarted, WorkflowCompleted, WorkflowStarted
 from pyworkflow._core._projection import project
 from pyworkflow._core._records import HookRecord, StepRecord, WorkflowRun
+from pyworkflow.storage._kafka._checkpoint import Assembler, snapshot_runs
 from pyworkflow.storage._kafka._codec import (
     CLAIM_VERSION,
     EPOCH_VERSION,
@@ -203,7 +204,8 @@ def _fold(
 def test_the_shipped_wire_formats_decode_and_encode_byte_for_byte() -> None:
     """Golden values (``tests/golden/kafka_wire.json``): an event record as every version
     wrote it (format 1, unfenced), as a fenced worker writes it (format 2), and a fence
-    (format 3). They must decode, and encoding them again must give the same bytes."""
+    (format 3): they must decode, and encoding them again must give the same bytes. And a
+    checkpoint chunk (random snapshot id, so decoded only)."""
     golden = json.loads((Path(__file__).parents[1] / "golden" / "kafka_wire.json").read_text())
     event = WorkflowStarted(
         run_id="run_0123456789abcdef",
@@ -219,6 +221,7 @@ def test_the_shipped_wire_formats_decode_and_encode_byte_for_byte() -> None:
         "event_record_format_2": EventRecord("w1", 3, 0, 1, event, 2),
         "fence_format_3": Fence("w1", 4, 2),
     }
+    chunk = golden.pop("checkpoint_chunk_format_1")
     assert set(golden) == set(expected)
     for name, record in expected.items():
         value = bytes.fromhex(golden[name])
@@ -226,3 +229,13 @@ def test_the_shipped_wire_formats_decode_and_encode_byte_for_byte() -> None:
         assert decoded == record, name
         again = encode_fence(record) if isinstance(record, Fence) else encode_event_record(record)
         assert again == value, name
+    assembler = Assembler()  # a checkpoint of one chunk (format 1 of the checkpoints topic)
+    assembler.feed(chunk["key"].encode(), bytes.fromhex(chunk["value"]), "golden")
+    newest = assembler.newest("golden")
+    assert newest is not None
+    snapshot, slot = newest
+    assert slot == 1
+    where = (snapshot.partition, snapshot.offset, snapshot.epoch, snapshot.holder)
+    assert where == (0, 42, 2, "w1")
+    assert snapshot_runs(snapshot, "golden") == [[event]]
+    assert snapshot.finished == [("run_fedcba9876543210", datetime(2026, 11, 30, 12, tzinfo=UTC))]
