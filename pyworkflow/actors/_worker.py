@@ -103,6 +103,11 @@ class Worker(Supervisor):
         """Set (and replaced) whenever a take ends."""
         self._changes = 0
         """Rebalances seen (takes and give-backs)."""
+        self._uncommitted: dict[int, dict[str, int]] = {}
+        """Per owned partition, the start commands handled and not committed yet: run id ->
+        offset. Their runs, if finished, are remembered by checkpoints (``_checkpoint``)."""
+        self._committed: set[int] = set()
+        """Owned partitions with a commit of commands since they were taken."""
         self._fenced: set[int] = set()
         """Owned partitions where another worker's fence rejected an append: their runs
         wait (``_fence_again``)."""
@@ -145,7 +150,9 @@ class Worker(Supervisor):
                 try:
                     deliveries = await self._bus.receive(_RECEIVE_WAIT)
                     if deliveries:
-                        await self._bus.commit(await self._handle(deliveries))
+                        done = await self._handle(deliveries)
+                        await self._bus.commit(done)
+                        self._forget_committed(done)
                 except TransientStorageError as exc:
                     # The broker is away (or the group moved on): commands not committed
                     # come again, and executing one twice does nothing more.
@@ -197,6 +204,9 @@ class Worker(Supervisor):
         for delivery in deliveries:
             command = delivery.command
             assert command is not None
+            if isinstance(command, StartCommand):
+                starts = self._uncommitted.setdefault(delivery.partition, {})
+                starts[command.run_id] = delivery.offset
             try:
                 await self._dispatch(command)
             except TransientStorageError as exc:  # before WorkflowError: it is one
@@ -233,6 +243,14 @@ class Worker(Supervisor):
                 await self._command(run_id, CancelRequest(command.reason))
             case ResumeCommand():
                 await self._wake(run_id)
+
+    def _forget_committed(self, done: dict[int, int]) -> None:
+        """Commands up to these offsets are committed: their starts will not come again."""
+        for partition, last in done.items():
+            self._committed.add(partition)
+            starts = self._uncommitted.get(partition, {})
+            for run_id in [r for r, offset in starts.items() if offset <= last]:
+                del starts[run_id]
 
     # -- rebalances (called on the bus thread) ---------------------------------------------
     def _on_bus(
@@ -276,6 +294,9 @@ class Worker(Supervisor):
             self._taken = anyio.Event()
         self._owned |= partitions
         self._fenced -= partitions
+        self._committed -= partitions
+        for partition in partitions:
+            self._uncommitted[partition] = {}
         self._changes += 1
         self.log.info("partitions_assigned", partitions=sorted(partitions), epochs=epochs)
         self._poll_soon()  # their running and due runs, from the due index
@@ -353,8 +374,14 @@ class Worker(Supervisor):
 
     async def _checkpoint(self, partition: int) -> None:
         assert isinstance(self.storage, KafkaStorageBackend)
+        # The finished runs whose start command may come again: those of the starts not
+        # committed yet; until this worker's first commit there, also those the previous
+        # owner left uncommitted (unknown here: the checkpoint keeps every one it had).
+        remember = None
+        if partition in self._committed:
+            remember = set(self._uncommitted.get(partition, ()))
         try:
-            offset = await self.storage.checkpoint(partition)
+            offset = await self.storage.checkpoint(partition, remember=remember)
         except StorageError as exc:  # the next one will do
             self.log.warning("checkpoint_failed", partition=partition, error=str(exc))
         else:
@@ -374,6 +401,9 @@ class Worker(Supervisor):
         with anyio.move_on_after(self.session_timeout / 4):  # the next owner starts there
             for partition in sorted(partitions):
                 await self._checkpoint(partition)
+        for partition in partitions:
+            self._uncommitted.pop(partition, None)
+            self._committed.discard(partition)
         try:
             assert isinstance(self.storage, KafkaStorageBackend)
             await self.storage.fold_partitions(self._owned | self._taking)  # drops the rest

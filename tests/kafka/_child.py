@@ -7,6 +7,8 @@ line on stdout and exits:
   prints ``{"run_id": ..., "token": ...}``.
 * ``show BOOTSTRAP PREFIX RUN_ID``: prints the run's status, result and event types.
 * ``resume-hook BOOTSTRAP PREFIX TOKEN``: delivers ``{"approved": true}``; prints the status.
+* ``client-start BOOTSTRAP PREFIX KEY``: a ``Client`` starts ``worker_app.flow`` with
+  idempotency key KEY (workers execute it); prints ``{"run_id": ...}``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from pyworkflow import (
     step,
     workflow,
 )
+from pyworkflow.actors import Client
 from pyworkflow.storage import KafkaStorageBackend
+
+from . import worker_app
 
 tokens: list[str] = []
 
@@ -66,6 +71,10 @@ async def main(command: str, bootstrap: str, prefix: str, arg: str) -> dict[str,
                 "result": None if run is None else run.result,
                 "events": [e.type.value for e in events],
             }
+        if command == "client-start":
+            async with Client(storage) as client:
+                run_id = await client.start(worker_app.flow, "race", idempotency_key=arg)
+            return {"run_id": run_id}
         if command == "resume-hook":
             run = await resume_hook(arg, {"approved": True}, storage=storage)
             return {"status": run.status.value, "result": run.result}

@@ -106,3 +106,32 @@ async def test_a_partition_is_folded_from_its_newest_checkpoint(
         assert run is not None and run.last_sequence == 2
     finally:
         await reader.aclose()
+
+
+async def test_a_checkpoint_remembers_the_finished_runs_it_is_told_to(
+    make_backend: MakeBackend, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """A worker passes the runs of its start commands not committed yet: only those of the
+    finished runs are remembered (a start of one again starts nothing); a finished run whose
+    start was committed is forgotten (its start never comes again)."""
+    writer = await make_backend(partitions=PARTITIONS)
+    now = datetime.now(UTC)
+    pending, committed = _in(1, now), _in(1, now)
+    for h in (pending, committed):
+        await writer.append(h.run_id, [started(h)], expected_sequence=0)
+        end = h.add(WorkflowCompleted, result=raw(1))
+        await writer.append(h.run_id, [end], expected_sequence=1)
+    await writer.fold_partitions({1})
+    assert await writer.checkpoint(1, remember={pending.run_id}) is not None
+
+    reader = KafkaStorageBackend(
+        kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=PARTITIONS
+    )
+    try:
+        await reader.fold_partitions(())
+        await reader.fold_partitions({1})
+        with pytest.raises(ConflictError):
+            await reader.append(pending.run_id, pending.events[:1], expected_sequence=0)
+        assert await reader.read(committed.run_id) == []  # forgotten
+    finally:
+        await reader.aclose()

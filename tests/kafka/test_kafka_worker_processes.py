@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from pyworkflow import WorkflowCancelledError
@@ -194,6 +195,44 @@ async def _balanced(folder: Path, count: int) -> None:
             if all(owned) and sum(map(len, owned)) == len(set().union(*owned)):
                 return
             await anyio.sleep(0.2)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_two_client_processes_racing_one_idempotency_key_start_one_run(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    """Two processes start the same workflow with one idempotency key at the same moment,
+    each through its own Client: both get the one run id, and the worker executes one run
+    (each step once)."""
+    trail = tmp_path / "trail"
+    trail.touch()
+    worker = _worker(kafka_bootstrap, kafka_topic_prefix, trail)
+    try:
+        storage = KafkaStorageBackend(
+            kafka_bootstrap, topic_prefix=kafka_topic_prefix, partitions=6
+        )
+        async with storage, Client(storage) as client:
+            await _balanced(tmp_path, 1)
+            command = [sys.executable, "-m", "tests.kafka._child", "client-start"]
+            command += [kafka_bootstrap, kafka_topic_prefix, "order-77"]
+            env = {**os.environ, "WORKER_TRAIL": str(trail), "PYTHONPATH": str(ROOT)}
+            outputs: list[bytes] = []
+
+            async def race() -> None:
+                done = await anyio.run_process(command, cwd=ROOT, env=env)
+                outputs.append(done.stdout)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(race)
+                tg.start_soon(race)
+            ids = {msgspec.json.decode(out)["run_id"] for out in outputs}
+            assert len(ids) == 1, outputs
+            (run_id,) = ids
+            assert await client.result(run_id, timeout=60) == 3
+            assert len((await storage.list_runs()).runs) == 1
+        assert sorted(trail.read_text().splitlines()) == ["race 0", "race 1", "race 2"]
+    finally:
+        _stop_all([worker])
 
 
 EXAMPLE = ROOT / "examples" / "actors" / "distributed"

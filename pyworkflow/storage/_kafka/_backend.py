@@ -127,7 +127,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -376,14 +384,21 @@ class KafkaStorageBackend:
             self._scope = scope  # a start-up still to come folds only these
         await self._call(lambda core: core.fold_partitions(scope))
 
-    async def checkpoint(self, partition: int) -> int | None:
+    async def checkpoint(
+        self, partition: int, *, remember: Collection[str] | None = None
+    ) -> int | None:
         """Write a checkpoint of this backend's fold of events ``partition`` (one it folds)
-        to ``{prefix}.checkpoints``: its live runs and the runs finished lately, as of the
+        to ``{prefix}.checkpoints``: its live runs and finished runs to remember, as of the
         returned offset (None: nothing new since the last one). A backend that folds the
         partition later starts from the newest checkpoint instead of the partition's start
         (a worker taking it over). Workers write them; see ``_checkpoint`` for the format.
+
+        Args:
+            remember: the finished runs whose start may still come again (a worker: those
+                of its start commands not committed yet); None: every run finished in the
+                last 8 days (the commands topic keeps a command for 7).
         """
-        return await self._call(lambda core: core.checkpoint(partition))
+        return await self._call(lambda core: core.checkpoint(partition, remember))
 
     async def wait_finished(self, run_id: str) -> WorkflowRun:
         """Wait until the run is finished and return its record.

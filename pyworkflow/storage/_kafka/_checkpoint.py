@@ -7,9 +7,10 @@ appended since the checkpoint, not the partition's history.
 
 A checkpoint (:class:`Snapshot`) holds: the offset of the next record to fold; the
 partition's fence (epoch and holder); every event of each run not finished at that offset;
-and the ids of the runs that finished within :data:`FINISHED_HORIZON` before it, so that a
-start command delivered again (the commands topic keeps them a week) finds its run started
-and starts nothing. Runs that finished earlier are forgotten: an append to one of them would
+and the ids of the finished runs whose start command may be delivered again, so that it
+finds its run started and starts nothing: a worker names them (its start commands not
+committed yet), else every run finished within :data:`FINISHED_HORIZON` (the commands topic
+keeps a command a week). Other finished runs are forgotten: an append to one of them would
 start past sequence 1 and is rejected as headless (``_views``).
 
 The fold is a function of the log, so a checkpoint of a partition is as good whoever wrote
@@ -144,7 +145,8 @@ class Assembler:
         self._slots[chunk.snapshot] = int(key.split(b":")[1])
 
     def newest(self, where: str) -> tuple[Snapshot, int] | None:
-        """The complete snapshot with the highest offset, and its slot; None if none is."""
+        """The complete snapshot with the highest offset (of two at one offset, the one
+        written later), and its slot; None if none is."""
         best: tuple[Snapshot, int] | None = None
         for snapshot_id, chunks in self._chunks.items():
             count = self._counts[snapshot_id]
@@ -155,7 +157,7 @@ class Assembler:
                 snapshot = _SNAPSHOT.decode(body)
             except msgspec.DecodeError as exc:
                 raise CorruptRecordError(f"{where}: not a pyworkflow checkpoint ({exc})") from exc
-            if best is None or snapshot.offset > best[0].offset:
+            if best is None or snapshot.offset >= best[0].offset:  # a tie: the later one
                 best = snapshot, self._slots[snapshot_id]
         return best
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import enum
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -625,7 +625,7 @@ class KafkaCore:
         )  # fmt: skip
         return snapshot.offset
 
-    async def checkpoint(self, partition: int) -> int | None:
+    async def checkpoint(self, partition: int, remember: Collection[str] | None) -> int | None:
         """Write a checkpoint of the fold of events partition ``partition`` as of now (see
         ``_checkpoint``); the offset it covers, or None when nothing was folded there since
         the last one (or an append stayed half-folded)."""
@@ -639,7 +639,7 @@ class KafkaCore:
             if offset is None or self._checkpointed.get(partition) == offset:
                 return None
             now = datetime.now(UTC)
-            snapshot = self.views.snapshot(partition, offset, self.partition_of, now)
+            snapshot = self.views.snapshot(partition, offset, self.partition_of, now, remember)
             if snapshot is not None:
                 break
             await self._progress.wait()  # an append half-folded: its rest is coming

@@ -29,7 +29,7 @@ is unknown here but appended at n > 1 had its start in the log once.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -195,10 +195,16 @@ class Views:
 
     # -- checkpoints ------------------------------------------------------------------
     def snapshot(
-        self, partition: int, offset: int, partition_of: Callable[[str], int], now: datetime
+        self,
+        partition: int,
+        offset: int,
+        partition_of: Callable[[str], int],
+        now: datetime,
+        remember: Collection[str] | None = None,
     ) -> Snapshot | None:
         """The partition's fold state at ``offset`` (the position after the last record
-        folded); None while an append of it is half-folded (no checkpoint can be cut)."""
+        folded); None while an append of it is half-folded (no checkpoint can be cut).
+        Finished runs kept: those in ``remember``, or (None) those finished lately."""
         if partition in self._partial:
             return None
         live: list[list[Event]] = []
@@ -211,6 +217,8 @@ class Views:
                 finished.append((run_id, run.completed_at or run.updated_at))
             else:
                 live.append(self.logs[run_id])
+        if remember is not None:
+            finished = [(run_id, at) for run_id, at in finished if run_id in remember]
         return Snapshot(
             partition,
             offset,
