@@ -17,7 +17,12 @@ what is measured is the fold, not the workflows.
    the process's start to ``partitions_assigned`` (Python start-up and the group join
    included).
 
+3. **A long-lived worker's RSS**: a worker on a fresh prefix executes ``--executed`` 3-step
+   runs sent by a Client (200 at a time); its RSS before and after. A worker's backend keeps
+   a finished run's id only (its log and records are dropped), so it stays flat.
+
 Run: python benchmarks/bench_takeover.py [--finished N] [--suspended N] [--rounds R]
+         [--executed N]
 Broker: ``$KAFKA_BOOTSTRAP_SERVERS``, else a local one (``pyworkflow.testing.LocalKafka``).
 """
 
@@ -43,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from bench_workers import spawn_worker  # noqa: E402
+from workers_app import three_steps  # noqa: E402
 
 from pyworkflow._core._events import (  # noqa: E402
     Event,
@@ -54,6 +60,7 @@ from pyworkflow._core._events import (  # noqa: E402
     WorkflowSuspended,
 )
 from pyworkflow._execution._engine import new_run_id  # noqa: E402
+from pyworkflow.actors import Client  # noqa: E402
 from pyworkflow.storage import KafkaStorageBackend  # noqa: E402
 
 PARTITIONS = 6
@@ -153,6 +160,28 @@ async def worker_rss(bootstrap: str, prefix: str, log: Path) -> tuple[float, flo
             proc.kill()
 
 
+async def long_lived(bootstrap: str, runs: int, log: Path) -> tuple[float, float]:
+    """A worker's RSS (MiB) once started and after executing ``runs`` runs."""
+    prefix = f"bench-takeover-{uuid.uuid4().hex[:8]}"
+    storage = KafkaStorageBackend(bootstrap, topic_prefix=prefix, partitions=PARTITIONS)
+    async with storage, Client(storage) as client:
+        proc = spawn_worker(bootstrap, prefix, log, level="info")
+        try:
+            while b"partitions_assigned" not in await anyio.Path(log).read_bytes():  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+            await client.result(await client.start(three_steps, 0), timeout=60)
+            before = _rss_mib(proc.pid)
+            for first in range(0, runs, 200):
+                ids = [await client.start(three_steps, i) for i in range(first, first + 200)]
+                for run_id in ids:
+                    await client.result(run_id, timeout=120)
+            await anyio.sleep(2)
+            return before, _rss_mib(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
 async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
     prefix = f"bench-takeover-{uuid.uuid4().hex[:8]}"
     empty = f"bench-takeover-{uuid.uuid4().hex[:8]}"
@@ -166,7 +195,8 @@ async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
         print(f"wrote {total:,} runs ({args.finished:,} finished, {args.suspended:,} asleep) "
               f"in {took:.1f} s")  # fmt: skip
         cold, runs = await takeover(bootstrap, prefix, args.rounds)
-        print(f"takeover of partition 0 ({runs:,} runs), no checkpoint: {cold * 1000:,.0f} ms")
+        print(f"takeover of partition 0, no checkpoint: {cold * 1000:,.0f} ms "
+              f"({runs:,} live runs kept)")  # fmt: skip
         rss_cold, join_cold = await worker_rss(bootstrap, prefix, tmp / "cold.log")
         await st.fold_partitions(range(PARTITIONS))
         for partition in range(PARTITIONS):
@@ -175,14 +205,18 @@ async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
             # worker wrote checkpoints as it left; at the same offset, this later one wins.)
             await st.checkpoint(partition, remember=())
         warm, held = await takeover(bootstrap, prefix, args.rounds)
-        print(f"takeover of partition 0, from its checkpoint ({held:,} runs folded): "
-              f"{warm * 1000:,.0f} ms")  # fmt: skip
+        print(f"takeover of partition 0, from its checkpoint: {warm * 1000:,.0f} ms "
+              f"({held:,} live runs kept)")  # fmt: skip
         rss_warm, join_warm = await worker_rss(bootstrap, prefix, tmp / "warm.log")
     print(f"worker RSS on an empty prefix: {base:,.1f} MiB")
     print(f"worker RSS above it, no checkpoints: {rss_cold - base:,.1f} MiB "
           f"(start to partitions_assigned: {join_cold:.1f} s)")  # fmt: skip
     print(f"worker RSS above it, from checkpoints: {rss_warm - base:,.1f} MiB "
           f"(start to partitions_assigned: {join_warm:.1f} s)")  # fmt: skip
+    if args.executed:
+        before, after = await long_lived(bootstrap, args.executed, tmp / "long.log")
+        print(f"a worker executing {args.executed:,} runs: RSS {before:,.1f} MiB before, "
+              f"{after:,.1f} MiB after")  # fmt: skip
 
 
 def main() -> None:
@@ -190,6 +224,7 @@ def main() -> None:
     parser.add_argument("--finished", type=int, default=100_000)
     parser.add_argument("--suspended", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--executed", type=int, default=20_000)
     args = parser.parse_args()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:

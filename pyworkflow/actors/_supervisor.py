@@ -388,6 +388,9 @@ class Supervisor:
             actor.error = None
         except RunLockedError as exc:
             await self._locked_out(actor, first, exc)
+        except RunNotFoundError as exc:  # gone from this host's storage (a worker's, say)
+            self.log.warning("run_not_found", run_id=run_id)
+            actor.error = exc
         except WorkflowNotRegisteredError as exc:
             self._unhosted.add(run_id)  # left to the processes with its code
             self.log.warning("run_not_hosted", run_id=run_id, error=str(exc))

@@ -231,8 +231,8 @@ class Worker(Supervisor):
                         command.kwargs,
                         idempotency_key=command.idempotency_key,
                     )
-                    if self._owns(holder):
-                        await self._wake(holder, fresh=created)
+                    if self._owns(holder) and (created or await self._unfinished(holder)):
+                        await self._wake(holder, fresh=created)  # a start again: it goes on
                 finally:
                     self._starting.discard(run_id)
             case HookCommand():
@@ -251,6 +251,12 @@ class Worker(Supervisor):
             starts = self._uncommitted.get(partition, {})
             for run_id in [r for r, offset in starts.items() if offset <= last]:
                 del starts[run_id]
+
+    async def _unfinished(self, run_id: str) -> bool:
+        """Whether the run is known here and not finished (a finished run's log is not
+        kept by a worker's backend: only that it finished)."""
+        run = await self.storage.get_run(run_id)
+        return run is not None and not run.status.is_finished
 
     # -- rebalances (called on the bus thread) ---------------------------------------------
     def _on_bus(

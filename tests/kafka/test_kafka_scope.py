@@ -135,3 +135,23 @@ async def test_a_checkpoint_remembers_the_finished_runs_it_is_told_to(
         assert await reader.read(committed.run_id) == []  # forgotten
     finally:
         await reader.aclose()
+
+
+async def test_a_scoped_backend_keeps_only_the_id_of_a_finished_run(
+    make_backend: MakeBackend,
+) -> None:
+    """A worker's backend (scoped) works on what is live: a run's log and records are
+    dropped once it finished, its id kept so that its start again starts nothing. The log
+    still holds it for every backend that folds all."""
+    scoped = await make_backend(partitions=PARTITIONS)
+    await scoped.fold_partitions({1})
+    h = _in(1, datetime.now(UTC))
+    await scoped.append(h.run_id, [started(h)], expected_sequence=0)
+    assert len(await scoped.read(h.run_id)) == 1  # live: kept
+    await scoped.append(h.run_id, [h.add(WorkflowCompleted, result=raw(1))], expected_sequence=1)
+    assert await scoped.read(h.run_id) == []
+    assert await scoped.get_run(h.run_id) is None
+    with pytest.raises(ConflictError):
+        await scoped.append(h.run_id, h.events[:1], expected_sequence=0)
+    everything = await make_backend(partitions=PARTITIONS)
+    assert await everything.read(h.run_id) == h.events

@@ -227,6 +227,7 @@ class KafkaCore:
         self._claim_partitions = len(claims)
         self._claim_tps = [TopicPartition(topics.idempotency, p) for p in claims]
         self._check_scope(self._scope)
+        self.views.evict_finished = self._scope is not None
         folded = events if self._scope is None else sorted(self._scope)
         self._assigned = [TopicPartition(topics.events, p) for p in folded] + self._claim_tps
         # Log start offsets through the idle consumer, which retries quietly while new
@@ -586,15 +587,13 @@ class KafkaCore:
             try:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
-                    newest = await read_newest(self.settings, [tp.partition for tp in added])
-                    for tp in added:  # a checkpoint past the log start (retention) is of use
-                        checkpoint = newest.get(tp.partition)
-                        if checkpoint is not None and checkpoint[0].offset >= begins[tp]:
-                            found[tp.partition] = checkpoint
+                    if scope is not None:  # a worker's: from checkpoints (all: from the start)
+                        found = await self._newest_checkpoints(added, begins)
             except (KafkaError, TimeoutError) as exc:
                 raise self._translate(what, exc) from exc
         # No await from here to the seeks: the tail must not fold between assign and seek.
         self._scope = scope
+        self.views.evict_finished = scope is not None
         for partition in current - wanted:
             self._positions.pop(TopicPartition(events, partition), None)
             self.views.drop_partition(partition, self.partition_of)
@@ -607,6 +606,18 @@ class KafkaCore:
                     position = self._positions[tp] = self._restore(tp, begins[tp], found)
                 consumer.seek(tp, position)
         await self._catch_up([tp for tp in added if tp in self._positions], what)
+
+    async def _newest_checkpoints(
+        self, tps: list[TopicPartition], begins: dict[TopicPartition, int]
+    ) -> dict[int, tuple[Snapshot, int]]:
+        """The newest checkpoint of each partition, if it starts past the log start (one
+        before it would miss what retention deleted since)."""
+        newest = await read_newest(self.settings, [tp.partition for tp in tps])
+        return {
+            tp.partition: newest[tp.partition]
+            for tp in tps
+            if tp.partition in newest and newest[tp.partition][0].offset >= begins[tp]
+        }
 
     def _restore(
         self, tp: TopicPartition, begin: int, found: dict[int, tuple[Snapshot, int]]
@@ -639,6 +650,7 @@ class KafkaCore:
             if offset is None or self._checkpointed.get(partition) == offset:
                 return None
             now = datetime.now(UTC)
+            self.views.prune_finished(partition, self.partition_of, now, remember)
             snapshot = self.views.snapshot(partition, offset, self.partition_of, now, remember)
             if snapshot is not None:
                 break

@@ -39,7 +39,7 @@ from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, Workfl
 from ..._exceptions import CorruptRecordError
 from .._due import DueIndex
 from .._paging import page_runs
-from ._checkpoint import Snapshot, recent, snapshot_events, snapshot_runs
+from ._checkpoint import FINISHED_HORIZON, Snapshot, recent, snapshot_events, snapshot_runs
 from ._codec import Claim, EventRecord, Fence
 
 __all__ = ["RunStartDeletedError", "Verdict", "Views"]
@@ -88,6 +88,11 @@ class Views:
         self.keys: dict[str, str] = {}
         self.due = DueIndex()
         self._hooks_of_run: dict[str, list[str]] = {}
+        self.evict_finished = False
+        """Forget a run's log and records once it finished, keeping its id in
+        ``finished_lately`` (a worker's backend: it works on what is live)."""
+        self._steps_of_run: dict[str, set[str]] = {}
+        """While evicting: each run's step ids."""
         self._partial: dict[int, list[EventRecord]] = {}
         self.headless: dict[str, tuple[int, int]] = {}
         """Runs whose start is gone: run id -> (partition, first sequence still in it)."""
@@ -137,11 +142,7 @@ class Views:
         gone = {run_id for run_id in self.runs if partition_of(run_id) == partition}
         gone |= {run_id for run_id in self.logs if partition_of(run_id) == partition}
         for run_id in gone:
-            self.logs.pop(run_id, None)
-            self.runs.pop(run_id, None)
-            self.due.set(run_id, None)
-            for hook_id in self._hooks_of_run.pop(run_id, ()):
-                self.hooks.pop(hook_id, None)
+            self._forget(run_id)
         self.steps = {k: step for k, step in self.steps.items() if step.run_id not in gone}
         self.headless = {r: lost for r, lost in self.headless.items() if lost[0] != partition}
         self.epochs.pop(partition, None)
@@ -174,7 +175,7 @@ class Views:
             change = self._accept(run_id, events)
         except CorruptRecordError as exc:
             return Verdict(first, run_id, last, error=exc)
-        return Verdict(first, run_id, len(self.logs[run_id]), change=change)
+        return Verdict(first, run_id, events[-1].sequence, change=change)
 
     def _accept(self, run_id: str, events: Sequence[Event]) -> Projection:
         """Add accepted events to the run's log and projections (CorruptRecordError, with
@@ -191,7 +192,37 @@ class Views:
             if hook_id not in self.hooks:
                 self._hooks_of_run.setdefault(hook.run_id, []).append(hook_id)
             self.hooks[hook_id] = hook
+        if self.evict_finished:
+            self._steps_of_run.setdefault(run_id, set()).update(change.steps)
+            if change.run.status.is_finished:
+                self._forget(run_id)
+                self.finished_lately[run_id] = change.run.completed_at or change.run.updated_at
         return change
+
+    def _forget(self, run_id: str) -> None:
+        """Drop the run's log and records (not its id in ``finished_lately``)."""
+        self.logs.pop(run_id, None)
+        self.runs.pop(run_id, None)
+        self.due.set(run_id, None)
+        for hook_id in self._hooks_of_run.pop(run_id, ()):
+            self.hooks.pop(hook_id, None)
+        for step_id in self._steps_of_run.pop(run_id, ()):
+            self.steps.pop(step_id, None)
+
+    def prune_finished(
+        self,
+        partition: int,
+        partition_of: Callable[[str], int],
+        now: datetime,
+        remember: Collection[str] | None,
+    ) -> None:
+        """Forget the finished runs of ``partition`` whose start can't come again: those
+        not in ``remember``, or (None) those past the horizon (``_checkpoint``)."""
+        for run_id, at in list(self.finished_lately.items()):
+            if partition_of(run_id) != partition:
+                continue
+            if (remember is not None and run_id not in remember) or now - at >= FINISHED_HORIZON:
+                del self.finished_lately[run_id]
 
     # -- checkpoints ------------------------------------------------------------------
     def snapshot(
