@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -64,12 +66,23 @@ async def _worker(
                 scope.cancel()
 
 
-async def test_two_workers_share_the_runs_a_client_starts(make_backend: MakeBackend) -> None:
+@asynccontextmanager
+async def _serving(make_backend: MakeBackend, count: int = 1) -> AsyncIterator[list[Worker]]:
+    """``count`` workers serving on their own backends while the block runs (the list
+    fills as they open)."""
     stop = anyio.Event()
     workers: list[Worker] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_worker, make_backend, stop, workers)
-        tg.start_soon(_worker, make_backend, stop, workers)
+        for _ in range(count):
+            tg.start_soon(_worker, make_backend, stop, workers)
+        try:
+            yield workers
+        finally:
+            stop.set()
+
+
+async def test_two_workers_share_the_runs_a_client_starts(make_backend: MakeBackend) -> None:
+    async with _serving(make_backend, 2) as workers:
         storage = await make_backend()
         async with Client(storage) as client:
             run_ids = [await client.start(flow, f"r{i}") for i in range(20)]
@@ -90,16 +103,12 @@ async def test_two_workers_share_the_runs_a_client_starts(make_backend: MakeBack
             assert await client.cancel(cancelled) is False
         owned = [w.owned for w in workers]
         assert owned[0] | owned[1] == {0, 1} and not owned[0] & owned[1]
-        stop.set()
 
 
 async def test_a_start_with_one_key_from_two_clients_starts_one_run(
     make_backend: MakeBackend,
 ) -> None:
-    stop = anyio.Event()
-    workers: list[Worker] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_worker, make_backend, stop, workers)
+    async with _serving(make_backend):
         one, two = await make_backend(), await make_backend()
         async with Client(one) as a, Client(two) as b:
             ids: list[str] = []
@@ -113,7 +122,6 @@ async def test_a_start_with_one_key_from_two_clients_starts_one_run(
             assert ids[0] == ids[1]
             assert await a.result(ids[0], timeout=30) in ("X!", "Y!")
             assert sum(ran.values()) == 1
-        stop.set()
 
 
 def test_the_command_format_is_plain_json() -> None:
@@ -149,11 +157,8 @@ async def test_workers_ride_out_a_broker_restart_mid_run(
     the workers and the client carry on, every run completes, each step once."""
     if kafka_broker is None:
         pytest.skip("killing needs the local broker (not an external or container one)")
-    stop = anyio.Event()
-    workers: list[Worker] = []
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_worker, make_backend, stop, workers)
+        async with _serving(make_backend):
             storage = await make_backend(request_timeout=5)
             async with Client(storage) as client:
                 run_ids = [await client.start(flow, f"b{i}") for i in range(10)]
@@ -164,7 +169,6 @@ async def test_workers_ride_out_a_broker_restart_mid_run(
                 results = [await client.result(r, timeout=120) for r in run_ids]
             assert results == [f"B{i}!" for i in range(10)]
             assert all(ran[f"b{i}"] <= 2 for i in range(10))  # at most the step in flight
-            stop.set()
     finally:
         if not kafka_broker.is_running():
             await anyio.to_thread.run_sync(kafka_broker.start)
@@ -177,11 +181,8 @@ async def test_a_start_that_meets_a_transient_error_comes_again(
     done: the worker reads it again and the run starts (it was once lost as "refused")."""
     from pyworkflow import TransientStorageError
 
-    stop = anyio.Event()
-    workers: list[Worker] = []
     failures: list[str] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_worker, make_backend, stop, workers)
+    async with _serving(make_backend) as workers:
         while not workers:  # noqa: ASYNC110 - the worker task appends itself when open
             await anyio.sleep(0.01)
         real = workers[0]._engine.begin_as
@@ -197,7 +198,6 @@ async def test_a_start_that_meets_a_transient_error_comes_again(
             run_id = await client.start(flow, "flaky")
             assert await client.result(run_id, timeout=60) == "FLAKY!"
         assert failures == [run_id] and ran["flaky"] == 1
-        stop.set()
 
 
 async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
@@ -209,10 +209,7 @@ async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
     import pyworkflow
     from pyworkflow import RunLockedError
 
-    stop = anyio.Event()
-    workers: list[Worker] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_worker, make_backend, stop, workers)
+    async with _serving(make_backend) as workers:
         with anyio.fail_after(30):
             while not workers or workers[0].owned != {0, 1}:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
@@ -221,20 +218,14 @@ async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
             await pyworkflow.start(flow, "inline", storage=storage)
         assert ran["inline"] == 0
         assert (await storage.list_runs()).runs == []
-        stop.set()
 
 
 async def test_a_client_start_with_a_key_of_another_workflow_is_refused(
     make_backend: MakeBackend,
 ) -> None:
-    stop = anyio.Event()
-    workers: list[Worker] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_worker, make_backend, stop, workers)
-        async with Client(await make_backend()) as client:
-            first = await client.start(flow, "k", idempotency_key="order-7")
-            assert await client.result(first, timeout=30) == "K!"
-            assert await client.start(flow, "other", idempotency_key="order-7") == first
-            with pytest.raises(ConfigurationError, match=r"'order-7' belongs to run .*kw_flow"):
-                await client.start(approval, "a", idempotency_key="order-7")
-        stop.set()
+    async with _serving(make_backend), Client(await make_backend()) as client:
+        first = await client.start(flow, "k", idempotency_key="order-7")
+        assert await client.result(first, timeout=30) == "K!"
+        assert await client.start(flow, "other", idempotency_key="order-7") == first
+        with pytest.raises(ConfigurationError, match=r"'order-7' belongs to run .*kw_flow"):
+            await client.start(approval, "a", idempotency_key="order-7")
