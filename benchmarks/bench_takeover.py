@@ -17,7 +17,9 @@ what is measured is the fold, not the workflows.
    the process's start to ``partitions_assigned`` (Python start-up and the group join
    included).
 
-3. **A long-lived worker's RSS**: a worker on a fresh prefix executes ``--executed`` 3-step
+3. **A client's backend** (folds every partition from its start, the default): in a fresh
+   process, the time ``start()`` takes and the RSS after it, above the same on an empty prefix.
+4. **A long-lived worker's RSS**: a worker on a fresh prefix executes ``--executed`` 3-step
    runs sent by a Client (200 at a time); its RSS before and after. A worker's backend keeps
    a finished run's id only (its log and records are dropped), so it stays flat.
 
@@ -160,6 +162,27 @@ async def worker_rss(bootstrap: str, prefix: str, log: Path) -> tuple[float, flo
             proc.kill()
 
 
+_CLIENT = """
+import sys, time, anyio
+from pyworkflow.storage import KafkaStorageBackend
+async def main():
+    t0 = time.perf_counter()
+    async with KafkaStorageBackend(sys.argv[1], topic_prefix=sys.argv[2], partitions=6) as st:
+        took = time.perf_counter() - t0
+        runs = len((await st.list_runs(limit=1_000_000)).runs)
+        rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
+        print(took, int(rss) / 1024, runs)
+anyio.run(main)
+"""
+
+
+async def client_start(bootstrap: str, prefix: str) -> tuple[float, float, int]:
+    """A fresh process's KafkaStorageBackend folding all: seconds to start, RSS MiB, runs."""
+    done = await anyio.run_process([sys.executable, "-c", _CLIENT, bootstrap, prefix])
+    took, rss, runs = done.stdout.split()
+    return float(took), float(rss), int(runs)
+
+
 async def long_lived(bootstrap: str, runs: int, log: Path) -> tuple[float, float]:
     """A worker's RSS (MiB) once started and after executing ``runs`` runs."""
     prefix = f"bench-takeover-{uuid.uuid4().hex[:8]}"
@@ -213,6 +236,10 @@ async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
           f"(start to partitions_assigned: {join_cold:.1f} s)")  # fmt: skip
     print(f"worker RSS above it, from checkpoints: {rss_warm - base:,.1f} MiB "
           f"(start to partitions_assigned: {join_warm:.1f} s)")  # fmt: skip
+    _, empty_rss, _ = await client_start(bootstrap, empty)
+    took, rss, runs = await client_start(bootstrap, prefix)
+    print(f"a client's backend (folds all): start {took:.1f} s, RSS +{rss - empty_rss:,.1f} MiB "
+          f"above one on an empty prefix, {runs:,} runs held")  # fmt: skip
     if args.executed:
         before, after = await long_lived(bootstrap, args.executed, tmp / "long.log")
         print(f"a worker executing {args.executed:,} runs: RSS {before:,.1f} MiB before, "
