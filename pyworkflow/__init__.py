@@ -2,6 +2,7 @@
 
 from . import _public
 from ._api import cancel_workflow as cancel_workflow
+from ._api import get_workflow_chain as get_workflow_chain
 from ._api import get_workflow_events as get_workflow_events
 from ._api import get_workflow_run as get_workflow_run
 from ._api import list_runs as list_runs
@@ -41,6 +42,7 @@ from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
+from ._execution._continuation import continue_as_new as continue_as_new
 from ._execution._hooks import TypedHook as TypedHook
 from ._execution._hooks import define_hook as define_hook
 from ._execution._hooks import hook as hook
@@ -88,7 +90,9 @@ __all__ = [
     "WorkflowRun",
     "cancel_workflow",
     "configure",
+    "continue_as_new",
     "define_hook",
+    "get_workflow_chain",
     "get_workflow_events",
     "get_workflow_run",
     "hook",
