@@ -96,8 +96,9 @@ class WorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="workflow_start
     kwargs: msgspec.Raw = msgspec.Raw(b"{}")
     tags: tuple[str, ...] = ()
     idempotency_key: str | None = None
-    continued_from_run_id: str | None = None
-    """Set on the runs that ``continue_as_new`` started: the run that continued as this one."""
+    continued_from_run_id: str | msgspec.UnsetType = msgspec.UNSET
+    """Set on the runs that ``continue_as_new`` started: the run that continued as this one.
+    Unset (absent from the log, so other runs' events keep their bytes) on the others."""
 
 
 class WorkflowSuspended(_EventBase, frozen=True, kw_only=True, tag="workflow_suspended"):

@@ -100,7 +100,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             kwargs=_plain(event.kwargs),
             tags=event.tags,
             idempotency_key=event.idempotency_key,
-            continued_from_run_id=event.continued_from_run_id,
+            continued_from_run_id=event.continued_from_run_id or None,
             last_sequence=event.sequence,
             running_since=event.timestamp,
         )

@@ -156,7 +156,7 @@ class RunState:
                 self.workflow_name = event.workflow_name
                 self.args, self.kwargs = event.args, event.kwargs
                 self.tags, self.idempotency_key = event.tags, event.idempotency_key
-                self.continued_from = event.continued_from_run_id
+                self.continued_from = event.continued_from_run_id or None
                 self.status = RunStatus.RUNNING
             case WorkflowSuspended():
                 self.status = RunStatus.SUSPENDED

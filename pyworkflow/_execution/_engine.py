@@ -439,8 +439,8 @@ class Engine:
                     return None
                 case _Continued(args=args, kwargs=kwargs):
                     new_id = await self._successor(owner.state, args, kwargs)
-                    fields = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
-                    await ctx.ask(_ending(WorkflowContinuedAsNew, fields))
+                    link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
+                    await ctx.ask(_ending(WorkflowContinuedAsNew, link))
                     log.info("workflow_continued_as_new", new_run_id=new_id)
                     return None
                 case _Drained():
