@@ -49,6 +49,10 @@ from ._execution._hooks import hook as hook
 from ._execution._sleep import sleep as sleep
 from ._execution._step import Step as Step
 from ._execution._step import step as step
+from ._execution._step_context import StepContext as StepContext
+from ._execution._step_context import get_step_context as get_step_context
+from ._execution._step_context import has_step_context as has_step_context
+from ._execution._step_context import set_step_context as set_step_context
 from ._execution._workflow import Workflow as Workflow
 from ._execution._workflow import workflow as workflow
 
@@ -77,6 +81,7 @@ __all__ = [
     "RunStatus",
     "SerializationError",
     "Step",
+    "StepContext",
     "StepFailedError",
     "StepRecord",
     "StorageError",
@@ -92,14 +97,17 @@ __all__ = [
     "configure",
     "continue_as_new",
     "define_hook",
+    "get_step_context",
     "get_workflow_chain",
     "get_workflow_events",
     "get_workflow_run",
+    "has_step_context",
     "hook",
     "list_runs",
     "reset_config",
     "resume",
     "resume_hook",
+    "set_step_context",
     "shield",
     "sleep",
     "start",
