@@ -30,7 +30,7 @@ import msgspec
 from .._core._events import WorkflowStarted
 from .._core._replay import RunState
 from .._exceptions import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
-from ._context import RunContext, current_context
+from ._context import RunContext, current_context, step_view
 from ._registry import registry
 
 if TYPE_CHECKING:
@@ -71,10 +71,13 @@ def continue_as_new(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, NoReturn]:
     """
     ctx = current_context()
     if not isinstance(ctx, RunContext):
-        where = "a transient workflow" if ctx is not None else "no durable workflow (or a step)"
+        if ctx is not None:
+            where = "in a transient workflow"
+        else:
+            where = "inside a step" if step_view() is not None else "outside any workflow"
         msg = (
-            f"continue_as_new() was called in {where}: call it in the code of a "
-            "@workflow(durable=True) function, not in a step"
+            f"continue_as_new() was called {where}: call it in the code of a "
+            "@workflow(durable=True) function (a step can return what the workflow needs)"
         )
         raise ConfigurationError(msg)
     wf = registry.workflow(ctx.state.workflow_name)

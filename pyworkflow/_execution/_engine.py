@@ -438,6 +438,9 @@ class Engine:
                     log.info("workflow_cancelled", reason=reason)
                     return None
                 case _Continued(args=args, kwargs=kwargs):
+                    # Write-ahead: the outcomes the new arguments may come from are in the
+                    # log before the successor exists.
+                    await owner.flush()
                     new_id = await self._successor(owner.state, args, kwargs)
                     link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
                     await ctx.ask(_ending(WorkflowContinuedAsNew, link))
