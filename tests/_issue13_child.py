@@ -83,15 +83,13 @@ async def cmd_resume(base: str, run_id: str) -> None:
     print(" ".join(r.status.value for r in chain), result, flush=True)
 
 
+COMMANDS = {"start": cmd_start, "resume": cmd_resume}
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     Path(args[0]).mkdir(parents=True, exist_ok=True)
-    if command == "start":
-        anyio.run(cmd_start, *args)
-    elif command == "resume":
-        anyio.run(cmd_resume, *args)
-    else:
-        raise SystemExit(f"unknown command {command!r}")
+    anyio.run(COMMANDS[command], *args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -38,7 +37,7 @@ from pyworkflow import (
 from pyworkflow._core._events import WorkflowContinuedAsNew, WorkflowStarted
 from pyworkflow._execution._continuation import successor_id
 from pyworkflow.actors import Supervisor
-from pyworkflow.storage import FileStorageBackend, InMemoryStorageBackend, StorageBackend
+from pyworkflow.storage import InMemoryStorageBackend, StorageBackend
 from pyworkflow.storage._kafka._codec import (
     EventRecord,
     decode_event_record,
@@ -110,18 +109,10 @@ async def cleanup(n: int) -> str:
     return "slept"
 
 
-@pytest.fixture(params=["memory", "file"])
-def storage(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
-) -> StorageBackend:
-    backend: StorageBackend = (
-        InMemoryStorageBackend()
-        if request.param == "memory"
-        else FileStorageBackend(tmp_path / "data", durability="none")
-    )
-    configure(storage=backend, clock=clock)
+@pytest.fixture
+def storage(local_storage: StorageBackend) -> StorageBackend:
     calls.clear()
-    return backend
+    return local_storage
 
 
 async def test_a_chain_links_its_runs_both_ways(storage: StorageBackend) -> None:
@@ -233,15 +224,23 @@ async def test_a_pending_cancellation_is_raised_instead(storage: StorageBackend)
     assert await get_workflow_run(successor_id(run_id)) is None
 
 
-async def test_a_crash_between_the_successors_start_and_the_runs_end_is_repaired(
-    storage: StorageBackend,
-) -> None:
+async def half_made_link(storage: StorageBackend) -> str:
+    """Start ``countdown(2)`` on ``storage`` failing for good at its head's end by
+    continue_as_new, after its successor's start: as a crash there leaves it. Returns the
+    head's id."""
     faulty = FaultyStorage(storage)
     configure(storage=faulty)
     faulty.fail_when(has("workflow_continued_as_new"), error=StorageError)
     with pytest.raises(StorageError):
         await start(countdown, 2)
-    head = faulty.history[0].run_id
+    configure(storage=storage)
+    return faulty.history[0].run_id
+
+
+async def test_a_crash_between_the_successors_start_and_the_runs_end_is_repaired(
+    storage: StorageBackend,
+) -> None:
+    head = await half_made_link(storage)
     successor = successor_id(head)
     assert (await get_workflow_run(head)).status is RunStatus.RUNNING  # type: ignore[union-attr]
     assert (await get_workflow_run(successor)).status is RunStatus.RUNNING  # type: ignore[union-attr]
@@ -325,12 +324,7 @@ async def test_a_supervisor_hosts_the_successors_and_result_follows_them(
 async def test_a_supervisor_repairs_a_half_made_link(
     storage: StorageBackend, clock: ManualClock
 ) -> None:
-    faulty = FaultyStorage(storage)
-    configure(storage=faulty)
-    faulty.fail_when(has("workflow_continued_as_new"), error=StorageError)
-    with pytest.raises(StorageError):
-        await start(countdown, 2)
-    head = faulty.history[0].run_id
+    head = await half_made_link(storage)
     async with Supervisor(storage=storage, clock=clock) as supervisor:
         assert await supervisor.result(head, timeout=10) == 3  # found running: recovered
     chain = await get_workflow_chain(head, storage=storage)

@@ -3,54 +3,33 @@ killed process's run is resumed by a fresh process (``tests/_issue13_child.py``)
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from pyworkflow import RunStatus
-from pyworkflow._core._events import StepContextSet, WorkflowContinuedAsNew, WorkflowStarted
+from pyworkflow._core._events import (
+    Event,
+    StepContextSet,
+    WorkflowContinuedAsNew,
+    WorkflowStarted,
+)
 from pyworkflow._execution._continuation import successor_id
 from pyworkflow.storage import FileStorageBackend
 
-from .storage.test_file_crash import TIMEOUT, kill, wait_until
-
-ROOT = Path(__file__).resolve().parents[1]
+from .storage.test_file_crash import TIMEOUT, Lab, kill, wait_until
 
 
-class Lab:
-    def __init__(self, tmp: Path) -> None:
-        self.base = tmp / "data"
-        self.counter = tmp / "side_effects.txt"
-        self.block = tmp / "block"
-        self.paused = tmp / "paused"
-        self.children: list[subprocess.Popen[str]] = []
+class ChainLab(Lab):
+    """The crash lab of the file storage tests, with this feature's child process."""
 
-    def spawn(self, *args: str, pause: bool = False) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "CRASH_COUNTER": str(self.counter),
-            "CRASH_BLOCK": str(self.block),
-            "PAUSE_AT_END": str(self.paused) if pause else "",
-        }
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests._issue13_child", args[0], str(self.base), *args[1:]],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.children.append(child)
-        return child
+    child_module = "tests._issue13_child"
 
-    def side_effects(self) -> Counter[str]:
-        return Counter(self.counter.read_text().split()) if self.counter.exists() else Counter()
+    @property
+    def paused(self) -> Path:
+        return self.base.parent / "paused"
 
     def head(self) -> str:
         async def find() -> str:
@@ -60,51 +39,51 @@ class Lab:
 
         return anyio.run(find)
 
-    def events(self, run_id: str) -> list[object]:
-        return list(anyio.run(FileStorageBackend(self.base).read, run_id))
-
     def resume(self, run_id: str) -> str:
-        child = self.spawn("resume", run_id)
+        child = self.spawn("resume", str(self.base), run_id)
         out, err = child.communicate(timeout=TIMEOUT)
         assert child.returncode == 0, err[-3000:]
         return out.strip()
 
+    def log(self, run_id: str) -> list[Event]:
+        return self.events(run_id)
+
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    lab = Lab(tmp_path)
-    yield lab  # type: ignore[misc]
+def lab(tmp_path: Path) -> Iterator[ChainLab]:
+    lab = ChainLab(tmp_path / "data", tmp_path / "side_effects.txt", tmp_path / "block", [])
+    yield lab
     for child in lab.children:
         if child.poll() is None:
             child.kill()
             child.communicate(timeout=TIMEOUT)
 
 
-def test_a_kill_between_the_successors_start_and_the_runs_end_links_once(lab: Lab) -> None:
-    first = lab.spawn("start", pause=True)
+def test_a_kill_between_the_successors_start_and_the_runs_end_links_once(lab: ChainLab) -> None:
+    first = lab.spawn("start", str(lab.base), PAUSE_AT_END=str(lab.paused))
     wait_until(lab.paused.exists, "the run to reach its end by continue_as_new")
     kill(first)
 
     head = lab.head()
     successor = successor_id(head)
     # The successor's start is written; the head's end is not: it is still running.
-    assert [type(e) for e in lab.events(head)][-1] is not WorkflowContinuedAsNew
-    assert isinstance(lab.events(successor)[0], WorkflowStarted)
+    assert not isinstance(lab.log(head)[-1], WorkflowContinuedAsNew)
+    assert isinstance(lab.log(successor)[0], WorkflowStarted)
 
     out = lab.resume(head)
 
     assert out == "continued_as_new completed ['round2@b1#2', 'round1@b1#1']"
     assert lab.side_effects() == {"round2": 1, "round1": 1}  # each round's step ran once
-    ends = [e for e in lab.events(head) if isinstance(e, WorkflowContinuedAsNew)]
+    ends = [e for e in lab.log(head) if isinstance(e, WorkflowContinuedAsNew)]
     assert [e.new_run_id for e in ends] == [successor]
-    assert sum(isinstance(e, WorkflowStarted) for e in lab.events(successor)) == 1
-    assert not any(isinstance(e, WorkflowStarted) for e in lab.events(successor_id(successor)))
+    assert sum(isinstance(e, WorkflowStarted) for e in lab.log(successor)) == 1
+    assert lab.log(successor_id(successor)) == []  # the chain ends there
 
 
-def test_a_kill_in_the_successors_step_resumes_the_chain_with_its_context(lab: Lab) -> None:
+def test_a_kill_in_the_successors_step_resumes_the_chain_with_its_context(lab: ChainLab) -> None:
     block = Path(f"{lab.block}.round1")
     block.touch()  # the successor's step waits after its side effect
-    first = lab.spawn("start")
+    first = lab.spawn("start", str(lab.base))
     wait_until(lambda: lab.side_effects()["round1"] == 1, "the successor's step")
     kill(first)
     block.unlink()
@@ -112,11 +91,10 @@ def test_a_kill_in_the_successors_step_resumes_the_chain_with_its_context(lab: L
     head = lab.head()
     out = lab.resume(head)
 
+    # The step in flight ran again (at least once) and saw the context, restored by replay.
     assert out == "continued_as_new completed ['round2@b1#2', 'round1@b1#1']"
-    assert lab.side_effects()["round2"] == 1  # the head's step never ran again
-    assert lab.side_effects()["round1"] == 2  # the step in flight: at least once
+    assert lab.side_effects() == {"round2": 1, "round1": 2}
     successor = successor_id(head)
-    contexts = [e for e in lab.events(successor) if isinstance(e, StepContextSet)]
-    assert len(contexts) == 1  # recorded once, restored by the replay
-    run = anyio.run(FileStorageBackend(lab.base).get_run, successor)
-    assert run is not None and run.status is RunStatus.COMPLETED
+    contexts = [e for e in lab.log(successor) if isinstance(e, StepContextSet)]
+    assert len(contexts) == 1  # recorded once
+    assert lab.run(successor).status is RunStatus.COMPLETED

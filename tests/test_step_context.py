@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
 import anyio
 import pytest
@@ -19,7 +18,6 @@ from pyworkflow import (
     NonDeterminismError,
     RunStatus,
     StepContext,
-    configure,
     get_step_context,
     get_workflow_events,
     get_workflow_run,
@@ -32,7 +30,7 @@ from pyworkflow import (
     workflow,
 )
 from pyworkflow._core._events import StepContextSet
-from pyworkflow.storage import FileStorageBackend, InMemoryStorageBackend, StorageBackend
+from pyworkflow.storage import InMemoryStorageBackend, StorageBackend
 from pyworkflow.testing import ManualClock
 
 from .isolation import isolated_registry
@@ -123,18 +121,10 @@ async def transient(order_id: str) -> str:
     return await look("transient")
 
 
-@pytest.fixture(params=["memory", "file"])
-def storage(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
-) -> StorageBackend:
-    backend: StorageBackend = (
-        InMemoryStorageBackend()
-        if request.param == "memory"
-        else FileStorageBackend(tmp_path / "data", durability="none")
-    )
-    configure(storage=backend, clock=clock)
+@pytest.fixture
+def storage(local_storage: StorageBackend) -> StorageBackend:
     seen.clear()
-    return backend
+    return local_storage
 
 
 async def test_steps_see_it_across_a_suspension_and_concurrently(

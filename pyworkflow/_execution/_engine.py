@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import secrets
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -63,6 +63,7 @@ from ._workflow import Workflow
 
 __all__ = ["CancelRequest", "Engine", "Inbox", "encode_start", "new_run_id"]
 
+T = TypeVar("T")
 _WAKE_EVENTS = (HookReceived, CancellationRequested)
 _APPEND_RETRIES = 50
 
@@ -438,13 +439,7 @@ class Engine:
                     log.info("workflow_cancelled", reason=reason)
                     return None
                 case _Continued(args=args, kwargs=kwargs):
-                    # Write-ahead: the outcomes the new arguments may come from are in the
-                    # log before the successor exists.
-                    await owner.flush()
-                    new_id = await self._successor(owner.state, args, kwargs)
-                    link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
-                    await ctx.ask(_ending(WorkflowContinuedAsNew, link))
-                    log.info("workflow_continued_as_new", new_run_id=new_id)
+                    await self._continue(ctx, args, kwargs)
                     return None
                 case _Drained():
                     await owner.flush()  # outcomes of the steps that were running
@@ -476,25 +471,25 @@ class Engine:
             return _Failed(exc)
 
     # -- helpers ------------------------------------------------------------------------
+    async def _continue(self, ctx: RunContext, args: msgspec.Raw, kwargs: msgspec.Raw) -> None:
+        """End the run by ``continue_as_new``, in the order ``_continuation`` explains."""
+        # Write-ahead: the outcomes the new arguments may come from are in the log before
+        # the successor exists.
+        await ctx.owner.flush()
+        new_id = await self._successor(ctx.state, args, kwargs)
+        link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
+        await ctx.ask(_ending(WorkflowContinuedAsNew, link))
+        ctx.log.info("workflow_continued_as_new", new_run_id=new_id)
+
     async def _successor(self, state: RunState, args: msgspec.Raw, kwargs: msgspec.Raw) -> str:
         """Start the successor of a run that continues as new (``_continuation``), retried
         with backoff while the storage fails transiently."""
-        delays = self.backoff.delays()
-        while True:
-            try:
-                new_id, created = await start_successor(
-                    self.storage, self.clock, state, args, kwargs
-                )
-            except StorageError as exc:
-                delay = next(delays, None) if exc.retriable else None
-                if delay is None:
-                    raise
-                self.log.warning("storage_retry", operation="append", delay=delay, error=repr(exc))
-                await self.clock.sleep(delay)
-                continue
-            if created:
-                self.begun.add(new_id)
-            return new_id
+        new_id, created = await self._retrying(
+            lambda: start_successor(self.storage, self.clock, state, args, kwargs), "append"
+        )
+        if created:
+            self.begun.add(new_id)
+        return new_id
 
     async def _load(self, run_id: str) -> RunState:
         """The run's state folded from its log: a kept state brought up to date, or a
@@ -516,15 +511,19 @@ class Engine:
     async def _read(self, run_id: str, after: int = 0) -> list[Event]:
         """The run's events after ``after``, retried with backoff while reads fail
         transiently."""
+        return await self._retrying(lambda: self.storage.read(run_id, after=after), "read")
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], operation: str) -> T:
+        """``call()``, again with backoff while it fails with a transient storage error."""
         delays = self.backoff.delays()
         while True:
             try:
-                return await self.storage.read(run_id, after=after)
+                return await call()
             except StorageError as exc:
                 delay = next(delays, None) if exc.retriable else None
                 if delay is None:
                     raise
-                self.log.warning("storage_retry", operation="read", delay=delay, error=repr(exc))
+                self.log.warning("storage_retry", operation=operation, delay=delay, error=repr(exc))
                 await self.clock.sleep(delay)
 
     async def append_beside(self, run_id: str, derive: Derive) -> RunState:
