@@ -109,6 +109,33 @@ async def cleanup(n: int) -> str:
     return "slept"
 
 
+@step(name="can.slow")
+async def slow(gate: str) -> str:
+    gates[f"{gate}.running"].set()
+    await anyio.lowlevel.checkpoint()
+    calls["slow"] += 1
+    return "slow done"
+
+
+gates: dict[str, anyio.Event] = {}
+
+
+@workflow(name="can.branches", durable=True)
+async def branches(n: int) -> str:
+    if n == 0:
+        return "end"
+    gates["g.running"] = anyio.Event()
+
+    async def other_branch() -> None:
+        await slow("g")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_branch)
+        await gates["g.running"].wait()  # the other branch's step is in its body
+        await continue_as_new(0)
+    return "unreachable"
+
+
 @pytest.fixture
 def storage(local_storage: StorageBackend) -> StorageBackend:
     calls.clear()
@@ -208,6 +235,15 @@ async def test_misuse_fails_the_run_and_starts_nothing(
     assert run.error is not None and error in run.error, run.error
     assert await get_workflow_run(successor_id(run_id)) is None
     assert run.continued_to_run_id is None
+
+
+async def test_steps_running_in_other_branches_finish_first(storage: StorageBackend) -> None:
+    head = await start(branches, 1)
+    chain = await get_workflow_chain(head)
+    assert [r.status for r in chain] == [RunStatus.CONTINUED_AS_NEW, RunStatus.COMPLETED]
+    types = [e.type.value for e in await get_workflow_events(head)]
+    assert types[-3:] == ["step_started", "step_completed", "workflow_continued_as_new"]
+    assert calls["slow"] == 1
 
 
 async def test_outside_a_workflow_it_is_a_clear_error() -> None:

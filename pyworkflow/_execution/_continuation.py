@@ -90,6 +90,10 @@ def continue_as_new(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, NoReturn]:
 async def _continue(ctx: RunContext, args: msgspec.Raw, kwargs: msgspec.Raw) -> NoReturn:
     ctx.raise_if_fatal()
     ctx.check_cancelled()
+    # As a suspension does: steps already started in other branches finish and have their
+    # outcomes recorded (the signal would cancel them), and no new step starts.
+    ctx.suspending = True
+    await ctx.idle()
     raise ContinueAsNewSignal(args, kwargs)
 
 
