@@ -244,6 +244,8 @@ def test_runs_show_and_list_show_a_chain(tmp_path: Path) -> None:
     assert f"continued as {middle}" in listed and f"continued as {last}" in listed
     events = cli("events", first, storage=url).stdout
     assert f"workflow_continued_as_new  new_run_id={middle}" in events
+    resumed = cli("resume", first, storage=url)
+    assert f"already continued_as_new (the chain goes on as run {middle})" in resumed.stdout
 
 
 def test_events_table_and_flat_json(shared_runs: Runs) -> None:
