@@ -2,6 +2,7 @@
 
 from . import _public
 from ._api import cancel_workflow as cancel_workflow
+from ._api import get_workflow_chain as get_workflow_chain
 from ._api import get_workflow_events as get_workflow_events
 from ._api import get_workflow_run as get_workflow_run
 from ._api import list_runs as list_runs
@@ -41,12 +42,17 @@ from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
+from ._execution._continuation import continue_as_new as continue_as_new
 from ._execution._hooks import TypedHook as TypedHook
 from ._execution._hooks import define_hook as define_hook
 from ._execution._hooks import hook as hook
 from ._execution._sleep import sleep as sleep
 from ._execution._step import Step as Step
 from ._execution._step import step as step
+from ._execution._step_context import StepContext as StepContext
+from ._execution._step_context import get_step_context as get_step_context
+from ._execution._step_context import has_step_context as has_step_context
+from ._execution._step_context import set_step_context as set_step_context
 from ._execution._workflow import Workflow as Workflow
 from ._execution._workflow import workflow as workflow
 
@@ -75,6 +81,7 @@ __all__ = [
     "RunStatus",
     "SerializationError",
     "Step",
+    "StepContext",
     "StepFailedError",
     "StepRecord",
     "StorageError",
@@ -88,14 +95,19 @@ __all__ = [
     "WorkflowRun",
     "cancel_workflow",
     "configure",
+    "continue_as_new",
     "define_hook",
+    "get_step_context",
+    "get_workflow_chain",
     "get_workflow_events",
     "get_workflow_run",
+    "has_step_context",
     "hook",
     "list_runs",
     "reset_config",
     "resume",
     "resume_hook",
+    "set_step_context",
     "shield",
     "sleep",
     "start",

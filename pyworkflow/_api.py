@@ -7,12 +7,14 @@ from typing import Any
 from ._config import Host, default_storage, host_for, settings, state_cache
 from ._core._events import Event
 from ._core._records import RunPage, RunStatus, WorkflowRun
+from ._exceptions import RunNotFoundError
 from ._execution._engine import Engine
 from ._execution._workflow import Workflow
 from .storage import StorageBackend
 
 __all__ = [
     "cancel_workflow",
+    "get_workflow_chain",
     "get_workflow_events",
     "get_workflow_run",
     "list_runs",
@@ -50,7 +52,10 @@ async def start(
 
     A durable run executes inline until it completes, suspends (sleep, hook, retry delay)
     or fails; its failure is recorded on the run (``get_workflow_run(run_id).error``), not
-    raised. A transient (``durable=False``) workflow runs straight through with no log.
+    raised. A run that calls ``continue_as_new`` is followed: its successors execute inline
+    too, until the last one rests; the id returned is still the first run's (the chain's
+    head; ``get_workflow_chain`` lists the others). A transient (``durable=False``)
+    workflow runs straight through with no log.
 
     Args:
         idempotency_key: a second ``start`` with the same key returns the first run's id
@@ -73,7 +78,9 @@ async def resume(run_id: str, *, storage: StorageBackend | None = None) -> Any:
 
     Returns the workflow's result if it completes during this call, else None. A run whose
     timer is not yet due stays suspended (a ``resume_not_due`` warning is logged); a
-    finished run is left as it is.
+    finished run is left as it is. A run that ended ``continued_as_new`` is followed to its
+    successors (each resumed in turn; a crash between a run's end and its successor's
+    start is repaired): the result is then the chain's last run's.
 
     Raises:
         RunNotFoundError: no such run.
@@ -149,3 +156,41 @@ async def list_runs(
     return await _store(storage).list_runs(
         status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
     )
+
+
+async def get_workflow_chain(
+    run_id: str, *, storage: StorageBackend | None = None
+) -> list[WorkflowRun]:
+    """The records of the runs chained by ``continue_as_new`` with ``run_id``, in order.
+
+    From any member: the runs it continued from (``continued_from_run_id``), itself, and
+    the runs it continued as (``continued_to_run_id``). A run that never continued is a
+    chain of one. One read per member.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    store = _store(storage)
+    run = await store.get_run(run_id)
+    if run is None:
+        raise RunNotFoundError(run_id)
+    seen = {run.run_id}
+    before: list[WorkflowRun] = []
+    link = run.continued_from_run_id
+    while link is not None and link not in seen:
+        prev = await store.get_run(link)
+        if prev is None:
+            break
+        seen.add(link)
+        before.append(prev)
+        link = prev.continued_from_run_id
+    after: list[WorkflowRun] = []
+    link = run.continued_to_run_id
+    while link is not None and link not in seen:
+        nxt = await store.get_run(link)
+        if nxt is None:  # the successor's start is not written yet (see continue_as_new)
+            break
+        seen.add(link)
+        after.append(nxt)
+        link = nxt.continued_to_run_id
+    return [*reversed(before), run, *after]

@@ -6,9 +6,9 @@ from typing import Any
 
 import anyio
 
-from pyworkflow import CancellationError, hook, shield, sleep, step, workflow
+from pyworkflow import CancellationError, continue_as_new, hook, shield, sleep, step, workflow
 
-__all__ = ["approval", "failing", "gated", "napper"]
+__all__ = ["approval", "failing", "gated", "napper", "relay"]
 
 TOKENS: dict[str, str] = {}
 
@@ -83,3 +83,12 @@ async def gated(order_id: str, gate: str, nap: float) -> dict[str, Any]:
     await sleep(nap)
     opened = await pass_gate(gate)
     return await finish(order, opened)
+
+
+@workflow(name="cli.relay", durable=True)
+async def relay(legs: int) -> str:
+    """Continues as new until ``legs`` runs make a chain."""
+    order = await prepare(f"leg-{legs}")
+    if legs > 1:
+        await continue_as_new(legs - 1)
+    return str(order["order_id"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pyworkflow import configure, reset_config
-from pyworkflow.storage import InMemoryStorageBackend
+from pyworkflow.storage import FileStorageBackend, InMemoryStorageBackend, StorageBackend
 from pyworkflow.testing import ManualClock
 
 # The Kafka broker fixtures (kafka_bootstrap, kafka_broker, ...) are the package's own plugin,
@@ -46,3 +47,17 @@ def memory(clock: ManualClock) -> InMemoryStorageBackend:
     storage = InMemoryStorageBackend()
     configure(storage=storage, clock=clock)
     return storage
+
+
+@pytest.fixture(params=["memory", "file"])
+def local_storage(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> StorageBackend:
+    """A fresh memory or file backend, configured as the default, with the virtual clock."""
+    backend: StorageBackend = (
+        InMemoryStorageBackend()
+        if request.param == "memory"
+        else FileStorageBackend(tmp_path / "data", durability="none")
+    )
+    configure(storage=backend, clock=clock)
+    return backend

@@ -22,7 +22,7 @@ import anyio
 import pytest
 
 import pyworkflow.storage
-from pyworkflow import start
+from pyworkflow import get_workflow_chain, start
 from pyworkflow.storage import FileStorageBackend, StorageBackend
 from tests import cli_app
 
@@ -221,6 +221,31 @@ def test_runs_show_tells_what_a_run_waits_for(shared_runs: Runs) -> None:
     assert doc["status"] == "suspended" and doc["event_count"] == 5
     assert doc["waiting"][0]["kind"] == "sleep" and doc["waiting"][0]["due_in_seconds"] > 3000
     one_error_line(cli("runs", "show", "run_missing", storage=r.url), 3, "run_missing")
+
+
+def test_runs_show_and_list_show_a_chain(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+
+    async def go() -> list[str]:
+        storage = FileStorageBackend(path, durability="none")
+        head = await start(cli_app.relay, 3, storage=storage)
+        return [r.run_id for r in await get_workflow_chain(head, storage=storage)]
+
+    first, middle, last = anyio.run(go)
+    url = f"file:{path}"
+    shown = cli("runs", "show", middle, storage=url)
+    assert shown.returncode == 0, shown.stderr
+    assert "status:         continued_as_new" in shown.stdout
+    assert f"continued_from: {first}" in shown.stdout
+    assert f"continued_to:   {last}" in shown.stdout
+    doc = as_json(cli("runs", "show", last, "--json", storage=url))
+    assert doc["continued_from_run_id"] == middle and doc["continued_to_run_id"] is None
+    listed = cli("runs", "list", storage=url).stdout
+    assert f"continued as {middle}" in listed and f"continued as {last}" in listed
+    events = cli("events", first, storage=url).stdout
+    assert f"workflow_continued_as_new  new_run_id={middle}" in events
+    resumed = cli("resume", first, storage=url)
+    assert f"already continued_as_new (the chain goes on as run {middle})" in resumed.stdout
 
 
 def test_events_table_and_flat_json(shared_runs: Runs) -> None:

@@ -30,6 +30,21 @@ EXPECTED = {
     "durable/06_idempotency.py": ["Same run id: True", "Card charged 1 time(s)", "-> 1 run"],
     "durable/07_hooks.py": ["hook_created", "hook_received", "completed"],
     "durable/08_cancellation.py": ["cancellation_requested", "workflow_cancelled", "<- cleanup"],
+    "durable/12_continue_as_new.py": [
+        "Chain of 3 runs",
+        "continued_as_new args=[3] kwargs={'balance': 59.75}",
+        "Result of the last run: {'entries': 7, 'balance': 228.0}",
+        "Key and tags carried over: ledger-2025-01, ['ledger']",
+        "4: workflow_continued_as_new",
+        "Same key again -> the chain's first run: True",
+    ],
+    "durable/13_step_context.py": [
+        "'book reserved for ada (order order-7)', 'lamp reserved for ada (order order-7)'",
+        "charged 49.9 EUR, approved by dana",
+        "refused: steps see the context read-only",
+        "11: step_context_set  {'order_id': 'order-7', 'customer': 'ada', 'currency': 'EUR', "
+        "'approved_by': 'dana'}",
+    ],
     # every run woke by itself (no resume() in the script) and returned its value
     "actors/embedded.py": [
         "order-1: {'order_id': 'order-1', 'reserved': True, 'shipped': True}",

@@ -71,6 +71,7 @@ def test_run_status_values() -> None:
         "completed",
         "failed",
         "cancelled",
+        "continued_as_new",
     ]
 
 
@@ -93,4 +94,7 @@ def test_event_type_names_are_the_seeds() -> None:
         "workflow_completed",
         "workflow_failed",
         "workflow_cancelled",
+        # added since the seed: issue 13's continue-as-new and step context
+        "workflow_continued_as_new",
+        "step_context_set",
     } == values

@@ -31,6 +31,8 @@ def _state_text(run: WorkflowRun) -> str:
         return f"{status}: {run.error}"
     if run.status is RunStatus.CANCELLED and run.cancellation_reason:
         return f"{status} ({run.cancellation_reason})"
+    if run.continued_to_run_id is not None:
+        return f"{status} (the chain goes on as run {run.continued_to_run_id})"
     if run.status is RunStatus.SUSPENDED:
         why = run.suspended_reason or "?"
         until = f" until {fmt_time(run.resume_at)}" if run.resume_at else ""

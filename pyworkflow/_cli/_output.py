@@ -68,7 +68,9 @@ def event_details(event: Event) -> str:
         if name in ("run_id", "sequence", "timestamp") or name in _SKIP_DETAILS:
             continue
         value = getattr(event, name)
-        if value is None or value == () or (name == "hook_id" and hasattr(event, "token")):
+        if value is None or value is msgspec.UNSET or value == ():
+            continue
+        if name == "hook_id" and hasattr(event, "token"):
             continue
         if isinstance(value, msgspec.Raw) and bytes(value) in (b"{}", b"[]"):
             continue

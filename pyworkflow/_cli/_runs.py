@@ -9,7 +9,13 @@ import anyio
 import msgspec
 
 from .._config import settings
-from .._core._events import Event, WorkflowCancelled, WorkflowCompleted, WorkflowFailed
+from .._core._events import (
+    Event,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
+)
 from .._core._records import RunStatus, WorkflowRun
 from .._core._replay import Kind, RunState, fold
 from ._common import CliEnv, CommandFailed, ExitCode
@@ -24,7 +30,7 @@ __all__ = [
     "run_document",
 ]
 
-_FINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+_FINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew)
 
 
 def run_document(run: WorkflowRun) -> dict[str, Any]:
@@ -58,6 +64,8 @@ def _info(run: WorkflowRun) -> str:
         return f"{waits} until {fmt_time(run.resume_at)}" if run.resume_at else waits
     if run.status is RunStatus.COMPLETED:
         return f"result {fmt_value(run.result, 40)}"
+    if run.continued_to_run_id:
+        return f"continued as {run.continued_to_run_id}"
     return ""
 
 
@@ -164,6 +172,11 @@ def _show_lines(
     ]
     if run.tags:
         lines.append(("tags", ", ".join(run.tags)))
+    # A chain made by continue_as_new: its neighbours (pyworkflow runs show them in turn).
+    if run.continued_from_run_id:
+        lines.append(("continued_from", run.continued_from_run_id))
+    if run.continued_to_run_id:
+        lines.append(("continued_to", run.continued_to_run_id))
     lines.extend(
         ("waiting" if run.status is RunStatus.SUSPENDED else "current", _waiting_text(w))
         for w in waiting

@@ -25,11 +25,13 @@ __all__ = [
     "SleepCompleted",
     "SleepStarted",
     "StepCompleted",
+    "StepContextSet",
     "StepFailed",
     "StepRetrying",
     "StepStarted",
     "WorkflowCancelled",
     "WorkflowCompleted",
+    "WorkflowContinuedAsNew",
     "WorkflowFailed",
     "WorkflowResumed",
     "WorkflowStarted",
@@ -52,6 +54,7 @@ class EventType(enum.StrEnum):
     WORKFLOW_COMPLETED = "workflow_completed"
     WORKFLOW_FAILED = "workflow_failed"
     WORKFLOW_CANCELLED = "workflow_cancelled"
+    WORKFLOW_CONTINUED_AS_NEW = "workflow_continued_as_new"
     CANCELLATION_REQUESTED = "cancellation_requested"
     STEP_STARTED = "step_started"
     STEP_COMPLETED = "step_completed"
@@ -62,6 +65,7 @@ class EventType(enum.StrEnum):
     HOOK_CREATED = "hook_created"
     HOOK_RECEIVED = "hook_received"
     HOOK_EXPIRED = "hook_expired"
+    STEP_CONTEXT_SET = "step_context_set"
 
 
 _NOT_DATA = ("type", "run_id", "sequence", "timestamp")
@@ -92,6 +96,9 @@ class WorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="workflow_start
     kwargs: msgspec.Raw = msgspec.Raw(b"{}")
     tags: tuple[str, ...] = ()
     idempotency_key: str | None = None
+    continued_from_run_id: str | msgspec.UnsetType = msgspec.UNSET
+    """Set on the runs that ``continue_as_new`` started: the run that continued as this one.
+    Unset (absent from the log, so other runs' events keep their bytes) on the others."""
 
 
 class WorkflowSuspended(_EventBase, frozen=True, kw_only=True, tag="workflow_suspended"):
@@ -120,6 +127,18 @@ class WorkflowFailed(_EventBase, frozen=True, kw_only=True, tag="workflow_failed
 class WorkflowCancelled(_EventBase, frozen=True, kw_only=True, tag="workflow_cancelled"):
     type = EventType.WORKFLOW_CANCELLED
     reason: str | None = None
+
+
+class WorkflowContinuedAsNew(
+    _EventBase, frozen=True, kw_only=True, tag="workflow_continued_as_new"
+):
+    """The run ended by ``continue_as_new``: run ``new_run_id`` goes on with these arguments
+    (its ``workflow_started`` is written before this event, see ``_continuation``)."""
+
+    type = EventType.WORKFLOW_CONTINUED_AS_NEW
+    new_run_id: str
+    args: msgspec.Raw = msgspec.Raw(b"[]")
+    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
 
 
 class CancellationRequested(_EventBase, frozen=True, kw_only=True, tag="cancellation_requested"):
@@ -208,6 +227,14 @@ class HookExpired(_EventBase, frozen=True, kw_only=True, tag="hook_expired"):
     checkpoint: int
 
 
+class StepContextSet(_EventBase, frozen=True, kw_only=True, tag="step_context_set"):
+    """``set_step_context(ctx)`` at checkpoint ``checkpoint``: the context's JSON."""
+
+    type = EventType.STEP_CONTEXT_SET
+    checkpoint: int
+    context: msgspec.Raw = NULL
+
+
 Event = (
     WorkflowStarted
     | WorkflowSuspended
@@ -215,6 +242,7 @@ Event = (
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
+    | WorkflowContinuedAsNew
     | CancellationRequested
     | StepStarted
     | StepCompleted
@@ -225,6 +253,7 @@ Event = (
     | HookCreated
     | HookReceived
     | HookExpired
+    | StepContextSet
 )
 
 _ENCODER = msgspec.json.Encoder()

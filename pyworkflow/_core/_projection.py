@@ -22,11 +22,13 @@ from ._events import (
     SleepCompleted,
     SleepStarted,
     StepCompleted,
+    StepContextSet,
     StepFailed,
     StepRetrying,
     StepStarted,
     WorkflowCancelled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowResumed,
     WorkflowStarted,
@@ -98,6 +100,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             kwargs=_plain(event.kwargs),
             tags=event.tags,
             idempotency_key=event.idempotency_key,
+            continued_from_run_id=event.continued_from_run_id or None,
             last_sequence=event.sequence,
             running_since=event.timestamp,
         )
@@ -113,6 +116,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             | SleepCompleted()
             | HookCreated()
             | HookExpired()
+            | StepContextSet()
         ):
             return _replace(run, updated_at=ts, last_sequence=seq)
         case HookReceived():
@@ -154,6 +158,10 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             )
         case WorkflowCancelled():
             return _finish(run, event, RunStatus.CANCELLED, cancellation_reason=event.reason)
+        case WorkflowContinuedAsNew():
+            return _finish(
+                run, event, RunStatus.CONTINUED_AS_NEW, continued_to_run_id=event.new_run_id
+            )
         case CancellationRequested():
             return _replace(
                 run,
@@ -169,7 +177,7 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
 
 def _finish(
     run: WorkflowRun,
-    event: WorkflowCompleted | WorkflowFailed | WorkflowCancelled,
+    event: WorkflowCompleted | WorkflowFailed | WorkflowCancelled | WorkflowContinuedAsNew,
     status: RunStatus,
     **changes: object,
 ) -> WorkflowRun:
@@ -202,6 +210,7 @@ DUE_EVENTS = (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowCancelled,
+    WorkflowContinuedAsNew,
     CancellationRequested,
     HookReceived,
 )
@@ -217,7 +226,7 @@ def due_at(run: WorkflowRun) -> datetime | None:
     * ``suspended``: at its timer (``resume_at``), or at once if a hook payload or a
       cancellation arrived since it suspended (``woken_at``), whichever is earlier. A run
       waiting for a hook with no timer and no such news is not due.
-    * finished (completed, failed, cancelled): never.
+    * finished (completed, failed, cancelled, continued as new): never.
     """
     if run.status is RunStatus.RUNNING:
         return _utc(run.running_since or run.created_at)  # None: a record of an older version

@@ -20,14 +20,18 @@ class RunStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CONTINUED_AS_NEW = "continued_as_new"
+    """Ended by ``continue_as_new``: ``continued_to_run_id`` names the run that goes on."""
 
     @property
     def is_finished(self) -> bool:
-        """True for completed, failed and cancelled runs."""
+        """True for completed, failed, cancelled and continued-as-new runs."""
         return self in _FINISHED
 
 
-_FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+_FINISHED = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.CONTINUED_AS_NEW}
+)
 
 
 class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +68,10 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     woken_at: datetime | None = None
     """While the run is ``suspended``: when the first hook payload or cancellation arrived
     since it suspended (the replay fold's ``wake_pending``); it must be woken now."""
+    continued_from_run_id: str | None = None
+    """The run that ended by ``continue_as_new`` and started this one (a chain's link)."""
+    continued_to_run_id: str | None = None
+    """The run this one continued as (status ``continued_as_new``)."""
 
     @property
     def error(self) -> str | None:

@@ -28,11 +28,13 @@ from ._events import (
     SleepCompleted,
     SleepStarted,
     StepCompleted,
+    StepContextSet,
     StepFailed,
     StepRetrying,
     StepStarted,
     WorkflowCancelled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowResumed,
     WorkflowStarted,
@@ -47,6 +49,7 @@ class Kind(enum.StrEnum):
     STEP = "step"
     SLEEP = "sleep"
     HOOK = "hook"
+    CONTEXT = "step_context"
 
 
 @dataclass(slots=True)
@@ -96,6 +99,14 @@ class RunState:
     """The sequence of the last ``workflow_resumed``."""
     error: tuple[str, str] | None = None
     """``(error_type, message)`` of a failed run."""
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    continued_from: str | None = None
+    """The run that continued as this one (``continue_as_new``)."""
+    continued_to: str | None = None
+    """The run this one continued as, once it ended ``continued_as_new``."""
+    step_context: msgspec.Raw | None = None
+    """The JSON of the last recorded step context."""
 
     @property
     def finished(self) -> bool:
@@ -144,6 +155,8 @@ class RunState:
                     self._corrupt(event, "a second workflow_started")
                 self.workflow_name = event.workflow_name
                 self.args, self.kwargs = event.args, event.kwargs
+                self.tags, self.idempotency_key = event.tags, event.idempotency_key
+                self.continued_from = event.continued_from_run_id or None
                 self.status = RunStatus.RUNNING
             case WorkflowSuspended():
                 self.status = RunStatus.SUSPENDED
@@ -163,6 +176,15 @@ class RunState:
             case WorkflowCancelled():
                 self.status = RunStatus.CANCELLED
                 self.cancel_reason = event.reason
+            case WorkflowContinuedAsNew():
+                if self.finished:
+                    self._corrupt(event, f"the run already ended {self.status}")
+                self.status = RunStatus.CONTINUED_AS_NEW
+                self.continued_to = event.new_run_id
+            case StepContextSet():
+                cp = self._checkpoint(event.checkpoint, Kind.CONTEXT, Kind.CONTEXT.value, event)
+                self._resolve(cp, event)
+                cp.result = self.step_context = event.context
             case CancellationRequested():
                 self.cancel_requested = True
                 self.cancel_reason = event.reason

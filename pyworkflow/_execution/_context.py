@@ -47,17 +47,20 @@ __all__ = [
     "restore_run",
     "running",
     "shielded",
+    "step_view",
 ]
 
 
 class TransientContext:
     """Marks a transient (``durable=False``) run: steps and sleeps run with no log."""
 
-    __slots__ = ("clock", "log")
+    __slots__ = ("clock", "log", "step_context")
 
     def __init__(self, clock: Clock, log: Any) -> None:
         self.clock = clock
         self.log = log
+        self.step_context: Any = None
+        """The StepContext set by ``set_step_context`` (not recorded: no log)."""
 
 
 class RunContext:
@@ -73,6 +76,8 @@ class RunContext:
         self.suspending = False
         self.fatal: WorkflowError | None = None
         self.blocked: list[int] = []
+        self.step_context: Any = None
+        """The StepContext last set by this execution (replay sets it again, in order)."""
         # Written with the first request of this execution (e.g. workflow_resumed), so an
         # execution that stops before writing anything (non-determinism) leaves no trace.
         self._prelude = prelude
@@ -214,13 +219,36 @@ def current_context() -> RunContext | TransientContext | None:
     return _current.get()
 
 
-def hide_run() -> Token[RunContext | TransientContext | None]:
-    """Hide the current run while a step's body runs (it is ordinary code there)."""
-    return _current.set(None)
+class StepView:
+    """What a step's body sees of its run: a snapshot of the step context, read-only."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
 
 
-def restore_run(token: Token[RunContext | TransientContext | None]) -> None:
-    _current.reset(token)
+_step_view: ContextVar[StepView | None] = ContextVar("pyworkflow_step_view", default=None)
+
+_Hidden = tuple[Token[RunContext | TransientContext | None], Token[StepView | None]]
+
+
+def step_view() -> StepView | None:
+    """The step whose body the calling task runs, if any."""
+    return _step_view.get()
+
+
+def hide_run() -> _Hidden:
+    """Hide the current run while a step's body runs (it is ordinary code there), leaving
+    it the run's step context as it is now."""
+    run = _current.get()
+    view = StepView(run.step_context if run is not None else None)
+    return _current.set(None), _step_view.set(view)
+
+
+def restore_run(tokens: _Hidden) -> None:
+    _step_view.reset(tokens[1])
+    _current.reset(tokens[0])
 
 
 @contextmanager

@@ -14,12 +14,11 @@ executor's owner folds it in at its next write.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -30,6 +29,7 @@ from .._core._events import (
     HookReceived,
     WorkflowCancelled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowResumed,
     WorkflowStarted,
@@ -53,6 +53,7 @@ from .._exceptions import (
 )
 from ..storage import StorageBackend
 from ._context import RunContext, running
+from ._continuation import ContinueAsNewSignal, start_successor
 from ._hooks import parse_token, validate_payload
 from ._owner import Backoff, Derive, Draft, OwnerStopped, OwnerStoppedSignal, RunOwner
 from ._registry import registry
@@ -62,6 +63,7 @@ from ._workflow import Workflow
 
 __all__ = ["CancelRequest", "Engine", "Inbox", "encode_start", "new_run_id"]
 
+T = TypeVar("T")
 _WAKE_EVENTS = (HookReceived, CancellationRequested)
 _APPEND_RETRIES = 50
 
@@ -108,7 +110,13 @@ class _Drained:
     pass
 
 
-_Outcome = _Done | _Failed | _Cancelled | _Suspended | _Drained
+@dataclass(slots=True)
+class _Continued:
+    args: msgspec.Raw
+    kwargs: msgspec.Raw
+
+
+_Outcome = _Done | _Failed | _Cancelled | _Suspended | _Drained | _Continued
 
 
 class Engine:
@@ -128,6 +136,9 @@ class Engine:
         self.backoff = backoff or Backoff()
         self.draining = False
         self._owners: set[RunOwner] = set()
+        self.begun: set[str] = set()
+        """Successors that ``continue_as_new`` started here and no activation hosted yet
+        (their first activation is fresh, not a recovery)."""
 
     def drain(self, run_ids: Callable[[str], bool] | None = None) -> None:
         """Shutting down (or handing runs over): running steps finish and are recorded, no
@@ -155,8 +166,7 @@ class Engine:
             return new_run_id()
         run_id, created = await self.begin(wf, args, kwargs, idempotency_key=idempotency_key)
         if created:
-            with contextlib.suppress(RunLockedError):  # someone else executes it already
-                await self.activate(run_id, fresh=True)
+            await self.follow(run_id, fresh=True)
         return run_id
 
     async def begin(
@@ -239,7 +249,25 @@ class Engine:
         return True
 
     async def resume(self, run_id: str) -> Any:
-        result, _ = await self.activate(run_id, fresh=False)
+        result, state = await self.activate(run_id, fresh=False)
+        if state.status is RunStatus.CONTINUED_AS_NEW:
+            return await self.follow(state.continued_to, fresh=False)
+        return result
+
+    async def follow(self, run_id: str | None, *, fresh: bool) -> Any:
+        """Host ``run_id`` and, while it ends ``continued_as_new``, its successors, each until
+        it rests (a loop, not a recursion: chains may be long). Returns the result of the
+        last one if it completed here, else None. A run that another task or process
+        executes right now is left to it."""
+        result = None
+        while run_id is not None:
+            fresh = fresh or run_id in self.begun
+            self.begun.discard(run_id)
+            try:
+                result, state = await self.activate(run_id, fresh=fresh)
+            except RunLockedError:  # someone else executes it already
+                return None
+            run_id, fresh = state.continued_to, False
         return result
 
     async def cancel(self, run_id: str, reason: str | None) -> bool:
@@ -410,6 +438,9 @@ class Engine:
                     await ctx.ask(_ending(WorkflowCancelled, {"reason": reason}))
                     log.info("workflow_cancelled", reason=reason)
                     return None
+                case _Continued(args=args, kwargs=kwargs):
+                    await self._continue(ctx, args, kwargs)
+                    return None
                 case _Drained():
                     await owner.flush()  # outcomes of the steps that were running
                     log.info("run_left_to_next_host")
@@ -440,6 +471,26 @@ class Engine:
             return _Failed(exc)
 
     # -- helpers ------------------------------------------------------------------------
+    async def _continue(self, ctx: RunContext, args: msgspec.Raw, kwargs: msgspec.Raw) -> None:
+        """End the run by ``continue_as_new``, in the order ``_continuation`` explains."""
+        # Write-ahead: the outcomes the new arguments may come from are in the log before
+        # the successor exists.
+        await ctx.owner.flush()
+        new_id = await self._successor(ctx.state, args, kwargs)
+        link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
+        await ctx.ask(_ending(WorkflowContinuedAsNew, link))
+        ctx.log.info("workflow_continued_as_new", new_run_id=new_id)
+
+    async def _successor(self, state: RunState, args: msgspec.Raw, kwargs: msgspec.Raw) -> str:
+        """Start the successor of a run that continues as new (``_continuation``), retried
+        with backoff while the storage fails transiently."""
+        new_id, created = await self._retrying(
+            lambda: start_successor(self.storage, self.clock, state, args, kwargs), "append"
+        )
+        if created:
+            self.begun.add(new_id)
+        return new_id
+
     async def _load(self, run_id: str) -> RunState:
         """The run's state folded from its log: a kept state brought up to date, or a
         fold from the first event."""
@@ -460,15 +511,19 @@ class Engine:
     async def _read(self, run_id: str, after: int = 0) -> list[Event]:
         """The run's events after ``after``, retried with backoff while reads fail
         transiently."""
+        return await self._retrying(lambda: self.storage.read(run_id, after=after), "read")
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], operation: str) -> T:
+        """``call()``, again with backoff while it fails with a transient storage error."""
         delays = self.backoff.delays()
         while True:
             try:
-                return await self.storage.read(run_id, after=after)
+                return await call()
             except StorageError as exc:
                 delay = next(delays, None) if exc.retriable else None
                 if delay is None:
                     raise
-                self.log.warning("storage_retry", operation="read", delay=delay, error=repr(exc))
+                self.log.warning("storage_retry", operation=operation, delay=delay, error=repr(exc))
                 await self.clock.sleep(delay)
 
     async def append_beside(self, run_id: str, derive: Derive) -> RunState:
@@ -603,6 +658,14 @@ def _classify(ctx: RunContext, exc: BaseException) -> _Outcome:
         isinstance(exc, BaseExceptionGroup) and exc.subgroup(DrainSignal) is not None
     ):
         return _Drained()
+    if isinstance(exc, ContinueAsNewSignal):
+        return _Continued(exc.new_args, exc.new_kwargs)
+    if isinstance(exc, BaseExceptionGroup):
+        continued = exc.subgroup(ContinueAsNewSignal)
+        if continued is not None:
+            first = _leaves(continued)[0]
+            assert isinstance(first, ContinueAsNewSignal)
+            return _Continued(first.new_args, first.new_kwargs)
     rest: BaseException | None = exc
     if isinstance(exc, SuspendSignal):
         rest = None

@@ -12,6 +12,7 @@ from .._core._codec import Codec
 from .._exceptions import ConfigurationError
 from ._context import TransientContext, running
 from ._registry import registry
+from ._step_context import StepContext
 
 __all__ = ["Workflow", "workflow"]
 
@@ -32,6 +33,7 @@ class Workflow(Generic[P, R]):
         name: str | None,
         durable: bool | None,
         tags: Sequence[str] | None,
+        context_class: type[StepContext] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             msg = f"@workflow needs an async def function, got {fn!r}"
@@ -47,6 +49,15 @@ class Workflow(Generic[P, R]):
         ):
             msg = f"@workflow(tags={tags!r}): tags must be a list of strings"
             raise ConfigurationError(msg)
+        if context_class is not None and not (
+            isinstance(context_class, type) and issubclass(context_class, StepContext)
+        ):
+            msg = (
+                f"@workflow(context_class={context_class!r}): pass a subclass of "
+                "pyworkflow.StepContext"
+            )
+            raise ConfigurationError(msg)
+        self.context_class = context_class
         self.fn = fn
         self.name: str = name or fn.__name__
         self.durable = durable
@@ -78,6 +89,7 @@ def workflow(
     name: str | None = None,
     durable: bool | None = None,
     tags: Sequence[str] | None = None,
+    context_class: type[StepContext] | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None,
@@ -86,6 +98,7 @@ def workflow(
     name: str | None = None,
     durable: bool | None = None,
     tags: Sequence[str] | None = None,
+    context_class: type[StepContext] | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Mark an async function as a workflow.
 
@@ -95,10 +108,12 @@ def workflow(
         durable: ``True`` records every step in the event log and survives restarts;
             ``False`` runs straight through with no log; default from ``configure``.
         tags: free-form labels stored on the run.
+        context_class: the :class:`StepContext` subclass that ``set_step_context``
+            records for this workflow's runs (and that replay decodes).
     """
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        wf = Workflow(func, name=name, durable=durable, tags=tags)
+        wf = Workflow(func, name=name, durable=durable, tags=tags, context_class=context_class)
         registry.add_workflow(wf)
         return wf
 

@@ -193,6 +193,9 @@ class Supervisor:
     async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The value of the completed run, waiting for it to finish.
 
+        A run that ended ``continued_as_new`` is followed to its successors: the value
+        (or error) is the chain's last run's.
+
         Raises:
             WorkflowFailedError: the run failed (its recorded error type and message).
             WorkflowCancelledError: the run was cancelled.
@@ -207,6 +210,9 @@ class Supervisor:
                     raise error
                 ended = self._recent.get(run_id)
                 if ended is not None:  # it ended here: its state says how, no reads
+                    if ended.continued_to is not None:
+                        run_id = ended.continued_to
+                        continue
                     return outcome_of_state(ended)
                 actor = self._actors.get(run_id)
                 if actor is not None:  # active here: wait until it rests, look again
@@ -218,6 +224,9 @@ class Supervisor:
                     raise RunNotFoundError(run_id)
                 if run.status.is_finished:
                     self._finished.pop(run_id, None)
+                    if run.continued_to_run_id is not None:  # its successor exists already
+                        run_id = run.continued_to_run_id
+                        continue
                     return await outcome_of(self.storage, run)
                 # Woken when an actor here finishes it; otherwise (another process), looked
                 # at again every poll interval.
@@ -336,9 +345,17 @@ class Supervisor:
             await self._slots.acquire()
 
     async def _rest(self, run_id: str) -> RunActor | None:
+        """Wait until the run's actor rests, and its successors' while it continues as new
+        (the last actor waited for)."""
         actor = self._actors.get(run_id)
-        if actor is not None:
+        while actor is not None:
             await actor.rested()
+            state = actor.state
+            successor = state.continued_to if state is not None else None
+            following = self._actors.get(successor) if successor is not None else None
+            if following is None:
+                break
+            actor = following
         return actor
 
     def _spawn(self, run_id: str, *, fresh: bool, slot: bool = False) -> RunActor:
@@ -420,6 +437,8 @@ class Supervisor:
         state = actor.state
         if state is None:
             return
+        if state.continued_to is not None:
+            self._continue(state.continued_to)
         if state.finished:
             self._failures.pop(actor.run_id, None)
             self._recent[actor.run_id] = state
@@ -434,6 +453,15 @@ class Supervisor:
             self._rested_in_poll.add(actor.run_id)
             if due is not None:
                 self._schedule(actor.run_id, due, replace=True)  # what it rested on
+
+    def _continue(self, run_id: str) -> None:
+        """Host the successor a run just continued as (if this host owns it; else, or when
+        closing, it stays ``running`` and due, for its owner or the next host)."""
+        fresh = run_id in self._engine.begun
+        self._engine.begun.discard(run_id)
+        if run_id in self._actors or self._closing or not self._owns(run_id):
+            return
+        self._spawn(run_id, fresh=fresh)
 
     def _notify(self, run_id: str) -> None:
         """Wake whoever waits in ``result()`` for this run."""
@@ -500,7 +528,7 @@ class Supervisor:
             self.log.warning("due_runs_failed", error=repr(exc))
             return
         # A run that rested while the index was read has its own, newer timer already.
-        skip = self._rested_in_poll | self._unhosted | self._starting
+        skip = self._rested_in_poll | self._unhosted | self._starting | self._engine.begun
         for when, run_id in due:
             if run_id in self._actors or run_id in skip or not self._owns(run_id):
                 continue

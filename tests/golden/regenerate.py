@@ -37,6 +37,8 @@ GOLDEN = {
     "examples/durable/06_idempotency.py": "payment_workflow",
     "examples/durable/07_hooks.py": "expense_workflow",
     "examples/durable/08_cancellation.py": "order_workflow",
+    "examples/durable/12_continue_as_new.py": "ledger_workflow",
+    "examples/durable/13_step_context.py": "order_workflow",
     "examples/transient/01_basic_workflow.py": None,
     # step failures with error_args, error_attrs and error_notes (recorded since issue 12)
     "tests/golden/apps/recorded_error_details.py": "recorded_error_details",
@@ -59,7 +61,8 @@ async def record(example: str, workflow_name: str) -> dict[str, object]:
         await module.main()
     storage = settings().storage
     runs = [r for r in await list_runs(workflow_name=workflow_name, storage=storage)]
-    run = runs[0]
+    # Of a chain (continue_as_new), a run that continued: its end is the event to guard.
+    run = next((r for r in runs if r.continued_to_run_id is not None), runs[0])
     events = await storage.read(run.run_id)  # type: ignore[union-attr]
     return {
         "example": example,

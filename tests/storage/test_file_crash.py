@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import anyio
 import msgspec
@@ -41,16 +42,19 @@ class Lab:
     block: Path
     children: list[subprocess.Popen[str]]
 
-    def spawn(self, *args: str, offset: float = 0) -> subprocess.Popen[str]:
+    child_module: ClassVar[str] = "tests.storage._crash_child"
+
+    def spawn(self, *args: str, offset: float = 0, **extra_env: str) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "CRASH_COUNTER": str(self.counter),
             "CRASH_BLOCK": str(self.block),
             "CRASH_CLOCK_OFFSET": str(offset),
+            **extra_env,
         }
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.storage._crash_child", *args],
+            [sys.executable, "-m", self.child_module, *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -29,6 +29,7 @@ from ..._core._events import (
     HookReceived,
     WorkflowCancelled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowStarted,
     WorkflowSuspended,
@@ -56,6 +57,7 @@ BOUNDARIES = (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowCancelled,
+    WorkflowContinuedAsNew,
     HookReceived,
     CancellationRequested,
 )

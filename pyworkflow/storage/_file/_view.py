@@ -51,6 +51,7 @@ from ..._core._events import (
     StepStarted,
     WorkflowCancelled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowResumed,
     WorkflowSuspended,
@@ -71,6 +72,7 @@ RUN_FLUSH = (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowCancelled,
+    WorkflowContinuedAsNew,
     CancellationRequested,
 )
 """Events that change a run's status or cancellation flag: they flush all of its records.
