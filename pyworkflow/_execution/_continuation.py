@@ -5,7 +5,8 @@ Crash safety, by the order of the two writes:
 
 1. The successor's id is derived from the current run's id (:func:`successor_id`): a run
    ends once, so every execution that reaches its ``continue_as_new`` names the same
-   successor, without reading or recording anything first.
+   successor, without reading or recording anything first. On Kafka it is chosen in the
+   run's own partition, which the run's worker owns.
 2. The successor's ``workflow_started`` (arguments, ``continued_from_run_id``, the tags and
    idempotency key carried over) is appended first, with ``expected_sequence=0``: a second
    append of it conflicts and changes nothing.
@@ -22,7 +23,8 @@ once, and making it reads no other member of the chain: O(1) per link.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Coroutine
+import itertools
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
@@ -50,10 +52,20 @@ class ContinueAsNewSignal(BaseException):
         self.new_kwargs = kwargs
 
 
-def successor_id(run_id: str) -> str:
-    """The id of the run that ``run_id`` continues as: the same in every execution."""
-    digest = hashlib.blake2b(f"continue_as_new:{run_id}".encode(), digest_size=8)
-    return f"run_{digest.hexdigest()}"
+def successor_id(run_id: str, partition_of: Callable[[str], int] | None = None) -> str:
+    """The id of the run that ``run_id`` continues as: the same in every execution.
+
+    With ``partition_of`` (a storage that places runs by id: Kafka), the successor lands in
+    the run's own partition, so the worker that owns the run owns it too (it folds, fences
+    and executes that partition only): candidates are tried in a fixed order.
+    """
+    home = None if partition_of is None else partition_of(run_id)
+    for n in itertools.count():
+        seed = f"continue_as_new:{run_id}" if n == 0 else f"continue_as_new:{run_id}:{n}"
+        candidate = f"run_{hashlib.blake2b(seed.encode(), digest_size=8).hexdigest()}"
+        if partition_of is None or partition_of(candidate) == home:
+            return candidate
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def continue_as_new(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, NoReturn]:
@@ -113,7 +125,8 @@ async def start_successor(
         StorageError / RunLockedError: the caller's owner retries or stops; the run stays
             ``running`` and recoverable.
     """
-    new_id = successor_id(state.run_id)
+    # A storage that places runs by id says where (KafkaStorageBackend.partition_of).
+    new_id = successor_id(state.run_id, getattr(storage, "partition_of", None))
     started = WorkflowStarted(
         run_id=new_id,
         sequence=1,

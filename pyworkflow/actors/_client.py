@@ -96,12 +96,16 @@ class Client:
         return run_id
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """The run's value once it finished (as ``Supervisor.result``); reads the storage."""
+        """The run's value once it finished (as ``Supervisor.result``: a run that continued
+        as new is followed to the chain's last run); reads the storage."""
         delay = _POLL_FIRST
         with anyio.fail_after(timeout):
             while True:
                 try:
                     run = await self.storage.wait_finished(run_id)  # woken by the fold
+                    if run.continued_to_run_id is not None:
+                        run_id = run.continued_to_run_id
+                        continue
                     return await outcome_of(self.storage, run)
                 except TransientStorageError:
                     pass  # the broker is away for now: look again (within ``timeout``)

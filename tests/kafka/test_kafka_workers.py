@@ -15,6 +15,8 @@ from pyworkflow import (
     HookAlreadyReceivedError,
     RunStatus,
     WorkflowCancelledError,
+    continue_as_new,
+    get_workflow_chain,
     hook,
     sleep,
     step,
@@ -46,6 +48,14 @@ async def flow(name: str) -> str:
     first = await work(name)
     await sleep(0.2)
     return first + "!"
+
+
+@workflow(durable=True, name="kw_chain")
+async def chain(n: int) -> int:
+    await work(f"chain-{n}")
+    if n < 3:
+        await continue_as_new(n + 1)
+    return n
 
 
 @workflow(durable=True, name="kw_approval")
@@ -229,3 +239,18 @@ async def test_a_client_start_with_a_key_of_another_workflow_is_refused(
         assert await client.start(flow, "other", idempotency_key="order-7") == first
         with pytest.raises(ConfigurationError, match=r"'order-7' belongs to run .*kw_flow"):
             await client.start(approval, "a", idempotency_key="order-7")
+
+
+async def test_a_run_continued_as_new_goes_on_with_its_worker(make_backend: MakeBackend) -> None:
+    """On Kafka a successor is placed in its run's partition: the worker that owns the run
+    (and folds, fences and executes only its own partitions) starts and runs it. The client
+    follows the chain to its last run."""
+    async with _serving(make_backend, 2), Client(await make_backend()) as client:
+        first = await client.start(chain, 0)
+        assert await client.result(first, timeout=60) == 3
+        links = await get_workflow_chain(first, storage=client.storage)
+        assert [r.status for r in links] == [RunStatus.CONTINUED_AS_NEW] * 3 + [
+            RunStatus.COMPLETED
+        ]
+        assert len({client.storage.partition_of(r.run_id) for r in links}) == 1
+        assert [ran[f"chain-{n}"] for n in range(4)] == [1, 1, 1, 1]

@@ -363,6 +363,14 @@ class KafkaStorageBackend:
         epoch."""
         return await self._call(lambda core: core.fence(partition))
 
+    def partition_of(self, run_id: str) -> int:
+        """The ``{prefix}.events`` partition of ``run_id`` (the backend must be started):
+        murmur2 of the key, as Kafka's default partitioner places it."""
+        core = self._core
+        if core is None or not self.started:
+            raise StorageError(f"{self!r} is not started: start() it first")
+        return core.partition_of(run_id)
+
     async def fold_partitions(self, partitions: Iterable[int] | None) -> None:
         """Fold (read into memory, and answer queries for) only these partitions of
         ``{prefix}.events`` from now on; None: all of them, the default.
