@@ -484,7 +484,7 @@ class Engine:
     async def _successor(self, state: RunState, args: msgspec.Raw, kwargs: msgspec.Raw) -> str:
         """Start the successor of a run that continues as new (``_continuation``), retried
         with backoff while the storage fails transiently."""
-        new_id, created = await self._retrying(
+        new_id, created = await self.retrying(
             lambda: start_successor(self.storage, self.clock, state, args, kwargs), "append"
         )
         if created:
@@ -511,9 +511,9 @@ class Engine:
     async def _read(self, run_id: str, after: int = 0) -> list[Event]:
         """The run's events after ``after``, retried with backoff while reads fail
         transiently."""
-        return await self._retrying(lambda: self.storage.read(run_id, after=after), "read")
+        return await self.retrying(lambda: self.storage.read(run_id, after=after), "read")
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]], operation: str) -> T:
+    async def retrying(self, call: Callable[[], Awaitable[T]], operation: str) -> T:
         """``call()``, again with backoff while it fails with a transient storage error."""
         delays = self.backoff.delays()
         while True:

@@ -22,7 +22,7 @@ import asyncio
 import concurrent.futures as cf
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -52,7 +52,6 @@ __all__ = ["Worker"]
 _RECEIVE_WAIT = 0.2
 CHECKPOINT_INTERVAL = 30.0
 """Seconds between two checkpoints of an owned partition (when it changed)."""
-T = TypeVar("T")
 
 
 class Worker(Supervisor):
@@ -312,7 +311,7 @@ class Worker(Supervisor):
         retrying while the broker is away."""
         assert isinstance(self.storage, KafkaStorageBackend)
         storage = self.storage
-        await self._retrying("fold_retry", lambda: storage.fold_partitions(partitions))
+        await self._engine.retrying(lambda: storage.fold_partitions(partitions), "fold")
 
     async def _fence(self, partitions: set[int]) -> dict[int, int]:
         """Fence each partition (all at once), retrying while the broker is away; their
@@ -323,24 +322,12 @@ class Worker(Supervisor):
 
         async def fence(partition: int) -> None:
             call = partial(storage.fence, partition)
-            epochs[partition] = await self._retrying("fence_retry", call, partition=partition)
+            epochs[partition] = await self._engine.retrying(call, f"fence {partition}")
 
         async with anyio.create_task_group() as tg:
             for partition in sorted(partitions):
                 tg.start_soon(fence, partition)
         return dict(sorted(epochs.items()))
-
-    async def _retrying(self, event: str, call: Callable[[], Awaitable[T]], **fields: Any) -> T:
-        """``await call()``, again after a backoff while it raises TransientStorageError
-        (logged as ``event``)."""
-        delays = self._backoff.delays()
-        while True:
-            try:
-                return await call()
-            except TransientStorageError as exc:
-                delay = next(delays)
-                self.log.warning(event, delay=delay, error=str(exc), **fields)
-                await anyio.sleep(delay)
 
     async def _locked_out(self, actor: RunActor, first: Derive | None, exc: RunLockedError) -> None:
         """A run's append was fenced by a worker that took its partition: this worker lost
