@@ -195,12 +195,12 @@ async def read_newest(
 
 
 async def write_snapshot(
-    producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]
+    producer: AIOKafkaProducer, topic: str, partition: int, records: list[tuple[bytes, bytes]]
 ) -> None:
-    """Produce a snapshot's records (``encode_snapshot``) and wait for every one; the key's
-    first field is the partition."""
+    """Produce a snapshot's records (``encode_snapshot``) to ``partition`` and wait for
+    every one."""
     deliveries = [
-        await producer.send(topic, value=value, key=key, partition=int(key.split(b":")[0]))
+        await producer.send(topic, value=value, key=key, partition=partition)
         for key, value in records
     ]
     await asyncio.gather(*deliveries)

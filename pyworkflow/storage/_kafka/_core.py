@@ -596,7 +596,7 @@ class KafkaCore:
         self.views.evict_finished = scope is not None
         for partition in current - wanted:
             self._positions.pop(TopicPartition(events, partition), None)
-            self.views.drop_partition(partition, self.partition_of)
+            self.views.drop_partition(partition)
         if wanted != current:
             self._assigned = [TopicPartition(events, p) for p in sorted(wanted)] + self._claim_tps
             consumer.assign(self._assigned)  # positions are lost: seek every partition
@@ -650,8 +650,8 @@ class KafkaCore:
             if offset is None or self._checkpointed.get(partition) == offset:
                 return None
             now = datetime.now(UTC)
-            self.views.prune_finished(partition, self.partition_of, now, remember)
-            snapshot = self.views.snapshot(partition, offset, self.partition_of, now, remember)
+            self.views.prune_finished(partition, now, remember)
+            snapshot = self.views.snapshot(partition, offset, now, remember)
             if snapshot is not None:
                 break
             await self._progress.wait()  # an append half-folded: its rest is coming
@@ -663,7 +663,8 @@ class KafkaCore:
         what = f"writing a checkpoint of partition {partition} to topic {topic!r}"
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                await write_snapshot(producer, topic, encode_snapshot(snapshot, slot, chunk))
+                records = encode_snapshot(snapshot, slot, chunk)
+                await write_snapshot(producer, topic, partition, records)
         except (KafkaError, TimeoutError) as exc:
             raise self._translate(what, exc) from exc
         self._checkpointed[partition] = offset

@@ -29,7 +29,7 @@ is unknown here but appended at n > 1 had its start in the log once.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,6 +93,9 @@ class Views:
         ``finished_lately`` (a worker's backend: it works on what is live)."""
         self._steps_of_run: dict[str, set[str]] = {}
         """While evicting: each run's step ids."""
+        self._runs_in: dict[int, set[str]] = {}
+        """Each partition's runs (in ``runs`` or ``finished_lately``): checkpoints and drops
+        visit those, not every run (a run id's partition is murmur2 of it: slow to redo)."""
         self._partial: dict[int, list[EventRecord]] = {}
         self.headless: dict[str, tuple[int, int]] = {}
         """Runs whose start is gone: run id -> (partition, first sequence still in it)."""
@@ -135,21 +138,19 @@ class Views:
         self.holders[partition] = fence.writer
         return True
 
-    def drop_partition(self, partition: int, partition_of: Callable[[str], int]) -> None:
+    def drop_partition(self, partition: int) -> None:
         """Forget everything folded from ``partition`` (its runs, their steps, hooks and due
-        times, its fence): a worker that lost it stops folding it. ``partition_of`` maps a
-        run id to its partition. Claims are kept (another topic)."""
-        gone = {run_id for run_id in self.runs if partition_of(run_id) == partition}
-        gone |= {run_id for run_id in self.logs if partition_of(run_id) == partition}
+        times, its fence): a worker that lost it stops folding it. Claims are kept (another
+        topic)."""
+        gone = self._runs_in.pop(partition, set())
         for run_id in gone:
             self._forget(run_id)
+            self.finished_lately.pop(run_id, None)
         self.steps = {k: step for k, step in self.steps.items() if step.run_id not in gone}
         self.headless = {r: lost for r, lost in self.headless.items() if lost[0] != partition}
         self.epochs.pop(partition, None)
         self.holders.pop(partition, None)
         self._partial.pop(partition, None)
-        lately = self.finished_lately
-        self.finished_lately = {r: at for r, at in lately.items() if partition_of(r) != partition}
 
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
@@ -172,18 +173,19 @@ class Views:
         if any(e.run_id != run_id or e.sequence != last + i for i, e in enumerate(events, start=1)):
             return Verdict(first, run_id, last)
         try:
-            change = self._accept(run_id, events)
+            change = self._accept(partition, run_id, events)
         except CorruptRecordError as exc:
             return Verdict(first, run_id, last, error=exc)
         return Verdict(first, run_id, events[-1].sequence, change=change)
 
-    def _accept(self, run_id: str, events: Sequence[Event]) -> Projection:
+    def _accept(self, partition: int, run_id: str, events: Sequence[Event]) -> Projection:
         """Add accepted events to the run's log and projections (CorruptRecordError, with
         nothing changed, if ``project()`` refuses them)."""
         change = project(self.runs.get(run_id), events, self.steps, self.hooks)
         log = self.logs.get(run_id)
         if log is None:
             self.logs[run_id] = log = []
+            self._runs_in.setdefault(partition, set()).add(run_id)
         log.extend(events)
         self.runs[run_id] = change.run
         self.due.set(run_id, due_at(change.run))
@@ -210,28 +212,20 @@ class Views:
             self.steps.pop(step_id, None)
 
     def prune_finished(
-        self,
-        partition: int,
-        partition_of: Callable[[str], int],
-        now: datetime,
-        remember: Collection[str] | None,
+        self, partition: int, now: datetime, remember: Collection[str] | None
     ) -> None:
         """Forget the finished runs of ``partition`` whose start can't come again: those
         not in ``remember``, or (None) those past the horizon (``_checkpoint``)."""
-        for run_id, at in list(self.finished_lately.items()):
-            if partition_of(run_id) != partition:
-                continue
+        members = self._runs_in.get(partition, set())
+        for run_id in [r for r in members if r in self.finished_lately]:
+            at = self.finished_lately[run_id]
             if (remember is not None and run_id not in remember) or now - at >= FINISHED_HORIZON:
                 del self.finished_lately[run_id]
+                members.discard(run_id)
 
     # -- checkpoints ------------------------------------------------------------------
     def snapshot(
-        self,
-        partition: int,
-        offset: int,
-        partition_of: Callable[[str], int],
-        now: datetime,
-        remember: Collection[str] | None = None,
+        self, partition: int, offset: int, now: datetime, remember: Collection[str] | None = None
     ) -> Snapshot | None:
         """The partition's fold state at ``offset`` (the position after the last record
         folded); None while an append of it is half-folded (no checkpoint can be cut).
@@ -239,12 +233,12 @@ class Views:
         if partition in self._partial:
             return None
         live: list[list[Event]] = []
-        lately = self.finished_lately.items()
-        finished = [(r, at) for r, at in lately if partition_of(r) == partition]
-        for run_id, run in self.runs.items():
-            if partition_of(run_id) != partition:
-                continue
-            if run.status.is_finished:
+        finished: list[tuple[str, datetime]] = []
+        for run_id in self._runs_in.get(partition, ()):
+            run = self.runs.get(run_id)
+            if run is None:
+                finished.append((run_id, self.finished_lately[run_id]))
+            elif run.status.is_finished:
                 finished.append((run_id, run.completed_at or run.updated_at))
             else:
                 live.append(self.logs[run_id])
@@ -266,8 +260,9 @@ class Views:
             self.epochs[partition] = snapshot.epoch
             self.holders[partition] = snapshot.holder
         for events in snapshot_runs(snapshot, where):
-            self._accept(events[0].run_id, events)
+            self._accept(partition, events[0].run_id, events)
         self.finished_lately.update(snapshot.finished)
+        self._runs_in.setdefault(partition, set()).update(r for r, _ in snapshot.finished)
 
     def fold_claim(self, key: str, claim: Claim) -> str:
         """Fold one idempotency claim; return the run id holding ``key`` (first wins)."""
