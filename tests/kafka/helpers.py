@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
@@ -111,3 +111,18 @@ async def produce_batch(
 
     result: int = await _in_thread(produce)
     return result
+
+
+async def delete_records(bootstrap: str, topic: str, partition: int, before: int) -> None:
+    """Delete a partition's records before offset ``before``, as retention would."""
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            await admin.delete_records({tp: RecordsToDelete(before)}, timeout_ms=10_000)
+        finally:
+            await admin.close()
+
+    await _in_thread(delete)

@@ -9,14 +9,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import anyio
 import msgspec
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.partitioner import murmur2
 
 from pyworkflow import ConfigurationError, CorruptRecordError, get_workflow_run
@@ -27,9 +24,10 @@ from pyworkflow.storage._kafka._views import RunStartDeletedError, Views
 from tests.storage.helpers import History, started
 
 from .conftest import MakeBackend
-from .helpers import create_topic, produce_batch, records, topic_configs
+from .helpers import create_topic, delete_records, produce_batch, records, topic_configs
 
 WEEK_MS = "604800000"
+DAY_MS = "86400000"
 
 
 def _append(views: Views, batch: int, events: list[object]) -> None:
@@ -72,7 +70,7 @@ async def test_a_reader_of_a_log_truncated_by_the_broker_gets_the_error(
     events = [started(h), h.step(StepStarted, 1, "a"), h.step(StepStarted, 2, "b")]
     for seq, event in enumerate(events):
         await storage.append(h.run_id, [event], expected_sequence=seq)
-    await _delete_records(kafka_bootstrap, f"{storage.topic_prefix}.events", before=2)
+    await delete_records(kafka_bootstrap, f"{storage.topic_prefix}.events", 0, before=2)
 
     fresh = await make_backend(partitions=1)  # folds from the log start, now at offset 2
     with pytest.raises(RunStartDeletedError, match="retention deleted the start"):
@@ -80,18 +78,6 @@ async def test_a_reader_of_a_log_truncated_by_the_broker_gets_the_error(
     with pytest.raises(RunStartDeletedError, match="from sequence 3 on"):
         await get_workflow_run(h.run_id, storage=fresh)
     assert len(await storage.read(h.run_id)) == 3  # a reader that saw the start still has it
-
-
-async def _delete_records(bootstrap: str, topic: str, before: int) -> None:
-    async def delete() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before)})
-        finally:
-            await admin.close()
-
-    await anyio.to_thread.run_sync(lambda: asyncio.run(delete()))
 
 
 # -- retention of the events topic ------------------------------------------------------------
@@ -102,10 +88,31 @@ def test_a_limited_events_retention_needs_the_explicit_option() -> None:
     KafkaStorageBackend(
         "localhost:9092", events_retention_ms=86_400_000, allow_limited_retention=True
     )
+    KafkaStorageBackend("localhost:9092", events_retention_ms=int(WEEK_MS))  # workers only
+
+
+async def test_a_week_of_retention_is_accepted_for_workers_only(
+    make_backend: MakeBackend, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """Workers checkpoint their partitions every 30 s, so a retention far longer than that
+    deletes only what no live run needs, provided only workers append: an unfenced writer
+    (local mode, no checkpoints) is refused, and nothing is written."""
+    storage = await make_backend(partitions=1, events_retention_ms=int(WEEK_MS))
+    topic = f"{kafka_topic_prefix}.events"
+    assert (await topic_configs(kafka_bootstrap, [topic]))[topic]["retention.ms"] == WEEK_MS
+    h = History()
+    first = started(h)
+    with pytest.raises(ConfigurationError, match=r"only workers.*actors\.Client") as info:
+        await storage.append(h.run_id, [first], expected_sequence=0)
+    assert h.run_id in str(info.value) and "retention.ms=-1" in str(info.value)
+    assert await storage.read(h.run_id) == [] and await records(kafka_bootstrap, topic) == []
+    await storage.fence(0)  # a worker takes the partition: its appends go through
+    await storage.append(h.run_id, [first], expected_sequence=0)
+    assert await storage.read(h.run_id) == [first]
 
 
 @pytest.mark.parametrize(
-    ("config", "value"), [("retention.ms", WEEK_MS), ("retention.bytes", "1073741824")]
+    ("config", "value"), [("retention.ms", DAY_MS), ("retention.bytes", "1073741824")]
 )
 async def test_an_events_topic_whose_retention_could_delete_runs_is_refused(
     make_backend: MakeBackend,
@@ -124,6 +131,7 @@ async def test_an_events_topic_whose_retention_could_delete_runs_is_refused(
     assert f"{topic!r}" in message and f"{config}={value}" in message
     assert "--add-config " in message and f"{config}=-1" in message
     assert "allow_limited_retention=True" in message and "snapshots" in message
+    assert "only workers" in message and "604800000 (7 days)" in message
 
     storage = await make_backend(allow_limited_retention=True)  # accepted, with a warning
     assert storage.topic_prefix == kafka_topic_prefix

@@ -179,6 +179,9 @@ class KafkaStorageBackend:
         allow_limited_retention: accept an events topic whose retention could delete the
             events of unfinished runs (refused otherwise): such a run can then be neither
             resumed nor read. Safe only once snapshots exist, which they don't yet.
+        fold_history: fold each events partition from its start, every run's events kept
+            in memory (as an audit tool needs), instead of from its newest checkpoint (the
+            default; see **Reads**).
         request_timeout: seconds to wait for the brokers before a call fails with
             :class:`~pyworkflow.TransientStorageError` (bounds every call, start-up
             included; ``aclose()`` returns within this + 5 s).
@@ -203,6 +206,7 @@ class KafkaStorageBackend:
         create_topics: bool = True,
         events_retention_ms: int = -1,
         allow_limited_retention: bool = False,
+        fold_history: bool = False,
         request_timeout: float = 10.0,
         fetch_max_wait_ms: int = 100,
         max_append_bytes: int = 1_048_576,
@@ -217,6 +221,7 @@ class KafkaStorageBackend:
             create_topics=create_topics,
             events_retention_ms=events_retention_ms,
             allow_limited_retention=allow_limited_retention,
+            fold_history=fold_history,
             request_timeout=request_timeout,
             fetch_max_wait_ms=fetch_max_wait_ms,
             max_append_bytes=max_append_bytes,
@@ -226,9 +231,7 @@ class KafkaStorageBackend:
         self._writer = secrets.token_hex(8)
         # The process configuration's logger at each line: configure(log_level=...) after
         # creating the backend still governs it, aiokafka's relayed lines included.
-        self._log = FollowingLogger().bind(
-            storage="kafka", topic_prefix=topic_prefix
-        )
+        self._log = FollowingLogger().bind(storage="kafka", topic_prefix=topic_prefix)
         self._relay = LibraryLogRelay(
             self._log, library="aiokafka", event="kafka_client_log", interval=_CLIENT_LOG_INTERVAL_S
         )

@@ -74,6 +74,9 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     """Each live run's events, each as its ``{prefix}.events`` value."""
     finished: list[tuple[str, datetime]]
     """Runs that finished lately: id and when."""
+    starts: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    """Each live run's start: the offset of its first record and the epoch there (absent
+    from checkpoints written before it was added)."""
 
 
 class _Chunk(msgspec.Struct, frozen=True, array_like=True):

@@ -17,7 +17,12 @@ Every value is ``FORMAT_VERSION`` followed by a msgpack document:
   drops a claim for a later one (see ``_backend``). Version-1 claims (written before) are
   keyed by the idempotency key itself and still read.
 * ``{prefix}.runs`` / ``.steps`` / ``.hooks``: ``[sequence, record]``, the record projected by
-  the append whose last event has ``sequence`` (readers keep the highest).
+  the append whose last event has ``sequence`` (readers keep the highest). A run record adds
+  ``start`` and ``epoch``: the offset in its events partition of the run's first record, and
+  the partition's fence epoch there (``[sequence, record, start, epoch]``; older records
+  have neither: start -1), so that a reader can read the run's events from there
+  (``_history``) without folding the partition from its start. Readers of these topics
+  should accept elements added at the end of these arrays.
 
 Payloads (arguments, results, hook payloads) are JSON chosen by the user's codec; they are
 carried verbatim as msgpack ``bin`` holding those JSON bytes. Converting them to native
@@ -47,11 +52,13 @@ __all__ = [
     "EventRecord",
     "Fence",
     "NewerFormatError",
+    "RunEntry",
     "body_of",
     "claim_record_key",
     "decode_claim",
     "decode_event_record",
     "decode_record",
+    "decode_run_record",
     "encode_claim",
     "encode_event_record",
     "encode_fence",
@@ -122,6 +129,24 @@ class _Versioned(msgspec.Struct, frozen=True, array_like=True):
     record: Any
 
 
+class _VersionedRun(msgspec.Struct, frozen=True, array_like=True):
+    sequence: int
+    record: WorkflowRun
+    start: int = -1
+    """The offset of the run's first record in its events partition (-1: not known)."""
+    epoch: int = 0
+    """The partition's fence epoch at ``start``."""
+
+
+class RunEntry(typing.NamedTuple):
+    """A ``{prefix}.runs`` value decoded."""
+
+    sequence: int
+    run: WorkflowRun
+    start: int
+    epoch: int
+
+
 def _raw_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(cls) if f.type is msgspec.Raw)
 
@@ -144,6 +169,7 @@ _BYTES = msgspec.msgpack.Decoder(bytes)
 _EVENT_RECORD = msgspec.msgpack.Decoder(EventRecord)
 _CLAIM = msgspec.msgpack.Decoder(Claim)
 _FENCE = msgspec.msgpack.Decoder(Fence)
+_RUN_DECODER = msgspec.msgpack.Decoder(_VersionedRun)
 _RECORD_DECODERS: MappingProxyType[type[Any], msgspec.msgpack.Decoder[Any]] = MappingProxyType(
     {
         WorkflowRun: msgspec.msgpack.Decoder(tuple[int, WorkflowRun]),
@@ -247,17 +273,23 @@ def decode_claim(value: bytes | None, where: str, record_key: bytes | None = Non
     return claim
 
 
-def encode_record(sequence: int, record: Record) -> bytes:
-    """A run/step/hook record for its compacted topic, tagged with the log ``sequence``."""
+def encode_record(sequence: int, record: Record, start: tuple[int, int] | None = None) -> bytes:
+    """A run/step/hook record for its compacted topic, tagged with the log ``sequence``;
+    a run's with ``start`` (the offset of its first record and the epoch there) too."""
     names = _RECORD_JSON[type(record)]
     wire = msgspec.structs.replace(
         record, **{name: _bin(_JSON.encode(getattr(record, name))) for name in names}
     )
-    return _VERSION_BYTE + _ENCODER.encode(_Versioned(sequence, wire))
+    if start is None:
+        return _VERSION_BYTE + _ENCODER.encode(_Versioned(sequence, wire))
+    return _VERSION_BYTE + _ENCODER.encode((sequence, wire, *start))
 
 
 def decode_record(value: bytes | None, kind: type[R], where: str) -> tuple[int, R]:
     """Decode a compacted-topic value into ``(sequence, record)``."""
+    if kind is WorkflowRun:
+        entry = decode_run_record(value, where)
+        return entry.sequence, entry.run  # type: ignore[return-value]  # R is WorkflowRun here
     body = body_of(value, where)
     try:
         sequence, record = _RECORD_DECODERS[kind].decode(body)
@@ -269,3 +301,19 @@ def decode_record(value: bytes | None, kind: type[R], where: str) -> tuple[int, 
         msg = f"{where}: not a pyworkflow {kind.__name__} record ({exc})"
         raise CorruptRecordError(msg) from exc
     return sequence, record
+
+
+def decode_run_record(value: bytes | None, where: str) -> RunEntry:
+    """Decode a ``{prefix}.runs`` value, with the run's start (-1 when it has none)."""
+    body = body_of(value, where)
+    try:
+        entry = _RUN_DECODER.decode(body)
+        names = _RECORD_JSON[WorkflowRun]
+        wire = entry.record
+        run = msgspec.structs.replace(
+            wire, **{name: msgspec.json.decode(getattr(wire, name)) for name in names}
+        )
+    except msgspec.DecodeError as exc:
+        msg = f"{where}: not a pyworkflow WorkflowRun record ({exc})"
+        raise CorruptRecordError(msg) from exc
+    return RunEntry(entry.sequence, run, entry.start, entry.epoch)

@@ -28,6 +28,7 @@ from ..._exceptions import (
     TransientStorageError,
     WorkflowError,
 )
+from .._paging import page_runs
 from .._port import check_append
 from ._batcher import AppendBatcher, QueuedAppend
 from ._checkpoint import Snapshot, encode_snapshot, read_newest, write_snapshot
@@ -45,6 +46,7 @@ from ._codec import (
     encode_fence,
 )
 from ._errors import PartitionFencedError, storage_error
+from ._history import History
 from ._publisher import ProjectionPublisher
 from ._settings import KafkaSettings
 from ._topics import ensure_topics
@@ -105,6 +107,10 @@ class KafkaCore:
         """Per events partition, the offset of the last checkpoint written or restored."""
         self._slots: dict[int, int] = {}
         """Per events partition, the slot of the newest complete checkpoint known."""
+        self._restored: set[int] = set()
+        """Events partitions folded from a checkpoint: their runs finished before it are
+        not in the views (see ``_history``)."""
+        self._history = History(settings, log, self._translate, self._partitions_for)
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
         self._appends: dict[int, asyncio.Future[Verdict]] = {}
@@ -126,6 +132,8 @@ class KafkaCore:
         """The epoch of each partition this writer fenced (kept after it lost one: its
         appends there must be rejected, not go untagged)."""
         self._fences: dict[int, asyncio.Future[bool]] = {}
+        self._workers_only = False
+        """The events topic's retention is limited: only fenced writers append (``_topics``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def serve(self, ready: cf.Future[None]) -> None:
@@ -197,9 +205,11 @@ class KafkaCore:
         admin = AIOKafkaAdminClient(**self.settings.common_options())
         try:
             await admin.start()
-            limited = await ensure_topics(admin, self.settings)
-            if limited:  # accepted with allow_limited_retention=True
-                self.log.warning("kafka_limited_retention", topic=self.topics.events, **limited)
+            retention = await ensure_topics(admin, self.settings)
+            self._workers_only = retention.workers_only
+            if retention.limited and not retention.workers_only:  # allow_limited_retention
+                events = self.topics.events
+                self.log.warning("kafka_limited_retention", topic=events, **retention.limited)
         finally:
             await admin.close()
         await self._start_clients()
@@ -233,16 +243,20 @@ class KafkaCore:
         # Log start offsets through the idle consumer, which retries quietly while new
         # partitions elect their leaders; then the tailing consumer starts right there.
         begins = await offsets.beginning_offsets(self._assigned)
+        found: dict[int, tuple[Snapshot, int]] = {}
+        if not self.settings.fold_history:
+            found = await self._newest_checkpoints(self._assigned[: len(folded)], begins)
         consumer.assign(self._assigned)
         for tp in self._assigned:
-            consumer.seek(tp, begins[tp])
-            self._positions[tp] = begins[tp]
+            position = self._positions[tp] = self._restore(tp, begins[tp], found)
+            consumer.seek(tp, position)
 
     async def _close(self) -> None:
         """Stop the clients, each within the close deadline (at least ``_MIN_STOP_S``;
         ``stop_client`` says what is abandoned past it)."""
         self._fail(StorageError("the Kafka backend was closed while the call was in flight"))
         loop = asyncio.get_running_loop()
+        await self._history.close()
         clients = {"offsets": self._offsets, "consumer": self._consumer, "producer": self._producer}
         for name, client in clients.items():
             if client is not None:
@@ -298,11 +312,19 @@ class KafkaCore:
                 if fenced is not None and not fenced.done():
                     fenced.set_result(accepted)
                 continue
-            verdict = self.views.fold_event(tp.partition, record)
-            if verdict is None or verdict.record.writer != self.writer:
+            verdict = self.views.fold_event(tp.partition, record, message.offset)
+            if verdict is None:
+                continue
+            if verdict.record.writer != self.writer:
+                change = verdict.change
+                if self._scope is not None and change is not None and change.run.status.is_finished:
+                    # A run of ours ended by another writer (its owner before a takeover,
+                    # which may have died before publishing it): readers of finished runs
+                    # trust the runs topic, so its last record must be there.
+                    self._publisher.queue(verdict.last_sequence, change, verdict.start)
                 continue
             if verdict.change is not None:
-                self._publisher.queue(verdict.last_sequence, verdict.change)
+                self._publisher.queue(verdict.last_sequence, verdict.change, verdict.start)
             run_id = self._in_doubt.pop(verdict.record.batch, None)
             if run_id is not None:  # an append reported as "outcome unknown" landed late
                 self.log.warning(
@@ -361,6 +383,8 @@ class KafkaCore:
         self._counter += 1
         batch = self._counter
         epoch = self._epochs.get(self.partition_of(run_id), 0)
+        if not epoch and self._workers_only:
+            self._refuse_unfenced(run_id)
         values = [
             encode_event_record(EventRecord(self.writer, batch, index, len(events), event, epoch))
             for index, event in enumerate(events)
@@ -400,6 +424,16 @@ class KafkaCore:
             check_append(run_id, events, expected_sequence, verdict.last_sequence)
             msg = f"append to run {run_id!r} at sequence {expected_sequence} lost to another writer"
             raise ConflictError(msg)
+
+    def _refuse_unfenced(self, run_id: str) -> NoReturn:
+        msg = (
+            f"appending to run {run_id!r}: topic {self.topics.events!r} deletes its events "
+            "after its retention.ms, so only workers, whose checkpoints keep what live runs "
+            "need, may run workflows on it. Start runs through "
+            "pyworkflow.actors.Client and `pyworkflow worker`, or make the topic's retention "
+            "unlimited (retention.ms=-1)"
+        )
+        raise ConfigurationError(msg)
 
     def _append_failed(
         self,
@@ -587,7 +621,7 @@ class KafkaCore:
             try:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
-                    if scope is not None:  # a worker's: from checkpoints (all: from the start)
+                    if not self.settings.fold_history:
                         found = await self._newest_checkpoints(added, begins)
             except (KafkaError, TimeoutError) as exc:
                 raise self._translate(what, exc) from exc
@@ -596,6 +630,7 @@ class KafkaCore:
         self.views.evict_finished = scope is not None
         for partition in current - wanted:
             self._positions.pop(TopicPartition(events, partition), None)
+            self._restored.discard(partition)
             self.views.drop_partition(partition)
         if wanted != current:
             self._assigned = [TopicPartition(events, p) for p in sorted(wanted)] + self._claim_tps
@@ -623,11 +658,12 @@ class KafkaCore:
         self, tp: TopicPartition, begin: int, found: dict[int, tuple[Snapshot, int]]
     ) -> int:
         """Fold the checkpoint found for ``tp``, if any; the offset to fold on from."""
-        checkpoint = found.get(tp.partition)
+        checkpoint = found.get(tp.partition) if tp.topic == self.topics.events else None
         if checkpoint is None:
             return begin
         snapshot, slot = checkpoint
         self.views.restore(snapshot, f"{self.topics.checkpoints}[{tp.partition}]")
+        self._restored.add(tp.partition)
         self._checkpointed[tp.partition] = snapshot.offset
         self._slots[tp.partition] = slot
         self.log.info(
@@ -701,10 +737,18 @@ class KafkaCore:
     # -- queries (after a sync) -----------------------------------------------------------
     async def read(self, run_id: str, after: int) -> list[Event]:
         await self.sync_run(run_id)
+        if run_id not in self.views.logs and self._before_checkpoint(run_id):
+            old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
+            if old is not None:
+                return old.read(run_id, after)
         return self.views.read(run_id, after)
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         await self.sync_run(run_id)
+        if run_id not in self.views.runs and self._before_checkpoint(run_id):
+            old = await self._history.old_run(self.views, run_id, self.partition_of(run_id))
+            if old is not None:
+                return old
         return self.views.run(run_id)
 
     async def wait_finished(self, run_id: str) -> WorkflowRun:
@@ -712,6 +756,10 @@ class KafkaCore:
         for too): after one sync, looked up again each time the tail has folded more
         records (no broker round trip per look)."""
         await self.sync_run(run_id)
+        if run_id not in self.views.runs and self._before_checkpoint(run_id):
+            old = await self._history.old_run(self.views, run_id, self.partition_of(run_id))
+            if old is not None and old.status.is_finished:
+                return old
         while True:
             self._check_alive()
             run = self.views.run(run_id)
@@ -723,7 +771,13 @@ class KafkaCore:
         self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
     ) -> RunPage:
         await self.sync_all()
-        return self.views.list_runs(status, workflow_name, limit, cursor)
+        if self._scope is not None or not self._restored:
+            return self.views.list_runs(status, workflow_name, limit, cursor)
+        runs = await self._history.old_runs(self.views, self.partition_of)
+        runs.update(self.views.runs)
+        return page_runs(
+            runs.values(), status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+        )
 
     async def due_runs(self, until: datetime, limit: int) -> list[tuple[datetime, str]]:
         events = [tp for tp in self._assigned if tp.topic == self.topics.events]
@@ -732,7 +786,12 @@ class KafkaCore:
 
     async def get_step(self, step_id: str) -> StepRecord | None:
         await self.sync_all()
-        return self.views.steps.get(step_id)
+        found = self.views.steps.get(step_id)
+        run_id = step_id.rpartition(".")[0]  # step ids are "{run_id}.{index}"
+        if found is None and run_id and self._before_checkpoint(run_id):
+            old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
+            found = None if old is None else old.steps.get(step_id)
+        return found
 
     async def get_hook(self, hook_id: str) -> HookRecord | None:
         await self.sync_all()
@@ -743,9 +802,24 @@ class KafkaCore:
             await self.sync_all()
         else:
             await self.sync_run(run_id)
+            if run_id not in self.views.runs and self._before_checkpoint(run_id):
+                old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
+                if old is not None:
+                    return old.list_hooks(run_id)
         return self.views.list_hooks(run_id)
 
+    # -- runs before the checkpoints (``_history``) ----------------------------------------
+    def _before_checkpoint(self, run_id: str) -> bool:
+        """Whether the run may have finished before the checkpoint its partition was folded
+        from (a client's backend; a worker's answers for what it folds only)."""
+        return self._scope is None and self.partition_of(run_id) in self._restored
+
     # -- helpers --------------------------------------------------------------------------
+    async def _partitions_for(self, topic: str) -> set[int]:
+        assert self._producer is not None
+        partitions: set[int] = await self._producer.partitions_for(topic)
+        return partitions
+
     async def _catch_up(self, tps: list[TopicPartition], what: str) -> None:
         """Wait until the fold has passed each partition's high watermark as of the call;
         within ``request_timeout`` in all (TransientStorageError after it)."""

@@ -34,10 +34,12 @@ class ProjectionPublisher:
         """Records queued or unacknowledged (what is lost if the backend closes now)."""
         return self._unsent + self._outbox.qsize()
 
-    def queue(self, sequence: int, change: Projection) -> None:
-        """Publish what an accepted append of ours changed (its log ends at ``sequence``)."""
+    def queue(self, sequence: int, change: Projection, start: tuple[int, int]) -> None:
+        """Publish what an accepted append changed (its log ends at ``sequence``; the run
+        starts at ``start``: offset and epoch)."""
         topics, put = self.topics, self._outbox.put_nowait
-        put((topics.runs, change.run.run_id.encode(), encode_record(sequence, change.run)))
+        run = change.run
+        put((topics.runs, run.run_id.encode(), encode_record(sequence, run, start)))
         for step in change.steps.values():
             put((topics.steps, step.step_id.encode(), encode_record(sequence, step)))
         for hook in change.hooks.values():

@@ -10,7 +10,12 @@ from typing import Any
 
 from ..._exceptions import ConfigurationError
 
-__all__ = ["KafkaSettings", "TopicNames"]
+__all__ = ["CHECKPOINTED_RETENTION_MS", "KafkaSettings", "TopicNames"]
+
+CHECKPOINTED_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""The shortest ``retention.ms`` of an events topic accepted without
+``allow_limited_retention``: then only workers, which checkpoint their partitions every 30 s,
+may append to it (see ``_topics``)."""
 
 # Kafka's legal topic characters; the longest suffix (".idempotency") must still fit in 249.
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]+")
@@ -55,6 +60,7 @@ class KafkaSettings:
     create_topics: bool = True
     events_retention_ms: int = -1
     allow_limited_retention: bool = False
+    fold_history: bool = False
     request_timeout: float = 10.0
     fetch_max_wait_ms: int = 100
     max_append_bytes: int = 1_048_576
@@ -98,13 +104,15 @@ class KafkaSettings:
                 f"{self.allow_limited_retention!r}: pass True or False"
             )
             raise ConfigurationError(msg)
-        if self.events_retention_ms != -1 and not self.allow_limited_retention:
+        retention = self.events_retention_ms
+        if -1 < retention < CHECKPOINTED_RETENTION_MS and not self.allow_limited_retention:
             msg = (
-                f"KafkaStorageBackend events_retention_ms={self.events_retention_ms}: Kafka "
-                "would delete the events of runs that are still unfinished after that long "
-                "(a sleep, a hook, a run waiting on a retry), and they could never be resumed. "
-                "Keep events_retention_ms=-1 (the default), or pass "
-                "allow_limited_retention=True to accept the loss"
+                f"KafkaStorageBackend events_retention_ms={retention}: Kafka would delete the "
+                "events of runs that are still unfinished after that long (a sleep, a hook, a "
+                "run waiting on a retry), and they could never be resumed. Keep "
+                "events_retention_ms=-1 (the default), or at least "
+                f"{CHECKPOINTED_RETENTION_MS} (7 days) with workers, whose checkpoints keep "
+                "what live runs need, or pass allow_limited_retention=True to accept the loss"
             )
             raise ConfigurationError(msg)
         timeout = self.request_timeout

@@ -5,11 +5,20 @@ What is checked, on every start-up, whoever created the topics:
 * ``cleanup.policy``: ``delete`` on the events topic (compaction would drop events),
   exactly ``compact`` on the others (``compact,delete`` would expire records; on the
   idempotency topic, claims, so that a key could be claimed twice).
-* The events topic's ``retention.ms`` and ``retention.bytes`` must be ``-1``: any limit lets
-  Kafka delete the oldest events of a partition, which may belong to runs still asleep or
-  waiting on a hook; such a run can then be neither resumed nor read (the fold reports it,
-  see ``_views``). ``allow_limited_retention=True`` accepts that (a warning at start-up);
-  workers fold from checkpoints, but clients still fold each partition from its start.
+* The events topic's ``retention.bytes`` must be ``-1``, and its ``retention.ms`` ``-1`` or
+  at least :data:`CHECKPOINTED_RETENTION_MS` (7 days). A limit lets Kafka delete the oldest
+  events of a partition, which may belong to runs still asleep or waiting on a hook; such a
+  run could then be neither resumed nor read (the fold reports it, see ``_views``). Every
+  reader folds a partition from its newest checkpoint (``_checkpoint``), which holds the
+  live runs' events, and workers write one every 30 s for each partition that changed: with
+  a time limit far above that, and only workers appending, what a live run needs is always
+  in a checkpoint newer than anything retention deletes. So such a topic is accepted
+  *workers only*: an append by a writer that has not fenced the run's partition (a
+  module-level call in local mode, which writes no checkpoints) is refused. What retention
+  deletes is then the events of runs finished long ago: their records stay in
+  ``{prefix}.runs``, and reading their events raises ``RunStartDeletedError``.
+  ``allow_limited_retention=True`` accepts any limit, for every writer (a warning at
+  start-up).
 * Not ``min.compaction.lag.ms`` nor ``segment.ms``/``delete.retention.ms``: no correctness
   depends on them. Claims carry record keys of their own (``_codec``), so compaction never
   replaces a claim by a later one; the projections topics hold the latest record of each
@@ -19,6 +28,7 @@ What is checked, on every start-up, whoever created the topics:
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -32,9 +42,17 @@ from aiokafka.errors import (
 
 from ..._exceptions import ConfigurationError, StorageError, TransientStorageError
 from ._errors import is_transient
-from ._settings import KafkaSettings
+from ._settings import CHECKPOINTED_RETENTION_MS, KafkaSettings
 
-__all__ = ["ensure_topics", "wanted_configs"]
+__all__ = ["Retention", "ensure_topics", "wanted_configs"]
+
+
+class Retention(NamedTuple):
+    """The events topic's retention limits (config name -> value; empty: unlimited)."""
+
+    limited: dict[str, str]
+    workers_only: bool
+    """Accepted because only workers, which checkpoint, append (see the module doc)."""
 
 # Version-1 claims (written by pyworkflow before claims had record keys of their own) shared
 # one record key per idempotency key, and relied on the loser's repair record to keep the
@@ -68,11 +86,10 @@ def wanted_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
     }
 
 
-async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> dict[str, str]:
+async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> Retention:
     """Create missing topics (if allowed) and check every topic's configs (module doc).
 
-    Returns the events topic's retention limits that ``allow_limited_retention`` accepted
-    (config name -> value), for a warning; empty when retention is unlimited.
+    Returns the events topic's retention limits, and whether they make it workers only.
 
     Raises:
         ConfigurationError: a topic is missing (``create_topics=False``), has the wrong
@@ -105,10 +122,16 @@ async def ensure_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> 
     return _check_retention(settings, described[settings.topics.events])
 
 
-def _check_retention(settings: KafkaSettings, configs: dict[str, str]) -> dict[str, str]:
+def _check_retention(settings: KafkaSettings, configs: dict[str, str]) -> Retention:
     topic, servers = settings.topics.events, settings.bootstrap_servers
     limited = {name: configs[name] for name in _RETENTION if configs.get(name, "-1") != "-1"}
-    if limited and not settings.allow_limited_retention:
+    if settings.allow_limited_retention or not limited:
+        return Retention(limited, workers_only=False)
+    if list(limited) == ["retention.ms"] and int(limited["retention.ms"]) >= (
+        CHECKPOINTED_RETENTION_MS
+    ):
+        return Retention(limited, workers_only=True)
+    if limited:
         have = ", ".join(f"{name}={value}" for name, value in limited.items())
         fix = ",".join(f"{name}=-1" for name in limited)
         msg = (
@@ -116,12 +139,14 @@ def _check_retention(settings: KafkaSettings, configs: dict[str, str]) -> dict[s
             "age or size, the events of runs still unfinished (asleep, waiting on a hook) "
             "included, and such a run could then be neither resumed nor read. Set unlimited "
             f"retention with `kafka-configs.sh --bootstrap-server {servers} --alter "
-            f"--entity-type topics --entity-name {topic} --add-config {fix}`, or pass "
-            "allow_limited_retention=True to accept the loss (snapshots of the runs' state "
-            "would make limited retention safe; they are not built yet)"
+            f"--entity-type topics --entity-name {topic} --add-config {fix}`; or, if only "
+            "workers run the workflows of this prefix, a retention.ms of at least "
+            f"{CHECKPOINTED_RETENTION_MS} (7 days) with retention.bytes=-1: the workers' "
+            "checkpoints (snapshots of the live runs' state) keep what those runs need. "
+            "Or pass allow_limited_retention=True to accept the loss"
         )
         raise ConfigurationError(msg)
-    return limited
+    return Retention(limited, workers_only=False)
 
 
 async def _create(

@@ -64,6 +64,9 @@ class Verdict:
     """Why ``project()`` refused it (rejected for a reason other than a sequence race)."""
     fenced: int = 0
     """The partition's epoch, when the append was rejected for carrying an older one."""
+    start: tuple[int, int] = (-1, 0)
+    """Where the run starts: the offset of its first record and the partition's epoch
+    there (-1: not known, a run restored from a checkpoint written before they were)."""
 
     @property
     def accepted(self) -> bool:
@@ -97,6 +100,10 @@ class Views:
         """Each partition's runs (in ``runs`` or ``finished_lately``): checkpoints and drops
         visit those, not every run (a run id's partition is murmur2 of it: slow to redo)."""
         self._partial: dict[int, list[EventRecord]] = {}
+        self._partial_at: dict[int, int] = {}
+        """The offset of each half-assembled append's first record."""
+        self.starts: dict[str, tuple[int, int]] = {}
+        """Each folded run's start: the offset of its first record, and the epoch there."""
         self.headless: dict[str, tuple[int, int]] = {}
         """Runs whose start is gone: run id -> (partition, first sequence still in it)."""
         self.epochs: dict[int, int] = {}
@@ -108,11 +115,13 @@ class Views:
         folded): run id -> when. A start of one is rejected as a start of a known run."""
 
     # -- folding ----------------------------------------------------------------------
-    def fold_event(self, partition: int, record: EventRecord) -> Verdict | None:
-        """Fold one record of an events partition; a Verdict when it completes an append."""
+    def fold_event(self, partition: int, record: EventRecord, offset: int = -1) -> Verdict | None:
+        """Fold one record of an events partition (at ``offset``); a Verdict when it
+        completes an append."""
         partial = self._partial.get(partition)
         if record.index == 0:
             partial = self._partial[partition] = [record]
+            self._partial_at[partition] = offset
         elif (
             partial is None
             or partial[-1].index != record.index - 1
@@ -127,11 +136,12 @@ class Views:
         if len(partial) < record.count:
             return None
         del self._partial[partition]
-        return self._decide(partition, partial[0], [r.event for r in partial])
+        at = self._partial_at.pop(partition, -1)
+        return self._decide(partition, partial[0], [r.event for r in partial], at)
 
     def fold_fence(self, partition: int, fence: Fence) -> bool:
         """Fold a fence; whether it was accepted (its epoch is the partition's now)."""
-        self._partial.pop(partition, None)  # a fence is a batch of its own
+        self.drop_partial(partition)  # a fence is a batch of its own
         if fence.epoch <= self.epochs.get(partition, 0):
             return False
         self.epochs[partition] = fence.epoch
@@ -150,13 +160,16 @@ class Views:
         self.headless = {r: lost for r, lost in self.headless.items() if lost[0] != partition}
         self.epochs.pop(partition, None)
         self.holders.pop(partition, None)
-        self._partial.pop(partition, None)
+        self.drop_partial(partition)
 
     def drop_partial(self, partition: int) -> None:
         """Forget a half-assembled append (a corrupt record interrupted it)."""
         self._partial.pop(partition, None)
+        self._partial_at.pop(partition, None)
 
-    def _decide(self, partition: int, first: EventRecord, events: Sequence[Event]) -> Verdict:
+    def _decide(
+        self, partition: int, first: EventRecord, events: Sequence[Event], offset: int
+    ) -> Verdict:
         run_id = events[0].run_id
         log = self.logs.get(run_id)
         last = len(log) if log else 0  # sequences are 1-based and gap-free
@@ -172,13 +185,16 @@ class Views:
             return Verdict(first, run_id, 0)
         if any(e.run_id != run_id or e.sequence != last + i for i, e in enumerate(events, start=1)):
             return Verdict(first, run_id, last)
+        start = self.starts.get(run_id, (offset, epoch))
         try:
-            change = self._accept(partition, run_id, events)
+            change = self._accept(partition, run_id, events, start)
         except CorruptRecordError as exc:
             return Verdict(first, run_id, last, error=exc)
-        return Verdict(first, run_id, events[-1].sequence, change=change)
+        return Verdict(first, run_id, events[-1].sequence, change=change, start=start)
 
-    def _accept(self, partition: int, run_id: str, events: Sequence[Event]) -> Projection:
+    def _accept(
+        self, partition: int, run_id: str, events: Sequence[Event], start: tuple[int, int]
+    ) -> Projection:
         """Add accepted events to the run's log and projections (CorruptRecordError, with
         nothing changed, if ``project()`` refuses them)."""
         change = project(self.runs.get(run_id), events, self.steps, self.hooks)
@@ -186,6 +202,7 @@ class Views:
         if log is None:
             self.logs[run_id] = log = []
             self._runs_in.setdefault(partition, set()).add(run_id)
+            self.starts[run_id] = start
         log.extend(events)
         self.runs[run_id] = change.run
         self.due.set(run_id, due_at(change.run))
@@ -205,6 +222,7 @@ class Views:
         """Drop the run's log and records (not its id in ``finished_lately``)."""
         self.logs.pop(run_id, None)
         self.runs.pop(run_id, None)
+        self.starts.pop(run_id, None)
         self.due.set(run_id, None)
         for hook_id in self._hooks_of_run.pop(run_id, ()):
             self.hooks.pop(hook_id, None)
@@ -233,6 +251,7 @@ class Views:
         if partition in self._partial:
             return None
         live: list[list[Event]] = []
+        starts: dict[str, tuple[int, int]] = {}
         finished: list[tuple[str, datetime]] = []
         for run_id in self._runs_in.get(partition, ()):
             run = self.runs.get(run_id)
@@ -242,6 +261,7 @@ class Views:
                 finished.append((run_id, run.completed_at or run.updated_at))
             else:
                 live.append(self.logs[run_id])
+                starts[run_id] = self.starts.get(run_id, (-1, 0))
         if remember is not None:
             finished = [(run_id, at) for run_id, at in finished if run_id in remember]
         return Snapshot(
@@ -251,6 +271,7 @@ class Views:
             self.holders.get(partition, ""),
             snapshot_events(live),
             recent(finished, now),
+            starts,
         )
 
     def restore(self, snapshot: Snapshot, where: str) -> None:
@@ -260,7 +281,8 @@ class Views:
             self.epochs[partition] = snapshot.epoch
             self.holders[partition] = snapshot.holder
         for events in snapshot_runs(snapshot, where):
-            self._accept(partition, events[0].run_id, events)
+            run_id = events[0].run_id
+            self._accept(partition, run_id, events, snapshot.starts.get(run_id, (-1, 0)))
         self.finished_lately.update(snapshot.finished)
         self._runs_in.setdefault(partition, set()).update(r for r, _ in snapshot.finished)
 
