@@ -17,8 +17,11 @@ what is measured is the fold, not the workflows.
    the process's start to ``partitions_assigned`` (Python start-up and the group join
    included).
 
-3. **A client's backend** (folds every partition from its start, the default): in a fresh
-   process, the time ``start()`` takes and the RSS after it, above the same on an empty prefix.
+3. **A client's backend**, in a fresh process: the time ``start()`` takes and the RSS after
+   it, above the same on an empty prefix; with ``fold_history=True`` (every partition from
+   its start), then the default (from checkpoints), with what its queries of runs finished
+   before the checkpoints cost: the first ``list_runs`` (reads ``{prefix}.runs``), a page,
+   ``get_run`` and ``read`` of a finished run (read from where the run starts).
 4. **A long-lived worker's RSS**: a worker on a fresh prefix executes ``--executed`` 3-step
    runs sent by a Client (200 at a time); its RSS before and after. A worker's backend keeps
    a finished run's id only (its log and records are dropped), so it stays flat.
@@ -31,6 +34,7 @@ Broker: ``$KAFKA_BOOTSTRAP_SERVERS``, else a local one (``pyworkflow.testing.Loc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -163,24 +167,49 @@ async def worker_rss(bootstrap: str, prefix: str, log: Path) -> tuple[float, flo
 
 
 _CLIENT = """
-import sys, time, anyio
+import json, sys, time, anyio
+from pyworkflow import RunStatus
 from pyworkflow.storage import KafkaStorageBackend
+def rss():
+    line = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0]
+    return int(line.split()[1]) / 1024
+def since(t0):
+    return time.perf_counter() - t0
 async def main():
+    history = sys.argv[3] == "history"
+    out = {}
     t0 = time.perf_counter()
-    async with KafkaStorageBackend(sys.argv[1], topic_prefix=sys.argv[2], partitions=6) as st:
-        took = time.perf_counter() - t0
-        runs = len((await st.list_runs(limit=1_000_000)).runs)
-        rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
-        print(took, int(rss) / 1024, runs)
+    async with KafkaStorageBackend(
+        sys.argv[1], topic_prefix=sys.argv[2], partitions=6, fold_history=history,
+        request_timeout=300,
+    ) as st:
+        out["start_s"], out["rss_started"] = since(t0), rss()
+        if not history:
+            t0 = time.perf_counter()
+            page = await st.list_runs(status=RunStatus.COMPLETED, limit=1)
+            out["first_list_s"], out["rss_listed"] = since(t0), rss()
+            old = page.runs[0].run_id
+            t0 = time.perf_counter()
+            await st.list_runs(limit=50)
+            out["list_s"] = since(t0)
+            t0 = time.perf_counter()
+            await st.get_run(old)
+            out["get_run_s"] = since(t0)
+            t0 = time.perf_counter()
+            out["events"] = len(await st.read(old))
+            out["read_s"] = since(t0)
+        out["runs"] = len((await st.list_runs(limit=1_000_000)).runs)
+    print(json.dumps(out))
 anyio.run(main)
 """
 
 
-async def client_start(bootstrap: str, prefix: str) -> tuple[float, float, int]:
-    """A fresh process's KafkaStorageBackend folding all: seconds to start, RSS MiB, runs."""
-    done = await anyio.run_process([sys.executable, "-c", _CLIENT, bootstrap, prefix])
-    took, rss, runs = done.stdout.split()
-    return float(took), float(rss), int(runs)
+async def client_start(bootstrap: str, prefix: str, mode: str) -> dict[str, float]:
+    """A fresh process's KafkaStorageBackend (``mode``: "history" folds every partition from
+    its start, "checkpoints" from their newest checkpoint, the default): what it measured."""
+    done = await anyio.run_process([sys.executable, "-c", _CLIENT, bootstrap, prefix, mode])
+    measured: dict[str, float] = json.loads(done.stdout)
+    return measured
 
 
 async def long_lived(bootstrap: str, runs: int, log: Path) -> tuple[float, float]:
@@ -236,10 +265,18 @@ async def measure(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
           f"(start to partitions_assigned: {join_cold:.1f} s)")  # fmt: skip
     print(f"worker RSS above it, from checkpoints: {rss_warm - base:,.1f} MiB "
           f"(start to partitions_assigned: {join_warm:.1f} s)")  # fmt: skip
-    _, empty_rss, _ = await client_start(bootstrap, empty)
-    took, rss, runs = await client_start(bootstrap, prefix)
-    print(f"a client's backend (folds all): start {took:.1f} s, RSS +{rss - empty_rss:,.1f} MiB "
-          f"above one on an empty prefix, {runs:,} runs held")  # fmt: skip
+    empty_rss = (await client_start(bootstrap, empty, "history"))["rss_started"]
+    full = await client_start(bootstrap, prefix, "history")
+    print(f"a client's backend with fold_history=True: start {full['start_s']:.1f} s, RSS "
+          f"+{full['rss_started'] - empty_rss:,.1f} MiB above one on an empty prefix, "
+          f"{full['runs']:,.0f} runs")  # fmt: skip
+    c = await client_start(bootstrap, prefix, "checkpoints")
+    print(f"a client's backend (from checkpoints, the default): start {c['start_s']:.2f} s, "
+          f"RSS +{c['rss_started'] - empty_rss:,.1f} MiB; first list_runs (reads {{prefix}}.runs)"
+          f" {c['first_list_s']:.1f} s, RSS then +{c['rss_listed'] - empty_rss:,.1f} MiB; "
+          f"a page of 50 {c['list_s'] * 1000:,.0f} ms; get_run of a finished run "
+          f"{c['get_run_s'] * 1000:,.1f} ms; read() of its {c['events']:.0f} events "
+          f"{c['read_s'] * 1000:,.0f} ms; {c['runs']:,.0f} runs")  # fmt: skip
     if args.executed:
         before, after = await long_lived(bootstrap, args.executed, tmp / "long.log")
         print(f"a worker executing {args.executed:,} runs: RSS {before:,.1f} MiB before, "

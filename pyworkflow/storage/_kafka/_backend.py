@@ -68,11 +68,16 @@ after an unknown outcome and recognises its own events; a late landing is logged
 ``request_timeout`` to drain, abandons what is left (logged), and returns within
 ``request_timeout`` + 5 s.
 
-**Retention.** Any ``retention.ms``/``retention.bytes`` limit on the events topic lets
-Kafka delete the oldest segments of a partition, events of runs still asleep included. So
-the backend refuses such a topic (``ConfigurationError`` saying how to fix it) unless
-``allow_limited_retention=True``. Workers' checkpoints keep what live runs need, but clients
-still fold each partition from its start, so a limit stays unsafe for them. A reader that
+**Retention.** A ``retention.bytes`` limit on the events topic, or a ``retention.ms`` under
+7 days, lets Kafka delete the oldest segments of a partition, events of runs still asleep
+included: the backend refuses such a topic (``ConfigurationError`` saying how to fix it)
+unless ``allow_limited_retention=True``. A ``retention.ms`` of 7 days or more is accepted
+*workers only*: every reader folds a partition from its newest checkpoint, which holds the
+live runs' events, and workers checkpoint each partition that changed every 30 s, so nothing
+a live run needs is ever older than what retention deletes; an append by a writer that has
+not fenced the partition (local mode, which writes no checkpoints) is refused. Retention
+then deletes only the events of runs finished long ago: their records stay in
+``{prefix}.runs``, and reading their events raises ``RunStartDeletedError``. A reader that
 finds a run whose log starts past sequence 1 reports ``RunStartDeletedError`` (a
 ``CorruptRecordError``) from ``read``/``get_run``, never an unknown run (see ``_views``).
 
@@ -92,29 +97,34 @@ are at-least-once anyway).
 unless ``fold_partitions()`` narrowed them: a worker's backend folds the ones the worker
 owns) and all of ``{prefix}.idempotency`` with one consumer (no group) and folds them, with
 the rule above and ``project()``, into in-memory views: per-run event lists, run/step/hook
-records, claims (a KTable-like view built at start-up and kept current). ``read(run_id,
-after)`` slices the run's list: no partition replay per call. Read-your-writes: ``append``
-returns after its batch is folded, so the same backend sees it at once. For writes from
-other processes, every read first asks the broker for the partition's end offset (one
-``ListOffsets`` round trip, ~1 ms locally) and waits until the fold has passed it, so a
-read sees every append that completed before it began, wherever it was made.
+records, claims (a KTable-like view built at start-up and kept current). Each events
+partition is folded from its newest checkpoint (``fold_history=True``: from its start), so
+the views hold the runs live at the checkpoint and everything appended since. The runs that
+finished before it are answered by ``_history``: their records from ``{prefix}.runs``
+(read into memory on the first such query, caught up at each one after), their events,
+steps and hooks by reading the run's partition from where the run starts (its runs record
+names the offset) to its end. ``read(run_id, after)`` of a folded run slices the run's
+list: no partition replay per call. Read-your-writes: ``append`` returns after its batch is
+folded, so the same backend sees it at once. For writes from other processes, every read
+first asks the broker for the partition's end offset (one ``ListOffsets`` round trip, ~1 ms
+locally) and waits until the fold has passed it, so a read sees every append that completed
+before it began, wherever it was made.
 
-**Costs and limits.** A backend that folds all partitions (the default; clients) starts by
-folding the whole events topic (O(history); ~25k events/s measured) and holds every
-accepted event decoded, plus one record per run, step, hook and idempotency key: at most
-~1.3 KB per event of a 3-step run (memory traced over a whole start-up by
-``benchmarks/bench_kafka.py``), so ~6 GB for 1M runs of 5 events. A worker's backend folds
-only its partitions, each from its newest checkpoint: its memory and its takeover time grow
-with the live runs of its partitions and what was appended since the checkpoint (see
-``benchmarks/bench_workers.py --only takeover,rss``). Still to come: clients from
-checkpoints too (a client's queries of runs finished before the checkpoint would then read
-``{prefix}.runs``), and an LRU of finished runs' logs on long-lived workers. A read costs one
-``ListOffsets`` round trip plus a slice of the run's list; an append one produce plus the
-wait for the own consumer (~2 ms each on a local broker). Never add partitions to
-``{prefix}.events``: a run's key would move to another partition, and its events would no
-longer be totally ordered. ``due_runs`` reads a heap of unfinished runs by due time, fed by
-the same fold (so it is rebuilt at start-up with the views): one ``ListOffsets`` round trip
-plus O(k log n) for k runs due.
+**Costs and limits** (``benchmarks/bench_takeover.py``, 100,000 finished and 10,000 sleeping
+runs). A backend folding from checkpoints starts with what is live (the sleeping runs'
+events) plus what was appended since the checkpoints; its first query of an older run reads
+``{prefix}.runs`` into memory (one decoded record per run, no events); ``get_run`` of an old
+run then costs a ``ListOffsets`` round trip, and ``read`` of one a consumer of its own and
+the partition's records from the run's start to its end. With ``fold_history=True`` the
+start-up folds the whole events topic (O(history), ~25k events/s) and holds every accepted
+event decoded (~1.3 KB per event of a 3-step run: ~6 GB for 1M runs of 5 events). A
+long-lived client still keeps what it folded since its start (a worker's backend drops a
+finished run's log and records). An append costs one produce plus the wait for the own
+consumer (~2 ms each on a local broker). Never add partitions to ``{prefix}.events``: a
+run's key would move to another partition, and its events would no longer be totally
+ordered. ``due_runs`` reads a heap of unfinished runs by due time, fed by the same fold (so
+it is rebuilt at start-up with the views): one ``ListOffsets`` round trip plus O(k log n)
+for k runs due.
 
 **Threads.** aiokafka is asyncio-only: the backend runs it on its own asyncio loop in one
 thread, for asyncio and trio callers alike (see ``_bridge``). ``await start()`` (or the first
@@ -175,10 +185,11 @@ class KafkaStorageBackend:
         replication_factor: replication of created topics; default: min(3, brokers).
         create_topics: create missing topics at start-up (else a missing topic is an error).
         events_retention_ms: ``retention.ms`` of a created events topic; -1 (the default)
-            keeps forever. Anything else needs ``allow_limited_retention=True``.
-        allow_limited_retention: accept an events topic whose retention could delete the
-            events of unfinished runs (refused otherwise): such a run can then be neither
-            resumed nor read. Safe only once snapshots exist, which they don't yet.
+            keeps forever; 7 days (604,800,000) or more makes the prefix workers only (see
+            **Retention**). Less needs ``allow_limited_retention=True``.
+        allow_limited_retention: accept any retention of the events topic, for every writer:
+            a run not finished when its events are deleted can then be neither resumed nor
+            read.
         fold_history: fold each events partition from its start, every run's events kept
             in memory (as an audit tool needs), instead of from its newest checkpoint (the
             default; see **Reads**).
@@ -380,10 +391,10 @@ class KafkaStorageBackend:
 
         A worker's backend folds the partitions the worker owns, so its memory and its
         start-up grow with its share of the runs, not with the whole topic. Partitions added
-        are read from their start and caught up before this returns; what was folded from
-        the ones removed is dropped. Called before ``start()``, the start-up reads only
-        these. Reading a run of a partition not folded raises StorageError: clients use a
-        backend of their own, which folds all.
+        are read from their newest checkpoint (or start) and caught up before this returns;
+        what was folded from the ones removed is dropped. Called before ``start()``, the
+        start-up reads only these. Reading a run of a partition not folded raises
+        StorageError: clients use a backend of their own, which folds all.
 
         Raises:
             ConfigurationError: a partition the topic doesn't have.

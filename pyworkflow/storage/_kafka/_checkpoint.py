@@ -1,12 +1,14 @@
 """Fold checkpoints: one partition's fold state at an offset, in ``{prefix}.checkpoints``.
 
-A worker that takes a partition of ``{prefix}.events`` restores the newest checkpoint of it
-and folds on from the checkpoint's offset, instead of from the partition's start: a
-takeover costs what is live (the runs not finished, with their events) plus what was
-appended since the checkpoint, not the partition's history.
+A worker that takes a partition of ``{prefix}.events`` (and any other backend, unless
+``fold_history=True``) restores the newest checkpoint of it and folds on from the
+checkpoint's offset, instead of from the partition's start: a takeover costs what is live
+(the runs not finished, with their events) plus what was appended since the checkpoint,
+not the partition's history.
 
 A checkpoint (:class:`Snapshot`) holds: the offset of the next record to fold; the
-partition's fence (epoch and holder); every event of each run not finished at that offset;
+partition's fence (epoch and holder); every event of each run not finished at that offset,
+and where each of them starts in the partition (offset and epoch, for ``{prefix}.runs``);
 and the ids of the finished runs whose start command may be delivered again, so that it
 finds its run started and starts nothing: a worker names them (its start commands not
 committed yet), else every run finished within :data:`FINISHED_HORIZON` (the commands topic
@@ -180,9 +182,11 @@ async def read_newest(
     await consumer.start()
     try:
         consumer.assign(tps)
+        consumer.pause(*tps)  # no fetch before the seeks: the offsets would wait behind it
         ends = await consumer.end_offsets(tps)
         for tp, begin in (await consumer.beginning_offsets(tps)).items():
             consumer.seek(tp, begin)
+        consumer.resume(*tps)
         assemblers = {tp: Assembler() for tp in tps}
         left = {tp for tp in tps if ends[tp] > 0}
         while left:

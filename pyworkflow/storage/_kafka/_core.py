@@ -225,7 +225,8 @@ class KafkaCore:
 
     async def _assign(self) -> None:
         """Assign the folded partitions of the events topic (all, unless scoped) and every
-        partition of the idempotency topic, from their start."""
+        partition of the idempotency topic: events partitions from their newest checkpoint
+        (or start), claims from their start."""
         producer, consumer, offsets = self._producer, self._consumer, self._offsets
         assert producer is not None
         assert consumer is not None
@@ -600,8 +601,8 @@ class KafkaCore:
 
     async def fold_partitions(self, scope: frozenset[int] | None) -> None:
         """Fold only these events partitions (None: all) from now on. Partitions added are
-        folded from their log start and caught up before this returns; the state of the
-        ones removed is dropped from the views."""
+        folded from their newest checkpoint (or log start) and caught up before this
+        returns; the state of the ones removed is dropped from the views."""
         self._check_alive()
         self._check_scope(scope)
         async with self._scoping:  # one change at a time

@@ -149,16 +149,21 @@ class RunsTable:
             partitions = await self._partitions_for(topic)
             self._tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(self._tps)
+            consumer.pause(*self._tps)
             for tp, begin in (await consumer.beginning_offsets(self._tps)).items():
                 consumer.seek(tp, begin)
+        # Paused between calls: a ListOffsets would otherwise wait behind the connection's
+        # pending long-poll fetch (up to fetch_max_wait_ms).
         ends = await consumer.end_offsets(self._tps)
         left = {tp for tp in self._tps if await consumer.position(tp) < ends[tp]}
+        consumer.resume(*left)
         while left:
             batches = await consumer.getmany(*left, timeout_ms=self.settings.fetch_max_wait_ms)
             for tp, messages in batches.items():
                 for message in messages:
                     self._fold(message.value, f"{topic}[{tp.partition}]@{message.offset}")
             left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+        consumer.pause(*self._tps)
 
     def _fold(self, value: bytes | None, where: str) -> None:
         if value is None:
@@ -202,6 +207,7 @@ async def scan_run(
         await consumer.start()
         try:
             consumer.assign([tp])
+            consumer.pause(tp)  # no fetch before the seek: the offsets would wait behind it
             begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
             if offset > begin or (offset >= 0 and offset == begin):
@@ -215,6 +221,7 @@ async def scan_run(
                 raise RunStartDeletedError(msg)
             else:
                 consumer.seek(tp, begin)
+            consumer.resume(tp)
             position = await consumer.position(tp)
             while position < end:
                 batches = await consumer.getmany(tp, timeout_ms=settings.fetch_max_wait_ms)
