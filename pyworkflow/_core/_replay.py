@@ -108,6 +108,8 @@ class RunState:
     result: msgspec.Raw | None = None
     resumed_at: int = 0
     """The sequence of the last ``workflow_resumed``."""
+    suspended_at: int = 0
+    """The sequence of the last ``workflow_suspended``."""
     error: tuple[str, str] | None = None
     """``(error_type, message)`` of a failed run."""
     tags: tuple[str, ...] = ()
@@ -178,6 +180,7 @@ class RunState:
                 self.status = RunStatus.RUNNING
             case WorkflowSuspended():
                 self.status = RunStatus.SUSPENDED
+                self.suspended_at = event.sequence
                 self.wake_pending = False
                 for index in self.waiting:
                     self.checkpoints[index].announced = True

@@ -237,6 +237,8 @@ class ChildWorkflowHandle:
     async def cancel(self, reason: str | None = None) -> None:
         """Request the child's cancellation (it runs its cleanup and ends ``cancelled``); a
         no-op for a child that ended. Its outcome is recorded as any other."""
+        if self._ctx is not None and self._ctx.state.checkpoints[self._index].resolved:
+            return  # it ended (a replay, say): nothing to ask anyone
         await _io(self._ctx, self._runtime.cancel_child(self.child_run_id, reason))
 
     async def get_status(self) -> RunStatus:

@@ -158,6 +158,10 @@ class Engine:
             if run_ids is None or run_ids(owner.run_id):
                 owner.draining = True
 
+    def live_owner(self, run_id: str) -> RunOwner | None:
+        """The owner of ``run_id`` if an activation of this engine executes it now."""
+        return next((o for o in self._owners if o.run_id == run_id and not o.closed), None)
+
     # -- commands ---------------------------------------------------------------------
     async def start(
         self,
@@ -442,6 +446,7 @@ class Engine:
             log.warning("run_recovered")
         while True:
             owner.woken = False
+            turn = owner.state.last_sequence
             ctx = RunContext(
                 owner=owner, clock=self.clock, log=log, prelude=prelude, children=self.tree
             )
@@ -474,7 +479,7 @@ class Engine:
                     blocked = ctx.blocked[0] if ctx.blocked else None
                     kind = owner.state.checkpoints[blocked].kind if blocked else Kind.SLEEP
                     reason = "retry" if kind is Kind.STEP else str(kind)
-                    await ctx.ask(_suspension(reason))
+                    await ctx.ask(_suspension(reason, turn))
                     log.info("workflow_suspended", reason=reason)
                     if not (owner.woken or owner.state.is_due(self.clock.now())):
                         return None
@@ -655,9 +660,12 @@ def _ending(cls: type[Any], fields: dict[str, Any]) -> Derive:
     return derive
 
 
-def _suspension(reason: str) -> Derive:
+def _suspension(reason: str, turn: int) -> Derive:
+    """The run rests, unless it rested since sequence ``turn`` (when the turn began) already;
+    a turn that began suspended (woken) writes its ``workflow_resumed`` and this together."""
+
     def derive(state: RunState) -> Sequence[Draft]:
-        if state.status is RunStatus.SUSPENDED:
+        if state.status is RunStatus.SUSPENDED and state.suspended_at > turn:
             return ()
         return (Draft(WorkflowSuspended, {"reason": reason, "resume_at": state.next_due()}),)
 

@@ -23,7 +23,9 @@ from .._exceptions import RunLockedError, RunNotFoundError
 from ._children import outcome_request
 from ._context import RunContext, detached
 from ._linked import start_linked
+from ._owner import OwnerStoppedSignal
 from ._requests import CancelRequest
+from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -79,7 +81,11 @@ class RunTree:
     async def cancel_child(self, child_id: str, reason: str | None) -> None:
         engine = self._engine
         request = CancelRequest(reason)
-        await engine.retrying(lambda: engine.append_beside(child_id, request), "append")
+        try:
+            await engine.retrying(lambda: engine.append_beside(child_id, request), "append")
+        except RunNotFoundError:  # not in this storage: nothing here to cancel
+            engine.log.warning("child_run_not_found", child_run_id=child_id)
+            return
         if engine.hand_over is not None:
             engine.hand_over(child_id)
             return
@@ -105,15 +111,23 @@ class RunTree:
         await ctx.owner.flush()  # write-ahead: what the run did before it tells others
         why = f"parent run {state.run_id} ended: parent-close policy TERMINATE"
         for child_id in open_children:
-            await engine.retrying(
-                functools.partial(engine.append_beside, child_id, CancelRequest(why)), "append"
-            )
+            cancel = functools.partial(engine.append_beside, child_id, CancelRequest(why))
+            try:
+                await engine.retrying(cancel, "append")
+            except RunNotFoundError:  # not in this storage (a log replayed alone, say)
+                ctx.log.warning("child_run_not_found", child_run_id=child_id)
+                continue
             ctx.log.info("child_workflow_terminated", child_run_id=child_id)
         parent = state.parent_run_id
         if parent is None or cls is WorkflowContinuedAsNew:
             return
         end = cls(run_id=state.run_id, sequence=0, timestamp=self.clock.now(), **fields)
         told = outcome_request(state.run_id, end)
+        owner = engine.live_owner(parent)
+        if owner is not None:  # executing here (hosting this child inline, say): its owner
+            with suppress(SuspendSignal, OwnerStoppedSignal):  # ...unless it just ended
+                await owner.ask(told)
+                return
         try:
             await engine.retrying(lambda: engine.append_beside(parent, told), "append")
         except RunNotFoundError:
