@@ -8,15 +8,12 @@ the parent records ``child_workflow_started``, after the child's start was writt
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 
 from pyworkflow import (
-    Event,
     configure,
     get_workflow_run,
     resume,
@@ -27,18 +24,15 @@ from pyworkflow import (
 )
 from pyworkflow.storage import FileStorageBackend
 
-from .storage._crash_child import side_effect, touch
+from . import _issue13_child as issue13
+from .storage._crash_child import side_effect
 
 
-class PausingStorage(FileStorageBackend):
+class PausingStorage(issue13.PausingStorage):
     """Waits forever before appending a parent's record of its child's start."""
 
-    async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
-        pause = os.environ.get("PAUSE_AT_RECORD")
-        if pause and any(e.type.value == "child_workflow_started" for e in events):
-            touch(pause)
-            await anyio.sleep_forever()
-        await super().append(run_id, events, expected_sequence=expected_sequence)
+    PAUSE_ENV = "PAUSE_AT_RECORD"
+    PAUSE_BEFORE = "child_workflow_started"
 
 
 @step(name="kidcrash.work")

@@ -15,17 +15,14 @@ from pyworkflow._core._events import ChildWorkflowStarted, WorkflowStarted
 from pyworkflow._execution._children import child_id
 from pyworkflow.storage import FileStorageBackend
 
-from .storage.test_file_crash import TIMEOUT, Lab, kill, wait_until
+from .storage.test_file_crash import TIMEOUT, kill, wait_until
+from .test_issue13_crash import ChainLab
 
 
-class ChildLab(Lab):
-    """The crash lab of the file storage tests, with this feature's child process."""
+class ChildLab(ChainLab):
+    """The crash lab of continue_as_new, with this feature's child process."""
 
     child_module = "tests._children_crash_child"
-
-    @property
-    def paused(self) -> Path:
-        return self.base.parent / "paused"
 
     def parent(self) -> str:
         async def find() -> str:
@@ -34,12 +31,6 @@ class ChildLab(Lab):
             return top.run_id
 
         return anyio.run(find)
-
-    def resume(self, run_id: str) -> str:
-        process = self.spawn("resume", str(self.base), run_id)
-        out, err = process.communicate(timeout=TIMEOUT)
-        assert process.returncode == 0, err[-3000:]
-        return out.strip()
 
 
 @pytest.fixture

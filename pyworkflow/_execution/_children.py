@@ -292,7 +292,7 @@ async def _in_workflow(
             "workflow_name": wf.name,
             "wait_for_completion": wait,
         }
-        await ctx.ask(_started(ctx, index, fields, is_shielded()))
+        await ctx.ask(ctx.opening(index, ChildWorkflowStarted, fields, is_shielded()))
         ctx.log.info("child_workflow_started", child_run_id=cid, workflow=wf.name)
     cp = ctx.state.checkpoints[index]
     assert cp.child_run_id is not None
@@ -416,11 +416,3 @@ def outcome_request(cid: str, end: Event) -> Derive:
     return derive
 
 
-def _started(ctx: RunContext, index: int, fields: dict[str, Any], shield: bool) -> Derive:
-    def derive(state: RunState) -> Sequence[Draft]:
-        if index in state.checkpoints:
-            return ()
-        ctx.check_cancelled(state, shield=shield)
-        return (Draft(ChildWorkflowStarted, fields),)
-
-    return derive

@@ -201,6 +201,19 @@ class RunContext:
             self._idle = None
 
     # -- asking the owner ---------------------------------------------------------------
+    def opening(self, index: int, cls: type[Any], fields: dict[str, Any], shield: bool) -> Derive:
+        """The request that records checkpoint ``index``'s first event (``cls(**fields)``):
+        nothing once the checkpoint is in the log; a cancellation folded in since the call
+        (and not shielded then) is raised instead."""
+
+        def derive(state: RunState) -> Sequence[Draft]:
+            if index in state.checkpoints:
+                return ()
+            self.check_cancelled(state, shield=shield)
+            return (Draft(cls, fields),)
+
+        return derive
+
     async def ask(self, derive: Derive) -> None:
         """Have the owner write what ``derive`` returns (after this execution's prelude)."""
         if self.fatal is not None:
