@@ -20,6 +20,8 @@ from ._core._records import RunStatus as RunStatus
 from ._core._records import StepRecord as StepRecord
 from ._core._records import WorkflowRun as WorkflowRun
 from ._exceptions import CancellationError as CancellationError
+from ._exceptions import ChildWorkflowCancelledError as ChildWorkflowCancelledError
+from ._exceptions import ChildWorkflowFailedError as ChildWorkflowFailedError
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import ConflictError as ConflictError
 from ._exceptions import CorruptRecordError as CorruptRecordError
@@ -28,6 +30,7 @@ from ._exceptions import HookAlreadyReceivedError as HookAlreadyReceivedError
 from ._exceptions import HookExpiredError as HookExpiredError
 from ._exceptions import HookPayloadError as HookPayloadError
 from ._exceptions import InvalidTokenError as InvalidTokenError
+from ._exceptions import MaxNestingDepthError as MaxNestingDepthError
 from ._exceptions import NonDeterminismError as NonDeterminismError
 from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import RetryableError as RetryableError
@@ -42,6 +45,8 @@ from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
+from ._execution._children import ChildWorkflowHandle as ChildWorkflowHandle
+from ._execution._children import start_child_workflow as start_child_workflow
 from ._execution._continuation import continue_as_new as continue_as_new
 from ._execution._hooks import TypedHook as TypedHook
 from ._execution._hooks import define_hook as define_hook
@@ -60,6 +65,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CancellationError",
+    "ChildWorkflowCancelledError",
+    "ChildWorkflowFailedError",
+    "ChildWorkflowHandle",
     "ConfigurationError",
     "ConflictError",
     "CorruptRecordError",
@@ -72,6 +80,7 @@ __all__ = [
     "HookRecord",
     "HookStatus",
     "InvalidTokenError",
+    "MaxNestingDepthError",
     "NonDeterminismError",
     "NotFoundError",
     "RetryableError",
@@ -111,6 +120,7 @@ __all__ = [
     "shield",
     "sleep",
     "start",
+    "start_child_workflow",
     "step",
     "workflow",
 ]

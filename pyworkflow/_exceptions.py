@@ -22,6 +22,9 @@ Every error a user can catch derives from :class:`WorkflowError`::
     ├── CancellationError           raised inside a workflow at its next checkpoint
     ├── WorkflowFailedError         Supervisor.result() of a run that failed
     ├── WorkflowCancelledError      Supervisor.result() of a run that was cancelled
+    ├── ChildWorkflowFailedError    raised in a parent: its child workflow failed
+    │   └── ChildWorkflowCancelledError  ...was cancelled
+    ├── MaxNestingDepthError        start_child_workflow() past the deepest nesting (3)
     ├── FatalError                  raise from a step: never retried
     └── RetryableError              raise from a step: retried, optionally after ``retry_after``
 
@@ -35,6 +38,8 @@ from datetime import timedelta
 
 __all__ = [
     "CancellationError",
+    "ChildWorkflowCancelledError",
+    "ChildWorkflowFailedError",
     "ConfigurationError",
     "ConflictError",
     "CorruptRecordError",
@@ -43,6 +48,7 @@ __all__ = [
     "HookExpiredError",
     "HookPayloadError",
     "InvalidTokenError",
+    "MaxNestingDepthError",
     "NonDeterminismError",
     "NotFoundError",
     "RetryableError",
@@ -197,6 +203,38 @@ class WorkflowCancelledError(WorkflowError):
         super().__init__(f"workflow run {run_id!r} was cancelled{why}")
         self.run_id = run_id
         self.reason = reason
+
+
+class ChildWorkflowFailedError(WorkflowError):
+    """Raised in a parent workflow where it waits for a child that failed.
+
+    ``child_run_id`` names the child's run; ``error_type`` and ``error_message`` are what the
+    child recorded (``error`` joins them). The same error is raised again on every replay.
+    """
+
+    def __init__(self, child_run_id: str, error_type: str, message: str) -> None:
+        super().__init__(f"child workflow run {child_run_id!r} failed with {error_type}: {message}")
+        self.child_run_id = child_run_id
+        self.error_type = error_type
+        self.error_message = message
+
+    @property
+    def error(self) -> str:
+        """``"ErrorType: message"``, as the child's run record shows it."""
+        return f"{self.error_type}: {self.error_message}"
+
+
+class ChildWorkflowCancelledError(ChildWorkflowFailedError):
+    """Raised in a parent workflow where it waits for a child that was cancelled."""
+
+    def __init__(self, child_run_id: str, reason: str | None = None) -> None:
+        super().__init__(child_run_id, "CancellationError", reason or "cancelled")
+        self.args = (f"child workflow run {child_run_id!r} was cancelled: {reason or '-'}",)
+        self.reason = reason
+
+
+class MaxNestingDepthError(WorkflowError):
+    """``start_child_workflow`` in a run already nested as deep as children may go."""
 
 
 class FatalError(WorkflowError):

@@ -36,11 +36,15 @@ from .storage._crash_child import side_effect, touch, wait_for
 
 
 class PausingStorage(FileStorageBackend):
-    """Waits forever before appending a run's end by continue_as_new (when asked to)."""
+    """Waits forever before appending a run's end by continue_as_new (when asked to, by
+    the file that ``PAUSE_ENV`` names); subclasses pause before another event."""
+
+    PAUSE_ENV = "PAUSE_AT_END"
+    PAUSE_BEFORE = "workflow_continued_as_new"
 
     async def append(self, run_id: str, events: Sequence[Event], *, expected_sequence: int) -> None:
-        pause = os.environ.get("PAUSE_AT_END")
-        if pause and any(e.type.value == "workflow_continued_as_new" for e in events):
+        pause = os.environ.get(self.PAUSE_ENV)
+        if pause and any(e.type.value == self.PAUSE_BEFORE for e in events):
             touch(pause)
             await anyio.sleep_forever()
         await super().append(run_id, events, expected_sequence=expected_sequence)

@@ -6,9 +6,18 @@ from typing import Any
 
 import anyio
 
-from pyworkflow import CancellationError, continue_as_new, hook, shield, sleep, step, workflow
+from pyworkflow import (
+    CancellationError,
+    continue_as_new,
+    hook,
+    shield,
+    sleep,
+    start_child_workflow,
+    step,
+    workflow,
+)
 
-__all__ = ["approval", "failing", "gated", "napper", "relay"]
+__all__ = ["approval", "failing", "gated", "napper", "relay", "tree"]
 
 TOKENS: dict[str, str] = {}
 
@@ -92,3 +101,15 @@ async def relay(legs: int) -> str:
     if legs > 1:
         await continue_as_new(legs - 1)
     return str(order["order_id"])
+
+
+@workflow(name="cli.sprout", durable=True)
+async def sprout(order_id: str) -> str:
+    await sleep("1h")
+    return order_id
+
+
+@workflow(name="cli.tree", durable=True)
+async def tree(order_id: str) -> str:
+    """Waits for a child that sleeps an hour."""
+    return str(await start_child_workflow(sprout, order_id))

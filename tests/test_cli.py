@@ -248,6 +248,33 @@ def test_runs_show_and_list_show_a_chain(tmp_path: Path) -> None:
     assert f"already continued_as_new (the chain goes on as run {middle})" in resumed.stdout
 
 
+def test_runs_show_shows_a_runs_children_and_its_parent(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+
+    async def go() -> tuple[str, str]:
+        storage = FileStorageBackend(path, durability="none")
+        parent = await start(cli_app.tree, "o-7", storage=storage)
+        (child,) = await storage.get_children(parent)
+        return parent, child.run_id
+
+    parent, child = anyio.run(go)
+    url = f"file:{path}"
+    shown = cli("runs", "show", parent, storage=url)
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # the columns' width depends on the longest key
+    assert f"child: {child} cli.sprout suspended" in text
+    assert f"waiting: child workflow 'cli.sprout', run {child} (checkpoint 1)" in text
+    kid_text = " ".join(cli("runs", "show", child, storage=url).stdout.split())
+    assert f"parent: {parent} (nesting depth 1)" in kid_text
+    doc = as_json(cli("runs", "show", parent, "--json", storage=url))
+    assert doc["children"] == [
+        {"run_id": child, "workflow_name": "cli.sprout", "status": "suspended"}
+    ]
+    assert doc["waiting"][0]["kind"] == "child_workflow"
+    kid = as_json(cli("runs", "show", child, "--json", storage=url))
+    assert kid["parent_run_id"] == parent and kid["nesting_depth"] == 1
+
+
 def test_events_table_and_flat_json(shared_runs: Runs) -> None:
     r = shared_runs
     table = cli("events", r.done, storage=r.url)

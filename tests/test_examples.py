@@ -30,6 +30,23 @@ EXPECTED = {
     "durable/06_idempotency.py": ["Same run id: True", "Card charged 1 time(s)", "-> 1 run"],
     "durable/07_hooks.py": ["hook_created", "hook_received", "completed"],
     "durable/08_cancellation.py": ["cancellation_requested", "workflow_cancelled", "<- cleanup"],
+    "durable/09_child_workflows.py": [
+        "Parent after start(): suspended (child_workflow)",
+        "'tip': 'refused (ValueError: card declined for 5000.0)', "
+        "'shipping': 'courier booked for order-9'}",
+        "payment_workflow   failed     depth=1 parent=True",
+        "5: child_workflow_failed ValueError",
+        "8: child_workflow_completed\n  9: workflow_resumed\n  10: workflow_completed",
+        "Resumed again: 0 new events",
+    ],
+    "durable/10_child_handles.py": [
+        "'thumbnails': ['cat.jpg.thumb.png', 'dog.jpg.thumb.png'], "
+        "'backup': 'cancelled (backup not needed)'}",
+        "is suspended",
+        "archive_workflow    cancelled  (backup not needed)",
+        "ended: parent-close policy TERMINATE)",
+        "7: child_workflow_cancelled\n  8: child_workflow_started\n  9: workflow_completed",
+    ],
     "durable/12_continue_as_new.py": [
         "Chain of 3 runs",
         "continued_as_new args=[3] kwargs={'balance': 59.75}",

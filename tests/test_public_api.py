@@ -97,4 +97,9 @@ def test_event_type_names_are_the_seeds() -> None:
         # added since the seed: issue 13's continue-as-new and step context
         "workflow_continued_as_new",
         "step_context_set",
+        # issue 13's child workflows
+        "child_workflow_started",
+        "child_workflow_completed",
+        "child_workflow_failed",
+        "child_workflow_cancelled",
     } == values

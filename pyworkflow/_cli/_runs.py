@@ -125,6 +125,9 @@ def describe_waiting(state: RunState, now: datetime) -> list[dict[str, Any]]:
                 item["due"] = cp.due
                 item["due_in_seconds"] = round((cp.due - now).total_seconds(), 3)
             items.append(item)
+        elif cp.kind is Kind.CHILD:
+            child = {"kind": "child_workflow", "name": cp.name, "checkpoint": index}
+            items.append({**child, "child_run_id": cp.child_run_id})
         elif cp.kind is Kind.STEP and cp.attempts:
             items.append(
                 {"kind": "step", "name": cp.name, "checkpoint": index, "attempt": cp.attempts}
@@ -146,13 +149,19 @@ def _waiting_text(item: dict[str, Any]) -> str:
         return f"sleep (checkpoint {index}){when}"
     if kind == "hook":
         return f"hook {name!r} (checkpoint {index}), token {item['token']}{when}"
+    if kind == "child_workflow":
+        return f"child workflow {name!r}, run {item['child_run_id']} (checkpoint {index})"
     if kind == "retry":
         return f"retry of step {name!r}, attempt {item['attempt']} (checkpoint {index}){when}"
     return f"step {name!r} in flight, attempt {item['attempt']} (checkpoint {index})"
 
 
 def _show_lines(
-    run: WorkflowRun, events: list[Event], waiting: list[dict[str, Any]], now: datetime
+    run: WorkflowRun,
+    events: list[Event],
+    waiting: list[dict[str, Any]],
+    now: datetime,
+    children: list[WorkflowRun],
 ) -> list[tuple[str, str]]:
     end = run.completed_at or now
     lines = [
@@ -177,6 +186,12 @@ def _show_lines(
         lines.append(("continued_from", run.continued_from_run_id))
     if run.continued_to_run_id:
         lines.append(("continued_to", run.continued_to_run_id))
+    # A tree made by start_child_workflow: its parent and its children.
+    if run.parent_run_id:
+        lines.append(("parent", f"{run.parent_run_id} (nesting depth {run.nesting_depth})"))
+    lines.extend(
+        ("child", f"{c.run_id}  {c.workflow_name}  {c.status.value}") for c in children
+    )
     lines.extend(
         ("waiting" if run.status is RunStatus.SUSPENDED else "current", _waiting_text(w))
         for w in waiting
@@ -197,15 +212,20 @@ async def cmd_runs_show(env: CliEnv) -> int:
     events = await env.storage.read(run_id)
     now = _now()
     waiting = describe_waiting(fold(run_id, events), now) if events else []
+    children = await env.storage.get_children(run_id)
     if env.printer.as_json:
         doc = run_document(run)
+        doc["children"] = [
+            {"run_id": c.run_id, "workflow_name": c.workflow_name, "status": c.status.value}
+            for c in children
+        ]
         end = run.completed_at or now
         doc["duration_seconds"] = round((end - run.created_at).total_seconds(), 6)
         doc["event_count"] = len(events)
         doc["waiting"] = waiting
         env.printer.json(doc)
         return ExitCode.OK
-    lines = _show_lines(run, events, waiting, now)
+    lines = _show_lines(run, events, waiting, now, children)
     width = max(len(k) for k, _ in lines) + 1
     for key, value in lines:
         env.printer.line(f"{key + ':':<{width}} {value}")

@@ -15,8 +15,13 @@ from typing import Any, ClassVar
 import msgspec
 
 __all__ = [
+    "CHILD_OUTCOMES",
     "NULL",
     "CancellationRequested",
+    "ChildWorkflowCancelled",
+    "ChildWorkflowCompleted",
+    "ChildWorkflowFailed",
+    "ChildWorkflowStarted",
     "Event",
     "EventType",
     "HookCreated",
@@ -66,6 +71,10 @@ class EventType(enum.StrEnum):
     HOOK_RECEIVED = "hook_received"
     HOOK_EXPIRED = "hook_expired"
     STEP_CONTEXT_SET = "step_context_set"
+    CHILD_WORKFLOW_STARTED = "child_workflow_started"
+    CHILD_WORKFLOW_COMPLETED = "child_workflow_completed"
+    CHILD_WORKFLOW_FAILED = "child_workflow_failed"
+    CHILD_WORKFLOW_CANCELLED = "child_workflow_cancelled"
 
 
 _NOT_DATA = ("type", "run_id", "sequence", "timestamp")
@@ -99,6 +108,10 @@ class WorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="workflow_start
     continued_from_run_id: str | msgspec.UnsetType = msgspec.UNSET
     """Set on the runs that ``continue_as_new`` started: the run that continued as this one.
     Unset (absent from the log, so other runs' events keep their bytes) on the others."""
+    parent_run_id: str | msgspec.UnsetType = msgspec.UNSET
+    """Set on child runs (``start_child_workflow``): the run that started this one."""
+    nesting_depth: int | msgspec.UnsetType = msgspec.UNSET
+    """Set on child runs: 1 for a child, 2 for a grandchild, ... (unset: 0, a top run)."""
 
 
 class WorkflowSuspended(_EventBase, frozen=True, kw_only=True, tag="workflow_suspended"):
@@ -235,6 +248,52 @@ class StepContextSet(_EventBase, frozen=True, kw_only=True, tag="step_context_se
     context: msgspec.Raw = NULL
 
 
+class ChildWorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="child_workflow_started"):
+    """``start_child_workflow`` at checkpoint ``checkpoint`` started run ``child_run_id``
+    (whose ``workflow_started`` is written before this event, see ``_children``)."""
+
+    type = EventType.CHILD_WORKFLOW_STARTED
+    checkpoint: int
+    child_run_id: str
+    workflow_name: str
+    wait_for_completion: bool = True
+
+
+class ChildWorkflowCompleted(
+    _EventBase, frozen=True, kw_only=True, tag="child_workflow_completed"
+):
+    """The child started at ``checkpoint`` completed with ``result``."""
+
+    type = EventType.CHILD_WORKFLOW_COMPLETED
+    checkpoint: int
+    child_run_id: str
+    result: msgspec.Raw = NULL
+
+
+class ChildWorkflowFailed(_EventBase, frozen=True, kw_only=True, tag="child_workflow_failed"):
+    """The child started at ``checkpoint`` failed (its recorded error type and message)."""
+
+    type = EventType.CHILD_WORKFLOW_FAILED
+    checkpoint: int
+    child_run_id: str
+    error_type: str
+    error_message: str
+
+
+class ChildWorkflowCancelled(
+    _EventBase, frozen=True, kw_only=True, tag="child_workflow_cancelled"
+):
+    """The child started at ``checkpoint`` was cancelled (``reason`` as it was given)."""
+
+    type = EventType.CHILD_WORKFLOW_CANCELLED
+    checkpoint: int
+    child_run_id: str
+    reason: str | None = None
+
+
+CHILD_OUTCOMES = (ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowCancelled)
+"""What a child's end writes to its parent's log: news from outside, like a hook payload."""
+
 Event = (
     WorkflowStarted
     | WorkflowSuspended
@@ -254,6 +313,10 @@ Event = (
     | HookReceived
     | HookExpired
     | StepContextSet
+    | ChildWorkflowStarted
+    | ChildWorkflowCompleted
+    | ChildWorkflowFailed
+    | ChildWorkflowCancelled
 )
 
 _ENCODER = msgspec.json.Encoder()

@@ -15,6 +15,10 @@ import msgspec
 from .._exceptions import CorruptRecordError
 from ._events import (
     CancellationRequested,
+    ChildWorkflowCancelled,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowStarted,
     Event,
     HookCreated,
     HookExpired,
@@ -101,6 +105,8 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             tags=event.tags,
             idempotency_key=event.idempotency_key,
             continued_from_run_id=event.continued_from_run_id or None,
+            parent_run_id=event.parent_run_id or None,
+            nesting_depth=event.nesting_depth or 0,
             last_sequence=event.sequence,
             running_since=event.timestamp,
         )
@@ -117,9 +123,15 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             | HookCreated()
             | HookExpired()
             | StepContextSet()
+            | ChildWorkflowStarted()
         ):
             return _replace(run, updated_at=ts, last_sequence=seq)
-        case HookReceived():
+        case (
+            HookReceived()
+            | ChildWorkflowCompleted()
+            | ChildWorkflowFailed()
+            | ChildWorkflowCancelled()
+        ):
             return _replace(run, woken_at=_woken(run, ts), updated_at=ts, last_sequence=seq)
         case WorkflowStarted():
             msg = f"run {event.run_id!r}: a second workflow_started at sequence {seq}"
@@ -196,8 +208,8 @@ def _finish(
 
 
 def _woken(run: WorkflowRun, ts: datetime) -> datetime | None:
-    """A hook payload or cancellation at ``ts`` wakes a suspended run; the first one
-    counts (the same rule as ``RunState.wake_pending`` in ``_replay``)."""
+    """A hook payload, a child's outcome or a cancellation at ``ts`` wakes a suspended run;
+    the first one counts (the same rule as ``RunState.wake_pending`` in ``_replay``)."""
     if run.status is RunStatus.SUSPENDED and run.woken_at is None:
         return ts
     return run.woken_at
@@ -213,6 +225,9 @@ DUE_EVENTS = (
     WorkflowContinuedAsNew,
     CancellationRequested,
     HookReceived,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowCancelled,
 )
 """The events that may change :func:`due_at` of a run; no other event does (steps never)."""
 

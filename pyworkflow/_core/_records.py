@@ -72,6 +72,10 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     """The run that ended by ``continue_as_new`` and started this one (a chain's link)."""
     continued_to_run_id: str | None = None
     """The run this one continued as (status ``continued_as_new``)."""
+    parent_run_id: str | None = None
+    """The run that started this one with ``start_child_workflow`` (None: a top run)."""
+    nesting_depth: int = 0
+    """0 for a top run, 1 for its children, 2 for theirs, ... (at most 3)."""
 
     @property
     def error(self) -> str | None:

@@ -21,6 +21,10 @@ import msgspec
 from .._exceptions import CorruptRecordError
 from ._events import (
     CancellationRequested,
+    ChildWorkflowCancelled,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowStarted,
     Event,
     HookCreated,
     HookExpired,
@@ -50,6 +54,7 @@ class Kind(enum.StrEnum):
     SLEEP = "sleep"
     HOOK = "hook"
     CONTEXT = "step_context"
+    CHILD = "child_workflow"
 
 
 @dataclass(slots=True)
@@ -75,6 +80,12 @@ class Checkpoint:
     token: str | None = None
     announced: bool = False
     """A hook whose run suspended after creating it: its ``on_created`` has returned."""
+    child_run_id: str | None = None
+    """A child workflow's run (its outcome, once recorded: ``result``/``error``/``cancelled``)."""
+    cancelled: str | None = None
+    """A child that was cancelled: the reason (``""`` when none was given)."""
+    resolved_at: int = 0
+    """The sequence of the event that resolved it (which of two came first)."""
 
 
 @dataclass(slots=True)
@@ -97,6 +108,8 @@ class RunState:
     result: msgspec.Raw | None = None
     resumed_at: int = 0
     """The sequence of the last ``workflow_resumed``."""
+    suspended_at: int = 0
+    """The sequence of the last ``workflow_suspended``."""
     error: tuple[str, str] | None = None
     """``(error_type, message)`` of a failed run."""
     tags: tuple[str, ...] = ()
@@ -107,6 +120,11 @@ class RunState:
     """The run this one continued as, once it ended ``continued_as_new``."""
     step_context: msgspec.Raw | None = None
     """The JSON of the last recorded step context."""
+    parent_run_id: str | None = None
+    """The run that started this one as its child."""
+    nesting_depth: int = 0
+    children: dict[str, int] = field(default_factory=dict)
+    """Child run id -> the checkpoint that started it."""
 
     @property
     def finished(self) -> bool:
@@ -157,9 +175,12 @@ class RunState:
                 self.args, self.kwargs = event.args, event.kwargs
                 self.tags, self.idempotency_key = event.tags, event.idempotency_key
                 self.continued_from = event.continued_from_run_id or None
+                self.parent_run_id = event.parent_run_id or None
+                self.nesting_depth = event.nesting_depth or 0
                 self.status = RunStatus.RUNNING
             case WorkflowSuspended():
                 self.status = RunStatus.SUSPENDED
+                self.suspended_at = event.sequence
                 self.wake_pending = False
                 for index in self.waiting:
                     self.checkpoints[index].announced = True
@@ -185,6 +206,22 @@ class RunState:
                 cp = self._checkpoint(event.checkpoint, Kind.CONTEXT, Kind.CONTEXT.value, event)
                 self._resolve(cp, event)
                 cp.result = self.step_context = event.context
+            case ChildWorkflowStarted():
+                cp = self._checkpoint(event.checkpoint, Kind.CHILD, event.workflow_name, event)
+                cp.child_run_id = event.child_run_id
+                self.children[event.child_run_id] = event.checkpoint
+            case ChildWorkflowCompleted() | ChildWorkflowFailed() | ChildWorkflowCancelled():
+                cp = self._existing(event.checkpoint, Kind.CHILD, event)
+                if cp.child_run_id != event.child_run_id:
+                    self._corrupt(event, f"checkpoint {event.checkpoint} started another child")
+                self._resolve(cp, event)
+                if isinstance(event, ChildWorkflowCompleted):
+                    cp.result = event.result
+                elif isinstance(event, ChildWorkflowFailed):
+                    cp.error = (event.error_type, event.error_message)
+                else:
+                    cp.cancelled = event.reason or ""
+                self._wake()
             case CancellationRequested():
                 self.cancel_requested = True
                 self.cancel_reason = event.reason
@@ -238,6 +275,7 @@ class RunState:
         if cp.resolved:
             self._corrupt(event, f"{cp.kind} {cp.name!r} already has its outcome")
         cp.resolved = True
+        cp.resolved_at = event.sequence
         cp.due = None
         self.waiting.discard(event.checkpoint)  # type: ignore[union-attr]
 

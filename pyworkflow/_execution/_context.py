@@ -20,11 +20,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
 from .._core._codec import Codec
+from .._core._events import WorkflowStarted
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import (
     CancellationError,
@@ -36,12 +37,18 @@ from ._owner import Derive, Draft, RunOwner
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
+    from .._core._events import Event
+    from .._core._records import RunStatus
+    from ..storage import StorageBackend
     from ._clock import Clock
 
 __all__ = [
+    "ChildRuntime",
     "RunContext",
+    "StepView",
     "TransientContext",
     "current_context",
+    "detached",
     "hide_run",
     "is_shielded",
     "restore_run",
@@ -49,6 +56,30 @@ __all__ = [
     "shielded",
     "step_view",
 ]
+
+
+class ChildRuntime(Protocol):
+    """What the host of a run (the engine) does for child workflows (``_children``);
+    workflow code asks, the host does the I/O."""
+
+    storage: StorageBackend
+    clock: Clock
+
+    async def start_child(self, started: WorkflowStarted) -> bool:
+        """Append the child's start, idempotently; whether this call wrote it."""
+        ...
+
+    async def settle_child(self, child_id: str) -> Event | None:
+        """Have the child run as the host runs runs; its terminal event if it ended."""
+        ...
+
+    async def cancel_child(self, child_id: str, reason: str | None) -> None:
+        """Request the child's cancellation (a no-op once it ended)."""
+        ...
+
+    async def child_status(self, child_id: str) -> RunStatus:
+        """The child's status now (a live read)."""
+        ...
 
 
 class TransientContext:
@@ -67,9 +98,17 @@ class RunContext:
     """One execution of a durable run."""
 
     def __init__(
-        self, *, owner: RunOwner, clock: Clock, log: Any, prelude: Derive | None = None
+        self,
+        *,
+        owner: RunOwner,
+        clock: Clock,
+        log: Any,
+        prelude: Derive | None = None,
+        children: ChildRuntime | None = None,
     ) -> None:
         self.owner = owner
+        self.children = children
+        """The host's side of child workflows (None: a host that has none, e.g. a test's)."""
         self.run_id = owner.run_id
         self.clock = clock
         self.log = log
@@ -162,6 +201,19 @@ class RunContext:
             self._idle = None
 
     # -- asking the owner ---------------------------------------------------------------
+    def opening(self, index: int, cls: type[Any], fields: dict[str, Any], shield: bool) -> Derive:
+        """The request that records checkpoint ``index``'s first event (``cls(**fields)``):
+        nothing once the checkpoint is in the log; a cancellation folded in since the call
+        (and not shielded then) is raised instead."""
+
+        def derive(state: RunState) -> Sequence[Draft]:
+            if index in state.checkpoints:
+                return ()
+            self.check_cancelled(state, shield=shield)
+            return (Draft(cls, fields),)
+
+        return derive
+
     async def ask(self, derive: Derive) -> None:
         """Have the owner write what ``derive`` returns (after this execution's prelude)."""
         if self.fatal is not None:
@@ -220,12 +272,24 @@ def current_context() -> RunContext | TransientContext | None:
 
 
 class StepView:
-    """What a step's body sees of its run: a snapshot of the step context, read-only."""
+    """What a step's body sees of its run: a snapshot of the step context, read-only, and
+    what ``start_child_workflow`` needs there (the run, the step, the host)."""
 
-    __slots__ = ("context",)
+    __slots__ = ("children", "context", "depth", "run_id", "started", "step_id")
 
-    def __init__(self, context: Any) -> None:
+    def __init__(
+        self,
+        context: Any,
+        run: RunContext | None = None,
+        step_id: str | None = None,
+    ) -> None:
         self.context = context
+        self.run_id = run.run_id if run is not None else None
+        self.depth = run.state.nesting_depth if run is not None else 0
+        self.children = run.children if run is not None else None
+        self.step_id = step_id
+        self.started = 0
+        """Children started by this attempt of the step so far (their call order)."""
 
 
 _step_view: ContextVar[StepView | None] = ContextVar("pyworkflow_step_view", default=None)
@@ -238,17 +302,32 @@ def step_view() -> StepView | None:
     return _step_view.get()
 
 
-def hide_run() -> _Hidden:
+def hide_run(step_id: str | None = None) -> _Hidden:
     """Hide the current run while a step's body runs (it is ordinary code there), leaving
-    it the run's step context as it is now."""
+    it the run's step context as it is now (and, for step ``step_id`` of a durable run,
+    what starting a child there needs)."""
     run = _current.get()
-    view = StepView(run.step_context if run is not None else None)
+    durable = run if isinstance(run, RunContext) else None
+    view = StepView(run.step_context if run is not None else None, durable, step_id)
     return _current.set(None), _step_view.set(view)
 
 
 def restore_run(tokens: _Hidden) -> None:
     _step_view.reset(tokens[1])
     _current.reset(tokens[0])
+
+
+@contextmanager
+def detached() -> Iterator[None]:
+    """Run another run from inside this one's code (a parent hosting its child): none of
+    this run's context (the current run, a step's view, ``shield()``) leaks into it."""
+    tokens = _current.set(None), _step_view.set(None)
+    shield = _shield_depth.set(0)
+    try:
+        yield
+    finally:
+        _shield_depth.reset(shield)
+        restore_run(tokens)
 
 
 @contextmanager

@@ -22,8 +22,6 @@ once, and making it reads no other member of the chain: O(1) per link.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,8 +29,9 @@ import msgspec
 
 from .._core._events import WorkflowStarted
 from .._core._replay import RunState
-from .._exceptions import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
+from .._exceptions import ConfigurationError
 from ._context import RunContext, current_context, step_view
+from ._linked import derived_id, placement, start_linked
 from ._registry import registry
 
 if TYPE_CHECKING:
@@ -53,19 +52,9 @@ class ContinueAsNewSignal(BaseException):
 
 
 def successor_id(run_id: str, partition_of: Callable[[str], int] | None = None) -> str:
-    """The id of the run that ``run_id`` continues as: the same in every execution.
-
-    With ``partition_of`` (a storage that places runs by id: Kafka), the successor lands in
-    the run's own partition, so the worker that owns the run owns it too (it folds, fences
-    and executes that partition only): candidates are tried in a fixed order.
-    """
-    home = None if partition_of is None else partition_of(run_id)
-    for n in itertools.count():
-        seed = f"continue_as_new:{run_id}" if n == 0 else f"continue_as_new:{run_id}:{n}"
-        candidate = f"run_{hashlib.blake2b(seed.encode(), digest_size=8).hexdigest()}"
-        if partition_of is None or partition_of(candidate) == home:
-            return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+    """The id of the run that ``run_id`` continues as: the same in every execution (on
+    Kafka, in ``run_id``'s partition: see ``_linked.derived_id``)."""
+    return derived_id(f"continue_as_new:{run_id}", run_id, partition_of)
 
 
 def continue_as_new(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, NoReturn]:
@@ -90,6 +79,13 @@ def continue_as_new(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, NoReturn]:
         msg = (
             f"continue_as_new() was called {where}: call it in the code of a "
             "@workflow(durable=True) function (a step can return what the workflow needs)"
+        )
+        raise ConfigurationError(msg)
+    if ctx.state.parent_run_id is not None:
+        msg = (
+            f"continue_as_new() was called in run {ctx.run_id!r}, a child of run "
+            f"{ctx.state.parent_run_id!r}: a child workflow can't continue as new (its parent "
+            "waits for this run's end); loop in the child, or have the parent start another"
         )
         raise ConfigurationError(msg)
     wf = registry.workflow(ctx.state.workflow_name)
@@ -125,8 +121,7 @@ async def start_successor(
         StorageError / RunLockedError: the caller's owner retries or stops; the run stays
             ``running`` and recoverable.
     """
-    # A storage that places runs by id says where (KafkaStorageBackend.partition_of).
-    new_id = successor_id(state.run_id, getattr(storage, "partition_of", None))
+    new_id = successor_id(state.run_id, placement(storage))
     started = WorkflowStarted(
         run_id=new_id,
         sequence=1,
@@ -138,19 +133,7 @@ async def start_successor(
         idempotency_key=state.idempotency_key,
         continued_from_run_id=state.run_id,
     )
-    try:
-        await storage.append(new_id, [started], expected_sequence=0)
-    except RunLockedError:
-        raise
-    except ConflictError:  # written by an execution that crashed before write 3
-        first = (await storage.read(new_id, after=0))[:1]
-        if not first or not isinstance(first[0], WorkflowStarted) or (
-            first[0].continued_from_run_id != state.run_id
-        ):
-            msg = (
-                f"run {state.run_id!r}: the successor id {new_id!r} holds a run that did not "
-                "continue from it"
-            )
-            raise CorruptRecordError(msg) from None
-        return new_id, False
-    return new_id, True
+    created = await start_linked(
+        storage, started, lambda first: first.continued_from_run_id == state.run_id
+    )
+    return new_id, created

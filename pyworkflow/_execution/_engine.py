@@ -24,6 +24,7 @@ import msgspec
 
 from .._config import Settings
 from .._core._events import (
+    CHILD_OUTCOMES,
     CancellationRequested,
     Event,
     HookReceived,
@@ -57,14 +58,16 @@ from ._continuation import ContinueAsNewSignal, start_successor
 from ._hooks import parse_token, validate_payload
 from ._owner import Backoff, Derive, Draft, OwnerStopped, OwnerStoppedSignal, RunOwner
 from ._registry import registry
+from ._requests import CancelRequest
 from ._signals import DrainSignal, SuspendSignal
 from ._state_cache import StateCache
+from ._tree import RunTree
 from ._workflow import Workflow
 
-__all__ = ["CancelRequest", "Engine", "Inbox", "encode_start", "new_run_id"]
+__all__ = ["Engine", "Inbox", "encode_start", "new_run_id"]
 
 T = TypeVar("T")
-_WAKE_EVENTS = (HookReceived, CancellationRequested)
+_WAKE_EVENTS = (HookReceived, CancellationRequested, *CHILD_OUTCOMES)
 _APPEND_RETRIES = 50
 
 
@@ -137,8 +140,12 @@ class Engine:
         self.draining = False
         self._owners: set[RunOwner] = set()
         self.begun: set[str] = set()
-        """Successors that ``continue_as_new`` started here and no activation hosted yet
-        (their first activation is fresh, not a recovery)."""
+        """Successors and children started here that no activation hosted yet (their
+        first activation is fresh, not a recovery)."""
+        self.hand_over: Callable[[str], None] | None = None
+        """Set by a host that runs each run in a task of its own (a Supervisor): runs that
+        a run starts or wakes (its children) are handed to it instead of hosted inline."""
+        self.tree = RunTree(self)
 
     def drain(self, run_ids: Callable[[str], bool] | None = None) -> None:
         """Shutting down (or handing runs over): running steps finish and are recorded, no
@@ -150,6 +157,10 @@ class Engine:
         for owner in self._owners:
             if run_ids is None or run_ids(owner.run_id):
                 owner.draining = True
+
+    def live_owner(self, run_id: str) -> RunOwner | None:
+        """The owner of ``run_id`` if an activation of this engine executes it now."""
+        return next((o for o in self._owners if o.run_id == run_id and not o.closed), None)
 
     # -- commands ---------------------------------------------------------------------
     async def start(
@@ -249,25 +260,38 @@ class Engine:
         return True
 
     async def resume(self, run_id: str) -> Any:
-        result, state = await self.activate(run_id, fresh=False)
-        if state.status is RunStatus.CONTINUED_AS_NEW:
-            return await self.follow(state.continued_to, fresh=False)
-        return result
+        if self.hand_over is None:
+            await self.tree.resume_children(run_id)  # their ends wake it
+        return await self.follow(run_id, fresh=False, strict=True)
 
-    async def follow(self, run_id: str | None, *, fresh: bool) -> Any:
+    async def follow(self, run_id: str | None, *, fresh: bool, strict: bool = False) -> Any:
         """Host ``run_id`` and, while it ends ``continued_as_new``, its successors, each until
-        it rests (a loop, not a recursion: chains may be long). Returns the result of the
-        last one if it completed here, else None. A run that another task or process
-        executes right now is left to it."""
+        it rests (a loop, not a recursion: chains may be long); then the runs their rests
+        handed work to (``RunTree.handed``: a parent told of its child's end, children its
+        end cancelled), each once. Returns the result of the chain's last run if it
+        completed here, else None. A run that another task or process executes right now
+        is left to it (``strict``: RunLockedError for ``run_id`` itself)."""
         result = None
-        while run_id is not None:
-            fresh = fresh or run_id in self.begun
-            self.begun.discard(run_id)
+        chain, handed, seen = run_id, list[str](), set[str]()
+        while chain is not None or handed:
+            current = chain if chain is not None else handed.pop(0)
+            fresh = (fresh and current == chain) or current in self.begun
+            self.begun.discard(current)
             try:
-                result, state = await self.activate(run_id, fresh=fresh)
+                outcome, state = await self.activate(current, fresh=fresh)
             except RunLockedError:  # someone else executes it already
-                return None
-            run_id, fresh = state.continued_to, False
+                if strict and current == run_id:
+                    raise
+                chain = None if current == chain else chain
+                continue
+            except RunNotFoundError:
+                if current == chain:
+                    raise
+                continue
+            seen.add(current)
+            if current == chain:
+                result, chain, fresh = outcome, state.continued_to, False
+            handed += [r for r in self.tree.handed(state) if r not in seen and r not in handed]
         return result
 
     async def cancel(self, run_id: str, reason: str | None) -> bool:
@@ -327,6 +351,9 @@ class Engine:
             _, state = await self.activate(run_id, fresh=False, first=derive)
         except RunLockedError:
             return await self.append_beside(run_id, derive)
+        if self.hand_over is None:  # local mode: the call hosts what the run's rest woke
+            for other in self.tree.handed(state):
+                await self.follow(other, fresh=False)
         return state
 
     # -- activations --------------------------------------------------------------------
@@ -419,23 +446,26 @@ class Engine:
             log.warning("run_recovered")
         while True:
             owner.woken = False
-            ctx = RunContext(owner=owner, clock=self.clock, log=log, prelude=prelude)
+            turn = owner.state.last_sequence
+            ctx = RunContext(
+                owner=owner, clock=self.clock, log=log, prelude=prelude, children=self.tree
+            )
             outcome = await self._run_once(ctx, wf)
             await ctx.idle()  # steps of other branches finish and queue their outcomes
             match outcome:
                 case _Done(result=raw):
-                    await ctx.ask(_ending(WorkflowCompleted, {"result": raw}))
+                    await self._end(ctx, WorkflowCompleted, {"result": raw})
                     log.info("workflow_completed")
                     return wf.codec.decode_result(raw)
                 case _Failed(error=error):
                     error_type, message = describe(error)
                     tb = "".join(traceback.format_exception(error))
                     fields = {"error_type": error_type, "error_message": message, "traceback": tb}
-                    await ctx.ask(_ending(WorkflowFailed, fields))
+                    await self._end(ctx, WorkflowFailed, fields)
                     log.info("workflow_failed", error=error_type)
                     return None
                 case _Cancelled(reason=reason):
-                    await ctx.ask(_ending(WorkflowCancelled, {"reason": reason}))
+                    await self._end(ctx, WorkflowCancelled, {"reason": reason})
                     log.info("workflow_cancelled", reason=reason)
                     return None
                 case _Continued(args=args, kwargs=kwargs):
@@ -449,7 +479,7 @@ class Engine:
                     blocked = ctx.blocked[0] if ctx.blocked else None
                     kind = owner.state.checkpoints[blocked].kind if blocked else Kind.SLEEP
                     reason = "retry" if kind is Kind.STEP else str(kind)
-                    await ctx.ask(_suspension(reason))
+                    await ctx.ask(_suspension(reason, turn))
                     log.info("workflow_suspended", reason=reason)
                     if not (owner.woken or owner.state.is_due(self.clock.now())):
                         return None
@@ -471,6 +501,12 @@ class Engine:
             return _Failed(exc)
 
     # -- helpers ------------------------------------------------------------------------
+    async def _end(self, ctx: RunContext, cls: type[Any], fields: dict[str, Any]) -> None:
+        """Write the run's terminal event, after closing its children and telling its
+        parent (``RunTree.before_end``)."""
+        await self.tree.before_end(ctx, cls, fields)
+        await ctx.ask(_ending(cls, fields))
+
     async def _continue(self, ctx: RunContext, args: msgspec.Raw, kwargs: msgspec.Raw) -> None:
         """End the run by ``continue_as_new``, in the order ``_continuation`` explains."""
         # Write-ahead: the outcomes the new arguments may come from are in the log before
@@ -478,7 +514,7 @@ class Engine:
         await ctx.owner.flush()
         new_id = await self._successor(ctx.state, args, kwargs)
         link: dict[str, Any] = {"new_run_id": new_id, "args": args, "kwargs": kwargs}
-        await ctx.ask(_ending(WorkflowContinuedAsNew, link))
+        await self._end(ctx, WorkflowContinuedAsNew, link)
         ctx.log.info("workflow_continued_as_new", new_run_id=new_id)
 
     async def _successor(self, state: RunState, args: msgspec.Raw, kwargs: msgspec.Raw) -> str:
@@ -590,24 +626,6 @@ def encode_start(
     return wf.codec.encode_args(wf.name, args, kwargs)
 
 
-class CancelRequest:
-    """The request that records a cancellation; ``finished`` tells, once it was written,
-    whether the run had already finished (then nothing was recorded)."""
-
-    def __init__(self, reason: str | None) -> None:
-        if reason is not None and not isinstance(reason, str):
-            msg = f"cancel_workflow reason {reason!r} must be a string or None"
-            raise ConfigurationError(msg)
-        self.reason = reason
-        self.finished = False
-
-    def __call__(self, state: RunState) -> Sequence[Draft]:
-        self.finished = state.finished
-        if state.finished or state.cancel_requested:
-            return ()
-        return (Draft(CancellationRequested, {"reason": self.reason}),)
-
-
 def _unwrap(group: BaseExceptionGroup[Any] | None, owner: RunOwner) -> BaseException:
     """The one exception an activation ends with: the storage error that stopped the owner,
     else the single error inside the task group's group."""
@@ -642,9 +660,12 @@ def _ending(cls: type[Any], fields: dict[str, Any]) -> Derive:
     return derive
 
 
-def _suspension(reason: str) -> Derive:
+def _suspension(reason: str, turn: int) -> Derive:
+    """The run rests, unless it rested since sequence ``turn`` (when the turn began) already;
+    a turn that began suspended (woken) writes its ``workflow_resumed`` and this together."""
+
     def derive(state: RunState) -> Sequence[Draft]:
-        if state.status is RunStatus.SUSPENDED:
+        if state.status is RunStatus.SUSPENDED and state.suspended_at > turn:
             return ()
         return (Draft(WorkflowSuspended, {"reason": reason, "resume_at": state.next_due()}),)
 

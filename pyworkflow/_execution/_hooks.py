@@ -113,7 +113,7 @@ async def _durable_hook(
             "token": f"{ctx.run_id}:{hook_id}",
             "expires_at": expires,
         }
-        await ctx.ask(_created(ctx, index, fields, is_shielded()))
+        await ctx.ask(ctx.opening(index, HookCreated, fields, is_shielded()))
         ctx.log.info("hook_created", hook=name, hook_id=hook_id)
         await _announce(ctx.state.checkpoints[index], on_created)
     elif not (cp.resolved or cp.announced):
@@ -133,16 +133,6 @@ async def _durable_hook(
             await ctx.ask(_expired(index, cp.hook_id))
             continue
         await ctx.suspend(index)
-
-
-def _created(ctx: RunContext, index: int, fields: dict[str, Any], shield: bool) -> Derive:
-    def derive(state: RunState) -> Sequence[Draft]:
-        if index in state.checkpoints:
-            return ()
-        ctx.check_cancelled(state, shield=shield)
-        return (Draft(HookCreated, fields),)
-
-    return derive
 
 
 def _expired(index: int, hook_id: str | None) -> Derive:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
-from .._core._events import CancellationRequested, Event, HookReceived
+from .._core._events import CHILD_OUTCOMES, CancellationRequested, Event, HookReceived
 from .._core._replay import RunState, fold
 from .._exceptions import ConflictError, CorruptRecordError, RunLockedError, StorageError
 from ._signals import SuspendSignal
@@ -61,8 +61,9 @@ class Draft(NamedTuple):
 Derive = Callable[[RunState], Sequence[Draft]]
 """What a request asks for, as the events to write given the state at writing time."""
 
-_EXTERNAL = (CancellationRequested, HookReceived)
-"""Events that other writers may append to a run that is being executed."""
+_EXTERNAL = (CancellationRequested, HookReceived, *CHILD_OUTCOMES)
+"""Events that other writers may append to a run that is being executed (a child's
+outcome is written by the child's host when the child ends)."""
 
 
 class OwnerStopped(Exception):
@@ -221,6 +222,13 @@ class RunOwner:
             raise
         finally:
             self._writing = False
+
+    def halt(self, error: BaseException) -> OwnerStoppedSignal:
+        """Stop the execution for an infrastructure error met outside a commit (starting or
+        hosting a child, say): the host ends the activation with ``error``, the workflow
+        never sees it. Returns the signal to raise."""
+        self._stop(error)
+        return OwnerStoppedSignal()
 
     def _stop(self, exc: BaseException) -> None:
         self._closed = True

@@ -14,7 +14,7 @@ from ._clock import Clock
 from ._context import RunContext, current_context, is_shielded
 from ._owner import Derive, Draft
 
-__all__ = ["sleep"]
+__all__ = ["sleep", "start_timer", "timer_done"]
 
 
 def sleep(duration: Duration | datetime) -> Coroutine[Any, Any, None]:
@@ -43,21 +43,35 @@ async def _plain_sleep(clock: Clock, duration: Duration | datetime) -> None:
     await clock.sleep((due - clock.now()).total_seconds())
 
 
+async def start_timer(ctx: RunContext, duration: Duration | datetime) -> int:
+    """A durable timer that the caller waits on itself (a child's ``result(timeout=...)``):
+    a sleep checkpoint taken and recorded now; resolve it with :func:`timer_done`."""
+    resolve_due_time(duration, ctx.now())  # validate at the call
+    index, recorded = ctx.next_checkpoint(Kind.SLEEP, "sleep")
+    if recorded is None:
+        await _record_start(ctx, index, duration)
+    return index
+
+
+async def _record_start(ctx: RunContext, index: int, duration: Duration | datetime) -> None:
+    ctx.check_cancelled()
+    now = ctx.now()
+    due = resolve_due_time(duration, now)
+    await ctx.ask(_started(ctx, index, due, (due - now).total_seconds(), is_shielded()))
+
+
 async def _durable_sleep(
     ctx: RunContext, index: int, cp: Checkpoint | None, duration: Duration | datetime
 ) -> None:
     if cp is None:
-        ctx.check_cancelled()
-        now = ctx.now()
-        due = resolve_due_time(duration, now)
-        await ctx.ask(_started(ctx, index, due, (due - now).total_seconds(), is_shielded()))
+        await _record_start(ctx, index, duration)
     while True:
         cp = ctx.state.checkpoints[index]
         if cp.resolved:
             return
         ctx.check_cancelled()
         if cp.due is not None and ctx.now() >= cp.due:
-            await ctx.ask(_completed(index))
+            await ctx.ask(timer_done(index))
             continue
         await ctx.suspend(index)
 
@@ -75,7 +89,9 @@ def _started(ctx: RunContext, index: int, due: datetime, seconds: float, shield:
     return derive
 
 
-def _completed(index: int) -> Derive:
+def timer_done(index: int) -> Derive:
+    """Record the end of sleep checkpoint ``index`` (nothing once it is recorded)."""
+
     def derive(state: RunState) -> Sequence[Draft]:
         if state.checkpoints[index].resolved:
             return ()

@@ -104,8 +104,10 @@ class Step(Generic[P, R]):
             return self._transient(ctx, args, kwargs)
         return self.fn(*args, **kwargs)
 
-    async def _attempt(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        token = hide_run()
+    async def _attempt(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], step_id: str | None = None
+    ) -> R:
+        token = hide_run(step_id)
         try:
             return await self.fn(*args, **kwargs)
         finally:
@@ -161,7 +163,7 @@ class Step(Generic[P, R]):
             try:
                 await ctx.ask(_start(ctx, index, attempt, fields, shield))
                 try:
-                    value = await self._attempt(args, kwargs)
+                    value = await self._attempt(args, kwargs, step_id)
                     raw = self.codec.encode_result(value, what=self._what_result)
                 except Exception as exc:
                     await self._record_failure(ctx, fields, attempt, exc)

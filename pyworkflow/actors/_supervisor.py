@@ -28,9 +28,10 @@ from .._exceptions import (
     WorkflowNotRegisteredError,
 )
 from .._execution._clock import Clock
-from .._execution._engine import CancelRequest, Engine, new_run_id
+from .._execution._engine import Engine, new_run_id
 from .._execution._owner import Backoff, Derive, OwnerStoppedSignal
 from .._execution._registry import registry
+from .._execution._requests import CancelRequest
 from .._execution._signals import SuspendSignal
 from .._execution._workflow import Workflow
 from ..storage import StorageBackend
@@ -96,6 +97,7 @@ class Supervisor:
             state_cache(),
             Backoff(attempts=None),
         )
+        self._engine.hand_over = self._continue  # a run's new children: their own actors
         self._actors: dict[str, RunActor] = {}
         self._slots = anyio.Semaphore(max_active)
         self._timers: list[tuple[datetime, str]] = []
@@ -439,6 +441,10 @@ class Supervisor:
             return
         if state.continued_to is not None:
             self._continue(state.continued_to)
+        now = self.clock.now()
+        for run_id in self._engine.tree.handed(state):  # its parent, its cancelled children
+            if self._owns(run_id):
+                self._schedule(run_id, now)
         if state.finished:
             self._failures.pop(actor.run_id, None)
             self._recent[actor.run_id] = state
@@ -455,8 +461,9 @@ class Supervisor:
                 self._schedule(actor.run_id, due, replace=True)  # what it rested on
 
     def _continue(self, run_id: str) -> None:
-        """Host the successor a run just continued as (if this host owns it; else, or when
-        closing, it stays ``running`` and due, for its owner or the next host)."""
+        """Host a run that another run made: the successor a run just continued as, or a
+        child it started or waits for (if this host owns it; else, or when closing, it
+        stays due, for its owner or the next host)."""
         fresh = run_id in self._engine.begun
         self._engine.begun.discard(run_id)
         if run_id in self._actors or self._closing or not self._owns(run_id):

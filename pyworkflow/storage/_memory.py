@@ -10,6 +10,7 @@ from datetime import datetime
 from .._core._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
 from .._core._projection import DUE_EVENTS, due_at, project
 from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from ._children import children_of
 from ._due import DueIndex
 from ._held import HeldRuns
 from ._paging import page_runs
@@ -130,6 +131,12 @@ class InMemoryStorageBackend:
         with self._mutex:
             hooks = list(self._hooks.values())  # hook events are projected at once
         return [h for h in hooks if run_id is None or h.run_id == run_id]
+
+    async def get_children(self, run_id: str) -> list[WorkflowRun]:
+        """The records of the child runs that ``run_id`` started with
+        ``start_child_workflow`` in its workflow code, in the order it started them
+        (``storage._children``)."""
+        return await children_of(self, run_id)
 
     async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
         check_due_query(until, limit)

@@ -71,6 +71,12 @@ class StorageBackend(Protocol):
         """Hooks of one run (or of all runs), oldest first."""
         ...
 
+    async def get_children(self, run_id: str) -> list[WorkflowRun]:
+        """The records of the child runs that ``run_id`` started (``start_child_workflow``
+        in its workflow code), in the order it started them; empty for none or an unknown
+        run. Every backend answers it from the parent's log (``storage._children``)."""
+        ...
+
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         """Claim ``key`` for ``run_id`` atomically; return the run id that holds it."""
         ...

@@ -37,6 +37,8 @@ GOLDEN = {
     "examples/durable/06_idempotency.py": "payment_workflow",
     "examples/durable/07_hooks.py": "expense_workflow",
     "examples/durable/08_cancellation.py": "order_workflow",
+    "examples/durable/09_child_workflows.py": "order_workflow",
+    "examples/durable/10_child_handles.py": "gallery_workflow",
     "examples/durable/12_continue_as_new.py": "ledger_workflow",
     "examples/durable/13_step_context.py": "order_workflow",
     "examples/transient/01_basic_workflow.py": None,

@@ -19,6 +19,7 @@ from pyworkflow import (
     get_workflow_chain,
     hook,
     sleep,
+    start_child_workflow,
     step,
     workflow,
 )
@@ -56,6 +57,19 @@ async def chain(n: int) -> int:
     if n < 3:
         await continue_as_new(n + 1)
     return n
+
+
+@workflow(durable=True, name="kw_kid")
+async def kid(n: int) -> int:
+    await work(f"kid-{n}")
+    await sleep(0.2)  # rests: its parent rests too, and is woken by its end
+    return n * 10
+
+
+@workflow(durable=True, name="kw_family")
+async def family(n: int) -> int:
+    got = [await start_child_workflow(kid, i) for i in range(n)]
+    return sum(got)
 
 
 @workflow(durable=True, name="kw_approval")
@@ -254,3 +268,17 @@ async def test_a_run_continued_as_new_goes_on_with_its_worker(make_backend: Make
         ]
         assert len({client.storage.partition_of(r.run_id) for r in links}) == 1
         assert [ran[f"chain-{n}"] for n in range(4)] == [1, 1, 1, 1]
+
+
+async def test_children_run_with_their_parents_worker(make_backend: MakeBackend) -> None:
+    """On Kafka a child is placed in its parent's partition (as a successor is): the worker
+    that owns the parent starts and runs it, and its end wakes the parent there."""
+    async with _serving(make_backend, 2), Client(await make_backend()) as client:
+        parent = await client.start(family, 3)
+        assert await client.result(parent, timeout=60) == 30
+        children = await client.storage.get_children(parent)
+        assert [c.status for c in children] == [RunStatus.COMPLETED] * 3
+        assert {c.parent_run_id for c in children} == {parent}
+        runs = [parent, *(c.run_id for c in children)]
+        assert len({client.storage.partition_of(r) for r in runs}) == 1
+        assert [ran[f"kid-{n}"] for n in range(3)] == [1, 1, 1]

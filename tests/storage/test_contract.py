@@ -10,6 +10,8 @@ import pytest
 from pyworkflow import ConfigurationError, ConflictError, CorruptRecordError, RunLockedError
 from pyworkflow._core._events import (
     CancellationRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowStarted,
     Event,
     HookCreated,
     HookReceived,
@@ -666,3 +668,37 @@ async def test_due_runs_see_appends_of_another_instance(
     async with reopen() as restarted:  # a new process: from what storage holds
         assert await restarted.due_runs(FAR) == [(wake, second[0].run_id)]
         assert await restarted.due_runs(wake - timedelta(seconds=1)) == []
+
+
+# -- children (start_child_workflow) ------------------------------------------------------------
+async def test_get_children_lists_the_children_a_parent_recorded(backend: StorageBackend) -> None:
+    parent, first, second = History(), History(), History()
+    await append_all(backend, [parent.add(WorkflowStarted, workflow_name="p")])
+    for kid, checkpoint in ((first, 1), (second, 2)):
+        kid.add(
+            WorkflowStarted, workflow_name="k", parent_run_id=parent.run_id, nesting_depth=1
+        )
+        await append_all(backend, kid.events)
+        recorded = parent.add(
+            ChildWorkflowStarted,
+            checkpoint=checkpoint,
+            child_run_id=kid.run_id,
+            workflow_name="k",
+        )
+        await append_all(backend, [recorded])
+    await append_all(backend, [first.add(WorkflowCompleted, result=raw(1))])
+    outcome = parent.add(
+        ChildWorkflowCompleted, checkpoint=1, child_run_id=first.run_id, result=raw(1)
+    )
+    await append_all(backend, [outcome])
+
+    children = await backend.get_children(parent.run_id)
+    assert [(c.run_id, c.workflow_name, c.status, c.nesting_depth) for c in children] == [
+        (first.run_id, "k", RunStatus.COMPLETED, 1),
+        (second.run_id, "k", RunStatus.RUNNING, 1),
+    ]
+    assert all(c.parent_run_id == parent.run_id for c in children)
+    top = await backend.get_run(parent.run_id)
+    assert top is not None and top.parent_run_id is None and top.nesting_depth == 0
+    assert await backend.get_children(first.run_id) == []
+    assert await backend.get_children(new_run_id()) == []

@@ -97,6 +97,7 @@ from ..._core._projection import project
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import ConfigurationError
 from ..._logging import make_logger
+from .._children import children_of
 from .._errors import storage_error_from_oserror
 from .._paging import check_limit, page_runs
 from .._port import check_after, check_due_query
@@ -256,6 +257,12 @@ class FileStorageBackend:
             return await self._call("list hooks", self._store.all_hooks, inline=False)
         events = await self.read(run_id)
         return list(project(None, events).hooks.values()) if events else []
+
+    async def get_children(self, run_id: str) -> list[WorkflowRun]:
+        """The records of the child runs that ``run_id`` started with
+        ``start_child_workflow`` in its workflow code, in the order it started them
+        (``storage._children``)."""
+        return await children_of(self, run_id)
 
     async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
         """Unfinished runs that need an executor by ``until``, earliest first (see

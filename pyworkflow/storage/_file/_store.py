@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..._core._events import (
+    CHILD_OUTCOMES,
     CancellationRequested,
     Event,
     HookReceived,
@@ -60,6 +61,7 @@ BOUNDARIES = (
     WorkflowContinuedAsNew,
     HookReceived,
     CancellationRequested,
+    *CHILD_OUTCOMES,
 )
 """Events after which ``durability="batch"`` syncs: a run stops, or news came from outside."""
 

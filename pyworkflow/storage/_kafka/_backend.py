@@ -157,6 +157,7 @@ from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import StorageError
 from ..._logging import FollowingLogger, LibraryLogRelay
+from .._children import children_of
 from .._held import HeldRuns
 from .._paging import check_limit
 from .._port import check_after, check_append, check_due_query
@@ -456,6 +457,12 @@ class KafkaStorageBackend:
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         """Hooks of one run (or of all runs), oldest first."""
         return await self._call(lambda core: core.list_hooks(run_id))
+
+    async def get_children(self, run_id: str) -> list[WorkflowRun]:
+        """The records of the child runs that ``run_id`` started with
+        ``start_child_workflow`` in its workflow code, in the order it started them
+        (``storage._children``)."""
+        return await children_of(self, run_id)
 
     async def due_runs(self, until: datetime, *, limit: int = 1000) -> list[tuple[datetime, str]]:
         """Unfinished runs that need an executor by ``until``, earliest first (see
