@@ -25,6 +25,8 @@ __all__ = [
     "is_final",
     "require_run",
     "run_document",
+    "run_info",
+    "waiting_text",
 ]
 
 
@@ -56,7 +58,8 @@ def _now() -> datetime:
 
 
 # -- runs list ---------------------------------------------------------------------------
-def _info(run: WorkflowRun) -> str:
+def run_info(run: WorkflowRun) -> str:
+    """The INFO column of ``runs list``: error, wait, result or successor."""
     if run.error:
         return run.error
     if run.status is RunStatus.SUSPENDED:
@@ -93,7 +96,7 @@ async def cmd_runs_list(env: CliEnv) -> int:
             str(r.step_count),
             fmt_time(r.created_at),
             fmt_time(r.updated_at),
-            _info(r),
+            run_info(r),
         )
         for r in page.runs
     ]
@@ -132,7 +135,8 @@ def describe_waiting(state: RunState, now: datetime) -> list[dict[str, Any]]:
     return items
 
 
-def _waiting_text(item: dict[str, Any]) -> str:
+def waiting_text(item: dict[str, Any]) -> str:
+    """One item of ``describe_waiting`` in words."""
     kind, name, index = item["kind"], item["name"], item["checkpoint"]
     due = item.get("due")
     when = ""
@@ -178,7 +182,7 @@ def _show_lines(
     if run.continued_to_run_id:
         lines.append(("continued_to", run.continued_to_run_id))
     lines.extend(
-        ("waiting" if run.status is RunStatus.SUSPENDED else "current", _waiting_text(w))
+        ("waiting" if run.status is RunStatus.SUSPENDED else "current", waiting_text(w))
         for w in waiting
     )
     if run.status is RunStatus.COMPLETED:
