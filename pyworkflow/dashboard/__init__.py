@@ -7,11 +7,10 @@ Hypercorn, sse-starlette). Run it with ``pyworkflow dashboard --storage ...``, o
 
 from .. import _public
 from ._app import create_app as create_app
-from ._options import TOKEN_ENV as TOKEN_ENV
 from ._options import DashboardOptions as DashboardOptions
 from ._options import check_bind as check_bind
 from ._serve import serve as serve
 
-__all__ = ["TOKEN_ENV", "DashboardOptions", "check_bind", "create_app", "serve"]
+__all__ = ["DashboardOptions", "check_bind", "create_app", "serve"]
 
-_public.publish(globals(), [n for n in __all__ if n != "TOKEN_ENV"])
+_public.publish(globals(), __all__)

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from pyworkflow import ConfigurationError
-from pyworkflow.dashboard import TOKEN_ENV, check_bind
+from pyworkflow.dashboard import check_bind
+from pyworkflow.dashboard._options import TOKEN_ENV
 
 from .conftest import Make
 
