@@ -41,11 +41,10 @@ import msgspec
 
 from ..._core._records import WorkflowRun
 from ._io import fsync_dir, write_all
+from ._marker import IndexFolder
 from ._paths import is_id
 
 __all__ = ["CreatedIndex", "Line"]
-
-_BUILT = ".built"
 
 
 class Line(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,11 +72,8 @@ def _names(folder: str, suffix: str, width: int) -> list[str]:
     )
 
 
-class CreatedIndex:
+class CreatedIndex(IndexFolder):
     """The ``.created/`` folder of one storage folder. Synchronous; raises ``OSError``."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
 
     def path(self, at: datetime) -> tuple[str, str]:
         """The day folder and minute file of a run started at ``at``."""
@@ -85,21 +81,11 @@ class CreatedIndex:
         day = f"{self.root}/{m.year:04d}{m.month:02d}{m.day:02d}"
         return day, f"{day}/{m.hour:02d}{m.minute:02d}.jsonl"
 
-    # -- the marker ---------------------------------------------------------------------
-    def ensure(self, events: str, *, sync: bool) -> None:
-        """Make ``.created/``; a storage folder with no log yet is fully indexed."""
-        if os.path.isdir(self.root):
-            return
-        with os.scandir(events) as entries:
-            logs = any(entry.name.endswith(".jsonl") for entry in entries)
-        os.makedirs(self.root, exist_ok=True)
-        if not logs:
-            self._mark_built(sync=sync)
-
+    # -- the marker (``IndexFolder``) ---------------------------------------------------
     def build(self, records: Callable[[], Iterable[WorkflowRun]], *, sync: bool) -> None:
         """Index every run once, if the folder was made without the index (a run started
         meanwhile may get two lines: readers drop the second)."""
-        if os.path.exists(f"{self.root}/{_BUILT}"):
+        if self.built():
             return
         for run in records():
             self._write(run.created_at, run.run_id, run.workflow_name, sync=False)
@@ -107,12 +93,7 @@ class CreatedIndex:
             for day in _names(self.root, "", 8):
                 for minute in _names(f"{self.root}/{day}", ".jsonl", 4):
                     _fsync_file(f"{self.root}/{day}/{minute}")
-        self._mark_built(sync=sync)
-
-    def _mark_built(self, *, sync: bool) -> None:
-        os.close(os.open(f"{self.root}/{_BUILT}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        if sync:
-            fsync_dir(self.root)
+        self.mark_built(sync=sync)
 
     # -- lines --------------------------------------------------------------------------
     def add(self, at: datetime, run_id: str, workflow: str, *, sync: bool) -> None:
