@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from http.cookies import SimpleCookie
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -81,8 +80,3 @@ def csrf_ok(secret: bytes, request: Request, field: object) -> bool:
         return False
     return _same(field, csrf_token(secret, cookie))
 
-
-def cookie_header(name: str, value: str) -> str:
-    jar: SimpleCookie = SimpleCookie()
-    jar[name] = value
-    return jar.output(header="").strip()
