@@ -11,6 +11,14 @@ default:
 test *ARGS:
     {{python}} -m pytest {{ARGS}}
 
+# The web dashboard on the local storage (pip install -e ".[dashboard]")
+dashboard *ARGS:
+    {{python}} -m pyworkflow dashboard {{ARGS}}
+
+# The dashboard's browser test alone (Debian chromium + chromedriver), its screenshots in docs/
+browser-test:
+    DASHBOARD_SCREENSHOTS=docs {{python}} -m pytest -m browser tests/dashboard/test_browser.py
+
 # Lint and type-check
 lint:
     {{python}} -m ruff check pyworkflow tests benchmarks examples
@@ -29,6 +37,7 @@ bench:
     {{python}} benchmarks/bench_actors.py
     {{python}} benchmarks/bench_workers.py
     {{python}} benchmarks/bench_takeover.py
+    {{python}} benchmarks/bench_dashboard.py
 
 # The actor runtime alone: throughput vs the inline runtime, timer lag, RSS of 100,000 suspended runs (--quick: 10,000)
 bench-actors *ARGS:

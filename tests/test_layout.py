@@ -25,6 +25,7 @@ FORBIDDEN = {
         "pyworkflow._config",
         "pyworkflow._logging",
         "pyworkflow.testing",
+        "pyworkflow.dashboard",
     ),
     "pyworkflow.storage": (
         "pyworkflow._execution",
@@ -33,8 +34,16 @@ FORBIDDEN = {
         "pyworkflow._api",
         "pyworkflow._config",
         "pyworkflow.testing",
+        "pyworkflow.dashboard",
     ),
-    "pyworkflow._execution": ("pyworkflow.actors", "pyworkflow._cli", "pyworkflow.testing"),
+    "pyworkflow._execution": (
+        "pyworkflow.actors",
+        "pyworkflow._cli",
+        "pyworkflow.testing",
+        "pyworkflow.dashboard",
+    ),
+    # The dashboard reads through the storage port and acts through the CLI's operations.
+    "pyworkflow.dashboard": ("pyworkflow.actors", "pyworkflow.testing"),
 }
 
 

@@ -6,6 +6,7 @@ import pyworkflow
 import pyworkflow.actors
 import pyworkflow.storage
 import pyworkflow.testing
+from pyworkflow import dashboard
 
 SEED_NAMES = {
     "workflow",
@@ -41,7 +42,8 @@ def test_seed_api_is_exported() -> None:
 
 
 def test_exported_members() -> None:
-    for module in (pyworkflow, pyworkflow.actors, pyworkflow.storage, pyworkflow.testing):
+    modules = (pyworkflow, pyworkflow.actors, pyworkflow.storage, pyworkflow.testing, dashboard)
+    for module in modules:
         assert module.__all__ == sorted(module.__all__), module.__name__
         for name in module.__all__:
             assert not name.startswith("_"), name
@@ -60,7 +62,7 @@ def test_kafka_backend_reports_its_public_path() -> None:
 def test_no_private_names_leak() -> None:
     public = {n for n in dir(pyworkflow) if not n.startswith("_")}
     # Subpackages are public too; everything else must be in __all__.
-    assert public - set(pyworkflow.__all__) <= {"actors", "storage", "testing"}
+    assert public - set(pyworkflow.__all__) <= {"actors", "dashboard", "storage", "testing"}
 
 
 def test_run_status_values() -> None:

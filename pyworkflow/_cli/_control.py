@@ -7,6 +7,7 @@ code; the run then continues when a process that has it (``--app``) resumes it.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -16,14 +17,27 @@ from .._core._records import HookRecord, HookStatus, RunStatus, WorkflowRun
 from .._exceptions import InvalidTokenError, WorkflowNotRegisteredError
 from .._execution._hooks import parse_token
 from .._execution._registry import registry
+from ..storage import StorageBackend
 from ._common import APP_ENV, CliEnv, CommandFailed, ExitCode
 from ._output import fmt_time, fmt_value, render_table
-from ._runs import require_run, run_document
+from ._runs import find_run, require_run, run_document
 
-__all__ = ["cmd_cancel", "cmd_hooks_list", "cmd_hooks_send", "cmd_resume"]
+__all__ = [
+    "Outcome",
+    "cancel_run",
+    "cmd_cancel",
+    "cmd_hooks_list",
+    "cmd_hooks_send",
+    "cmd_resume",
+    "parse_payload",
+    "resume_run",
+    "send_hook",
+    "state_text",
+]
 
 
-def _state_text(run: WorkflowRun) -> str:
+def state_text(run: WorkflowRun) -> str:
+    """A run's status in a few words: its result, error, reason or what it waits for."""
     status = run.status.value
     if run.status is RunStatus.COMPLETED:
         return f"{status}, result {fmt_value(run.result, 200)}"
@@ -52,39 +66,63 @@ def _without_code(run: WorkflowRun) -> str | None:
     )
 
 
-def _report(env: CliEnv, run: WorkflowRun, text: str, **extra: Any) -> None:
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an operation did: the run's record after it, a sentence, and extra JSON."""
+
+    run: WorkflowRun
+    text: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _report(env: CliEnv, outcome: Outcome) -> None:
     if env.printer.as_json:
-        env.printer.json({**run_document(run), **extra})
+        env.printer.json({**run_document(outcome.run), **outcome.extra})
     else:
-        env.printer.line(text)
+        env.printer.line(outcome.text)
 
 
-async def cmd_resume(env: CliEnv) -> int:
-    run_id: str = env.args.run_id
-    before = await require_run(env, run_id)
+async def resume_run(storage: StorageBackend, desc: str, run_id: str) -> Outcome:
+    """Resume a run (the ``resume`` command and the dashboard's button).
+
+    Raises:
+        CommandFailed: no such run, or its workflow is not in this process.
+    """
+    before = await find_run(storage, desc, run_id)
     if before.status.is_finished:
-        _report(env, before, f"run {run_id} is already {_state_text(before)}; nothing to resume")
-        return ExitCode.OK
+        text = f"run {run_id} is already {state_text(before)}; nothing to resume"
+        return Outcome(before, text)
     try:
-        await resume(run_id, storage=env.storage)
+        await resume(run_id, storage=storage)
     except WorkflowNotRegisteredError as exc:
         msg = f"{exc} (pass --app MODULE[:ATTR] or set ${APP_ENV})"
         raise CommandFailed(msg, ExitCode.NOT_FOUND) from exc
-    after = await require_run(env, run_id)
+    after = await find_run(storage, desc, run_id)
     not_due = after.status is RunStatus.SUSPENDED and after.last_sequence == before.last_sequence
     note = " (not due yet; nothing was written)" if not_due else ""
-    _report(env, after, f"run {run_id}: {_state_text(after)}{note}", not_due=not_due)
+    return Outcome(after, f"run {run_id}: {state_text(after)}{note}", {"not_due": not_due})
+
+
+async def cmd_resume(env: CliEnv) -> int:
+    _report(env, await resume_run(env.storage, env.storage_desc, env.args.run_id))
     return ExitCode.OK
 
 
-async def cmd_cancel(env: CliEnv) -> int:
-    run_id: str = env.args.run_id
-    run = await require_run(env, run_id)
+async def cancel_run(
+    storage: StorageBackend, desc: str, run_id: str, reason: str | None
+) -> Outcome:
+    """Request a run's cancellation with ``reason`` (the ``cancel`` command and the
+    dashboard's form).
+
+    Raises:
+        CommandFailed: no such run, or it already finished.
+    """
+    run = await find_run(storage, desc, run_id)
     if run.status.is_finished:
         msg = f"run {run_id} is already {run.status.value}; there is nothing to cancel"
         raise CommandFailed(msg, ExitCode.CONFLICT)
-    requested = await cancel_workflow(run_id, reason=env.args.reason, storage=env.storage)
-    after = await require_run(env, run_id)
+    requested = await cancel_workflow(run_id, reason=reason, storage=storage)
+    after = await find_run(storage, desc, run_id)
     pending = _without_code(after)
     if not requested:
         msg = f"run {run_id} finished ({after.status.value}) before it could be cancelled"
@@ -92,12 +130,17 @@ async def cmd_cancel(env: CliEnv) -> int:
     if pending is not None:
         text = f"cancellation of run {run_id} recorded; {pending}"
     elif after.status.is_finished:
-        text = f"run {run_id}: {_state_text(after)}"
+        text = f"run {run_id}: {state_text(after)}"
     elif after.status is RunStatus.RUNNING:
         text = f"cancellation of run {run_id} requested; it stops at its next checkpoint"
     else:
-        text = f"cancellation of run {run_id} recorded; run is {_state_text(after)}"
-    _report(env, after, text, pending=pending)
+        text = f"cancellation of run {run_id} recorded; run is {state_text(after)}"
+    return Outcome(after, text, {"pending": pending})
+
+
+async def cmd_cancel(env: CliEnv) -> int:
+    args = env.args
+    _report(env, await cancel_run(env.storage, env.storage_desc, args.run_id, args.reason))
     return ExitCode.OK
 
 
@@ -124,30 +167,44 @@ def _hook_row(h: HookRecord) -> tuple[str, ...]:
     return (h.hook_name, h.status.value, fmt_time(h.created_at), fmt_time(h.expires_at), h.token)
 
 
-def _payload(text: str) -> Any:
-    raw = sys.stdin.read() if text == "-" else text
+def parse_payload(raw: str, *, option: str = "--json") -> Any:
+    """A hook payload from its JSON text.
+
+    Raises:
+        CommandFailed: it is not JSON (usage), quoting the start of it.
+    """
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
-        msg = (
-            f"--json {shown!r} is not valid JSON ({exc}); quote it, e.g. --json '{{\"ok\": true}}'"
-        )
+        example = f"""{option} '{{"ok": true}}'"""
+        msg = f"{option} {shown!r} is not valid JSON ({exc}); quote it, e.g. {example}"
         raise CommandFailed(msg, ExitCode.USAGE) from None
 
 
-async def cmd_hooks_send(env: CliEnv) -> int:
-    token: str = env.args.token
+async def send_hook(storage: StorageBackend, token: str, payload: Any) -> Outcome:
+    """Deliver ``payload`` to the hook behind ``token`` (``hooks send`` and the dashboard).
+
+    Raises:
+        CommandFailed: a malformed token (usage).
+        InvalidTokenError, HookAlreadyReceivedError, HookExpiredError, HookPayloadError:
+            as ``resume_hook`` raises them.
+    """
     try:
         run_id, _ = parse_token(token)
     except InvalidTokenError as exc:
         raise CommandFailed(str(exc), ExitCode.USAGE) from None
-    payload = _payload(env.args.payload)
-    run = await resume_hook(token, payload, storage=env.storage)
+    run = await resume_hook(token, payload, storage=storage)
     pending = _without_code(run)
     if pending is not None:
         text = f"payload recorded for run {run_id}; {pending}"
     else:
-        text = f"payload delivered; run {run_id}: {_state_text(run)}"
-    _report(env, run, text, pending=pending)
+        text = f"payload delivered; run {run_id}: {state_text(run)}"
+    return Outcome(run, text, {"pending": pending})
+
+
+async def cmd_hooks_send(env: CliEnv) -> int:
+    text: str = env.args.payload
+    payload = parse_payload(sys.stdin.read() if text == "-" else text)
+    _report(env, await send_hook(env.storage, env.args.token, payload))
     return ExitCode.OK

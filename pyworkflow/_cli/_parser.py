@@ -17,6 +17,7 @@ from .._core._records import HookStatus, RunStatus
 from .._logging import LogFormat, LogLevel
 from ._common import APP_ENV, ExitCode
 from ._control import cmd_cancel, cmd_hooks_list, cmd_hooks_send, cmd_resume
+from ._dashboard import cmd_dashboard
 from ._host import cmd_run, cmd_worker
 from ._runs import cmd_events, cmd_runs_list, cmd_runs_show
 from ._storage import DEFAULT_STORAGE, STORAGE_ENV
@@ -218,8 +219,37 @@ its partitions go back to the group, exit 0; a second one stops it at once (exit
     )  # fmt: skip
 
 
+def _add_dashboard(commands: Any) -> None:
+    dashboard = _command(
+        commands, "dashboard", "serve a web dashboard of the storage's runs (needs the "
+        "dashboard extra)", cmd_dashboard, json_flag=False,
+    )  # fmt: skip
+    dashboard.description = """\
+serve a web dashboard: runs (paged, filtered, counted by status), each run's record,
+timeline and events, live over server-sent events, and the operator's actions (cancel with
+a reason, deliver a hook payload, resume a due run; --app runs the workflows on). Binds
+127.0.0.1; anywhere else it needs a token (--token or $PYWORKFLOW_DASHBOARD_TOKEN) that
+every request carries (Authorization: Bearer, or open /?token=... once). Needs
+pip install 'pyworkflow[dashboard]'."""
+    dashboard.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8000, help="default: 8000")
+    dashboard.add_argument(
+        "--token", metavar="SECRET", default=None,
+        help="require this token (default: $PYWORKFLOW_DASHBOARD_TOKEN; required off loopback)",
+    )  # fmt: skip
+    dashboard.add_argument(
+        "--read-only", action="store_true", help="show runs, but no actions"
+    )
+    dashboard.add_argument(
+        "--interval", type=_positive_float, default=0.5, metavar="SECONDS",
+        help="how often live pages read the storage (default: 0.5)",
+    )  # fmt: skip
+    dashboard.set_defaults(loop="trio")  # Hypercorn's trio worker
+
+
 COMMANDS: tuple[Adder, ...] = (
     _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_run, _add_worker, _add_demo,
+    _add_dashboard,
 )  # fmt: skip
 
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import anyio
 import msgspec
 
 from .._config import settings
-from .._core._events import (
-    Event,
-    WorkflowCancelled,
-    WorkflowCompleted,
-    WorkflowContinuedAsNew,
-    WorkflowFailed,
-)
+from .._core._events import Event
 from .._core._records import RunStatus, WorkflowRun
 from .._core._replay import Kind, RunState, fold
+from .._follow import follow_events, is_final
+from ..storage import StorageBackend
 from ._common import CliEnv, CommandFailed, ExitCode
 from ._output import fmt_duration, fmt_time, fmt_value, render_table
 
@@ -26,11 +21,13 @@ __all__ = [
     "cmd_runs_list",
     "cmd_runs_show",
     "describe_waiting",
+    "find_run",
+    "is_final",
     "require_run",
     "run_document",
+    "run_info",
+    "waiting_text",
 ]
-
-_FINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew)
 
 
 def run_document(run: WorkflowRun) -> dict[str, Any]:
@@ -40,15 +37,20 @@ def run_document(run: WorkflowRun) -> dict[str, Any]:
     return doc
 
 
-async def require_run(env: CliEnv, run_id: str) -> WorkflowRun:
-    run = await env.storage.get_run(run_id)
+async def find_run(storage: StorageBackend, desc: str, run_id: str) -> WorkflowRun:
+    """The run's record; raises ``CommandFailed`` (not found) naming the storage ``desc``."""
+    run = await storage.get_run(run_id)
     if run is None:
         msg = (
-            f"no run {run_id!r} in storage {env.storage_desc}; check the id "
+            f"no run {run_id!r} in storage {desc}; check the id "
             "(pyworkflow runs list) and --storage"
         )
         raise CommandFailed(msg, ExitCode.NOT_FOUND)
     return run
+
+
+async def require_run(env: CliEnv, run_id: str) -> WorkflowRun:
+    return await find_run(env.storage, env.storage_desc, run_id)
 
 
 def _now() -> datetime:
@@ -56,7 +58,8 @@ def _now() -> datetime:
 
 
 # -- runs list ---------------------------------------------------------------------------
-def _info(run: WorkflowRun) -> str:
+def run_info(run: WorkflowRun) -> str:
+    """The INFO column of ``runs list``: error, wait, result or successor."""
     if run.error:
         return run.error
     if run.status is RunStatus.SUSPENDED:
@@ -93,7 +96,7 @@ async def cmd_runs_list(env: CliEnv) -> int:
             str(r.step_count),
             fmt_time(r.created_at),
             fmt_time(r.updated_at),
-            _info(r),
+            run_info(r),
         )
         for r in page.runs
     ]
@@ -135,7 +138,8 @@ def describe_waiting(state: RunState, now: datetime) -> list[dict[str, Any]]:
     return items
 
 
-def _waiting_text(item: dict[str, Any]) -> str:
+def waiting_text(item: dict[str, Any]) -> str:
+    """One item of ``describe_waiting`` in words."""
     kind, name, index = item["kind"], item["name"], item["checkpoint"]
     due = item.get("due")
     when = ""
@@ -193,7 +197,7 @@ def _show_lines(
         ("child", f"{c.run_id}  {c.workflow_name}  {c.status.value}") for c in children
     )
     lines.extend(
-        ("waiting" if run.status is RunStatus.SUSPENDED else "current", _waiting_text(w))
+        ("waiting" if run.status is RunStatus.SUSPENDED else "current", waiting_text(w))
         for w in waiting
     )
     if run.status is RunStatus.COMPLETED:
@@ -259,11 +263,8 @@ async def cmd_events(env: CliEnv) -> int:
     if not env.printer.as_json:
         env.printer.line(f"{'SEQ':>5}  {'TIME':<20}  {'TYPE':<22}  DETAILS")
     _emit(env, events, stream=True)
-    last = events[-1].sequence if events else 0
-    while not any(isinstance(e, _FINAL_EVENTS) for e in events):
-        await anyio.sleep(args.interval)
-        events = await env.storage.read(run_id, after=last)
-        _emit(env, events, stream=True)
-        if events:
-            last = events[-1].sequence
+    if not is_final(events):
+        last = events[-1].sequence if events else 0
+        async for batch in follow_events(env.storage, run_id, after=last, interval=args.interval):
+            _emit(env, batch, stream=True)
     return ExitCode.OK

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .._core._records import RunPage, RunStatus, WorkflowRun
 from .._exceptions import ConfigurationError
 
-__all__ = ["check_limit", "page_runs", "sort_key"]
+__all__ = ["check_limit", "cut_page", "page_runs", "parse_cursor", "sort_key"]
 
 
 def sort_key(run: WorkflowRun) -> tuple[str, str]:
@@ -21,6 +21,26 @@ def check_limit(limit: int) -> None:
         raise ConfigurationError(msg)
 
 
+def parse_cursor(cursor: str | None) -> tuple[str, str] | None:
+    """A page's ``next_cursor`` (``created_at|run_id``) as a ``sort_key``; None for none."""
+    if cursor is None:
+        return None
+    created, sep, run_id = cursor.rpartition("|")
+    if not sep or not created or not run_id:
+        msg = f"malformed list_runs cursor {cursor!r}: pass the next_cursor of a previous page"
+        raise ConfigurationError(msg)
+    return created, run_id
+
+
+def cut_page(selected: Sequence[WorkflowRun], limit: int) -> RunPage:
+    """The first ``limit`` of ``selected`` (newest first), with a cursor if more follow."""
+    page = list(selected[:limit])
+    if len(selected) > limit:
+        last = sort_key(page[-1])
+        return RunPage(runs=page, next_cursor=f"{last[0]}|{last[1]}")
+    return RunPage(runs=page)
+
+
 def page_runs(
     runs: Iterable[WorkflowRun],
     *,
@@ -32,6 +52,7 @@ def page_runs(
     """Filter, sort newest first and cut one page after ``cursor`` (``created_at|run_id``)."""
     check_limit(limit)
     status = RunStatus(status) if status is not None else None
+    before = parse_cursor(cursor)
     selected = sorted(
         (
             r
@@ -42,14 +63,6 @@ def page_runs(
         key=sort_key,
         reverse=True,
     )
-    if cursor is not None:
-        created, sep, run_id = cursor.rpartition("|")
-        if not sep or not created or not run_id:
-            msg = f"malformed list_runs cursor {cursor!r}: pass the next_cursor of a previous page"
-            raise ConfigurationError(msg)
-        selected = [r for r in selected if sort_key(r) < (created, run_id)]
-    page = selected[:limit]
-    if len(selected) > limit:
-        last = sort_key(page[-1])
-        return RunPage(runs=page, next_cursor=f"{last[0]}|{last[1]}")
-    return RunPage(runs=page)
+    if before is not None:
+        selected = [r for r in selected if sort_key(r) < before]
+    return cut_page(selected, limit)

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,11 @@ async def test_layout_is_the_seeds(tmp_path: Path) -> None:
         pass
 
     folders = {p.name for p in base.iterdir()}
-    assert folders == SEED_FOLDERS | {"idempotency", ".due"}  # .due: the due-runs index
+    # .due: the due-runs index; .created: runs by start time, for list_runs
+    assert folders == SEED_FOLDERS | {"idempotency", ".due", ".created"}
     files = set(files_under(base))
     digest = hashlib.sha256(b"order-1").hexdigest()
+    minute = events[0].timestamp.astimezone(UTC).strftime("%Y%m%d/%H%M")
     assert files == {
         f"runs/{run_id}.json",
         f"events/{run_id}.jsonl",
@@ -143,6 +146,8 @@ async def test_layout_is_the_seeds(tmp_path: Path) -> None:
         f".locks/{run_id}.append.lock",
         f".locks/{run_id}.lock",
         ".due/.built",  # the run completed: its entries and their folders are gone
+        ".created/.built",
+        f".created/{minute}.jsonl",
     }
 
 

@@ -193,7 +193,8 @@ async def test_a_run_whose_run_file_was_never_written_is_listed(tmp_path: Path) 
     listed, h = History(), History()
     await append_all(backend, [started(listed)])
     first = started(h)
-    log_path(tmp_path, h.run_id).write_bytes(encode_event(first) + b"\n")
+    await append_all(FileStorageBackend(tmp_path), [first])  # by another process
+    assert not (tmp_path / "runs" / f"{h.run_id}.json").exists()
 
     page = await FileStorageBackend(tmp_path).list_runs()
     assert {r.run_id for r in page} == {listed.run_id, h.run_id}

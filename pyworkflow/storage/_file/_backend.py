@@ -99,7 +99,7 @@ from ..._exceptions import ConfigurationError
 from ..._logging import make_logger
 from .._children import children_of
 from .._errors import storage_error_from_oserror
-from .._paging import check_limit, page_runs
+from .._paging import check_limit
 from .._port import check_after, check_due_query
 from ._io import Offload
 from ._paths import Layout, check_id
@@ -124,8 +124,9 @@ class FileStorageBackend:
     (each step's file once); ``read`` one sequential read of the log (only the new lines
     when reading after the last sequence this instance saw); ``get_run``, ``get_step`` and
     ``get_hook`` one ``fstat`` when cached, else the run file and the log after it (at
-    most ~64 KiB) plus the record's file; ``list_runs`` one ``stat`` per run plus a fold of
-    the logs that grew since the last listing; ``list_hooks(run_id)`` one read of that
+    most ~64 KiB) plus the record's file; ``list_runs`` the page's runs (a ``get_run`` each) plus
+    the creation index's minute files up to them (a status filter reads runs until it has a
+    page); ``list_hooks(run_id)`` one read of that
     run's log; ``list_hooks()`` reads every hook file; ``due_runs`` lists the ``.due/``
     folders of the minutes up to ``until`` and checks each run found (an ``fstat`` when
     cached), never the runs due later.
@@ -226,12 +227,13 @@ class FileStorageBackend:
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        """Runs, newest first. A corrupt run record is skipped (with a warning logged)."""
+        """Runs, newest first, from the creation index ``.created/`` (see ``_created``): a
+        page costs its runs, not the number of runs. A corrupt run record is skipped (with a
+        warning logged)."""
         check_limit(limit)
-        runs = await self._call("list runs", self._store.list_runs, inline=False)
-        return page_runs(
-            runs, status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
-        )
+        status = RunStatus(status) if status is not None else None
+        page = functools.partial(self._store.list_runs, status, workflow_name, limit, cursor)
+        return await self._call("list runs", page, inline=False)
 
     async def get_step(self, step_id: str) -> StepRecord | None:
         """A step's latest record (``steps/{step_id}.json`` and its run's log since).

@@ -48,6 +48,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from ._io import fsync_dir
+from ._marker import IndexFolder
 from ._paths import is_id
 
 __all__ = ["DueFolder"]
@@ -55,7 +56,6 @@ __all__ = ["DueFolder"]
 _ENTRY = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{6})Z_(.+)")
 _DAY = re.compile(r"\d{8}")
 _MINUTE = re.compile(r"\d{4}")
-_BUILT = ".built"
 _TRIES = 10
 """Attempts to make an entry whose folder another process keeps removing (emptied)."""
 
@@ -99,11 +99,8 @@ def _rmdir(folder: str) -> bool:
     return True
 
 
-class DueFolder:
+class DueFolder(IndexFolder):
     """The ``.due/`` folder of one storage folder. Synchronous; raises ``OSError``."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
 
     def paths(self, due: datetime, run_id: str) -> tuple[str, str, str]:
         """The day folder, minute folder and entry path of ``(due, run_id)``."""
@@ -111,26 +108,6 @@ class DueFolder:
         day = f"{self.root}/{stamp[:8]}"
         minute = f"{day}/{stamp[9:13]}"
         return day, minute, f"{minute}/{stamp}_{run_id}"
-
-    # -- the marker ---------------------------------------------------------------------
-    def ensure(self, events: str, *, sync: bool) -> None:
-        """Make ``.due/``; a storage folder with no log yet is fully indexed (``.built``)."""
-        if os.path.isdir(self.root):
-            return
-        with os.scandir(events) as entries:
-            logs = any(entry.name.endswith(".jsonl") for entry in entries)
-        os.makedirs(self.root, exist_ok=True)
-        if not logs:
-            self.mark_built(sync=sync)
-
-    def built(self) -> bool:
-        return os.path.exists(f"{self.root}/{_BUILT}")
-
-    def mark_built(self, *, sync: bool) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        os.close(os.open(f"{self.root}/{_BUILT}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        if sync:
-            fsync_dir(self.root)
 
     # -- entries ------------------------------------------------------------------------
     def has(self, due: datetime, run_id: str) -> bool:

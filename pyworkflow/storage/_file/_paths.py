@@ -48,7 +48,8 @@ class Layout:
     ├── hooks/        {hook_id}.json       hook records
     ├── idempotency/  {sha256(key)}.json   idempotency claims: {"key": .., "run_id": ..}
     ├── .locks/       {run_id}.lock, {run_id}.append.lock   flock files
-    └── .due/         {YYYYMMDD}/{HHMM}/{due}_{run_id}     the due-runs index (``_file_due``)
+    ├── .due/         {YYYYMMDD}/{HHMM}/{due}_{run_id}     the due-runs index (``_file_due``)
+    └── .created/     {YYYYMMDD}/{HHMM}.jsonl   runs by start time, for list_runs (``_created``)
 
     File paths are plain ``str`` (built on every append: ``pathlib`` costs microseconds).
     """
@@ -69,6 +70,7 @@ class Layout:
         self.idempotency = os.path.join(root, "idempotency")
         self.locks = os.path.join(root, ".locks")
         self.due = os.path.join(root, ".due")
+        self.created = os.path.join(root, ".created")
 
     @property
     def folders(self) -> tuple[str, ...]:

@@ -36,9 +36,11 @@ from ..._core._events import (
     WorkflowSuspended,
 )
 from ..._core._projection import DUE_EVENTS, Projection, due_at, project
-from ..._core._records import HookRecord, StepRecord, WorkflowRun
+from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
+from .._paging import cut_page, parse_cursor
 from .._port import check_append
+from ._created import CreatedIndex
 from ._due import DueFolder
 from ._io import Offload, flocked, fsync_dir, write_all, write_atomic
 from ._listing import RunListing
@@ -121,6 +123,7 @@ class FileStore:
         self._marks: Lru[str, LogMark] = Lru(_CACHE_SIZE)
         self.index = DueFolder(layout.due)
         self._indexed = False
+        self.created = CreatedIndex(layout.created)
 
     def forget(self) -> None:
         self._marks.clear()
@@ -132,6 +135,7 @@ class FileStore:
         for folder in self.layout.folders:
             os.makedirs(folder, exist_ok=True)
         self.index.ensure(self.layout.events, sync=self.durability != "none")
+        self.created.ensure(self.layout.events, sync=self.durability != "none")
         if self.durability != "none":
             fsync_dir(str(self.layout.base))
         self._ready = True
@@ -175,6 +179,9 @@ class FileStore:
                 if move is not None and move[1] is not None:  # I1: the new entry first
                     self.index.add(move[1], run_id, sync=self.durability != "none")
                 created = fd is None or start == 0  # or left empty by a failed first append
+                if created and isinstance(events[0], WorkflowStarted):  # _created's I1
+                    first = events[0]
+                    self.created.add(first.timestamp, run_id, first.workflow_name, sync=sync)
                 if fd is None:
                     fd = _open_log(path, create=True)
                     assert fd is not None
@@ -454,8 +461,35 @@ class FileStore:
         live = self._live(run_id, strict=True, inline=inline)
         return live.run if live is not None else None
 
-    def list_runs(self, *, inline: bool) -> list[WorkflowRun]:
-        return self._listing.records()
+    def list_runs(
+        self,
+        status: RunStatus | None,
+        workflow_name: str | None,
+        limit: int,
+        cursor: str | None,
+        *,
+        inline: bool,
+    ) -> RunPage:
+        """One page, newest first, from the creation index (``_created``): reads the
+        page's runs and the index's minute files up to them, not every run."""
+        before = parse_cursor(cursor)
+        self.ensure_layout()
+        self.created.build(self._listing.records, sync=self.durability != "none")
+        runs: list[WorkflowRun] = []
+        for line in self.created.newest(before):
+            if workflow_name is not None and line.workflow != workflow_name:
+                continue
+            try:
+                run = self.project_run(line.run_id, inline=False)
+            except CorruptRecordError as exc:
+                self.log.warning("corrupt_run_record_skipped", run_id=line.run_id, error=str(exc))
+                continue
+            if run is None or (status is not None and run.status != status):
+                continue  # I1: a line whose start was never written
+            runs.append(run)
+            if len(runs) > limit:
+                break
+        return cut_page(runs, limit)
 
     def all_hooks(self, *, inline: bool) -> list[HookRecord]:
         """Every readable hook record, oldest first (corrupt ones skipped and reported)."""
