@@ -71,6 +71,9 @@ _WAKE_EVENTS = (HookReceived, CancellationRequested, *CHILD_OUTCOMES)
 _APPEND_RETRIES = 50
 
 
+_OPENED_MAX = 4096
+
+
 def new_run_id() -> str:
     return f"run_{secrets.token_hex(8)}"
 
@@ -136,6 +139,11 @@ class Engine:
         self.clock = settings.clock
         self.log = settings.log
         self.states = states or StateCache(size=0)
+        self._opened: dict[str, RunState] = {}
+        """Runs this engine just started, folded from the start it wrote: their first
+        activation takes the state from here instead of reading the log back (anything
+        another writer appended meanwhile makes the owner's first append conflict, and the
+        owner folds the log again). Bounded by :data:`_OPENED_MAX`."""
         self.backoff = backoff or Backoff()
         self.draining = False
         self._owners: set[RunOwner] = set()
@@ -233,6 +241,9 @@ class Engine:
         )
         try:
             await self.storage.append(run_id, [started], expected_sequence=0)
+            if len(self._opened) >= _OPENED_MAX:  # started and never activated here
+                del self._opened[next(iter(self._opened))]
+            self._opened[run_id] = fold(run_id, [started])
         except RunLockedError:
             raise  # not this writer's to start (a Kafka partition fenced by workers)
         except ConflictError:  # started already (a concurrent start, or a command again)
@@ -381,7 +392,7 @@ class Engine:
         known: RunState | None = None
         while True:
             async with self.storage.lock_run(run_id):
-                state = await self._catch_up(known) if known else await self._load(run_id)
+                state = await self._catch_up(known) if known else await self._load(run_id, fresh)
                 result, state = await self._host(state, fresh=fresh, first=first, inbox=inbox)
             self.states.give(self.storage, state)  # ended normally: reusable next time
             runnable = registry.workflow(state.workflow_name) is not None
@@ -527,9 +538,13 @@ class Engine:
             self.begun.add(new_id)
         return new_id
 
-    async def _load(self, run_id: str) -> RunState:
-        """The run's state folded from its log: a kept state brought up to date, or a
-        fold from the first event."""
+    async def _load(self, run_id: str, fresh: bool = False) -> RunState:
+        """The run's state folded from its log: for the first activation of a run this
+        engine just started (``fresh``), the state of its start; else a kept state brought
+        up to date, or a fold from the first event."""
+        opened = self._opened.pop(run_id, None)  # stale for anything but that activation
+        if opened is not None and fresh:
+            return opened
         kept = self.states.take(self.storage, run_id)
         if kept is not None:
             return await self._catch_up(kept)

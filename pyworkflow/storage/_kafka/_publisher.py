@@ -13,9 +13,11 @@ from ..._core._projection import Projection
 from ._codec import encode_record
 from ._settings import TopicNames
 
-__all__ = ["ProjectionPublisher"]
+__all__ = ["LINGER_S", "ProjectionPublisher"]
 
 _Publish = tuple[str, bytes, bytes]
+LINGER_S = 0.05
+"""How long a projection waits for more changes of its key before it is sent."""
 
 
 class ProjectionPublisher:
@@ -53,6 +55,11 @@ class ProjectionPublisher:
         """Send queued records in batches until :meth:`finish`."""
         while True:
             items = [await self._outbox.get()]
+            if items[0] is not None:
+                # Linger: a run appends every few ms while it executes; what it changed in
+                # the meantime is sent once (the topics keep a key's latest record anyway).
+                # Readers of these topics see a change up to LINGER_S later.
+                await asyncio.sleep(LINGER_S)
             while not self._outbox.empty():
                 items.append(self._outbox.get_nowait())
             # The topics are compacted by key: of the records queued for one key, only the
