@@ -56,7 +56,15 @@ from ..storage import StorageBackend
 from ._context import RunContext, running
 from ._continuation import ContinueAsNewSignal, start_successor
 from ._hooks import parse_token, validate_payload
-from ._owner import Backoff, Derive, Draft, OwnerStopped, OwnerStoppedSignal, RunOwner
+from ._owner import (
+    Backoff,
+    Derive,
+    Draft,
+    Opening,
+    OwnerStopped,
+    OwnerStoppedSignal,
+    RunOwner,
+)
 from ._registry import registry
 from ._requests import CancelRequest
 from ._signals import DrainSignal, SuspendSignal
@@ -222,11 +230,59 @@ class Engine:
         Raises:
             ConfigurationError: the key is held by a run of another workflow.
         """
+        run_id, started = await self.prepare_start(
+            run_id, workflow_name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+        )
+        if started is None:
+            return run_id, False
+        return run_id, await self.write_start(started)
+
+    async def write_start(self, started: WorkflowStarted) -> bool:
+        """Append a run's start (``prepare_start``); whether this call wrote it (False: the
+        run had started already). Its first activation here (``fresh``) won't read it back.
+
+        Raises:
+            RunLockedError: not this writer's to start (a Kafka partition fenced by workers).
+        """
+        run_id, workflow_name = started.run_id, started.workflow_name
+        idempotency_key = started.idempotency_key
+        try:
+            await self.storage.append(run_id, [started], expected_sequence=0)
+            if len(self._opened) >= _OPENED_MAX:  # started and never activated here
+                del self._opened[next(iter(self._opened))]
+            self._opened[run_id] = fold(run_id, [started])
+        except RunLockedError:
+            raise  # not this writer's to start (a Kafka partition fenced by workers)
+        except ConflictError:  # started already (a concurrent start, or a command again)
+            if idempotency_key is not None:
+                await self.started_as(run_id, workflow_name, idempotency_key)
+            return False
+        self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
+        return True
+
+    async def prepare_start(
+        self,
+        run_id: str,
+        workflow_name: str,
+        raw_args: msgspec.Raw,
+        raw_kwargs: msgspec.Raw,
+        *,
+        idempotency_key: str | None,
+    ) -> tuple[str, WorkflowStarted | None]:
+        """The ``workflow_started`` of run ``run_id``, not written yet, after claiming the
+        idempotency key: ``(run_id, event)``, or ``(holder, None)`` when the key names a run
+        that has started (of the same workflow). ``begin_as`` appends the event; a host
+        that runs the run at once gives it to ``activate(opening=Opening(event))``, whose
+        first commit writes it with the workflow's first events.
+
+        Raises:
+            ConfigurationError: the key is held by a run of another workflow.
+        """
         if idempotency_key is not None:
             holder = await self.storage.claim_idempotency_key(idempotency_key, run_id)
             if holder != run_id:
                 if await self.started_as(holder, workflow_name, idempotency_key):
-                    return holder, False
+                    return holder, None
                 run_id = holder  # the claimer died before starting it: start it for them
         wf = registry.workflow(workflow_name)
         started = WorkflowStarted(
@@ -239,19 +295,29 @@ class Engine:
             tags=wf.tags if wf is not None else (),
             idempotency_key=idempotency_key,
         )
+        return run_id, started
+
+    async def opened(self, opening: Opening) -> bool:
+        """Wait until the run's start is written by its owner: True; False when another
+        writer started the run first (a start delivered twice, say).
+
+        Raises:
+            StorageError: the start could not be written (what stopped the owner).
+            RunLockedError: the run is not this writer's to start (a fenced partition).
+            OwnerStopped: the execution ended before writing it (the host was cancelled).
+        """
         try:
-            await self.storage.append(run_id, [started], expected_sequence=0)
-            if len(self._opened) >= _OPENED_MAX:  # started and never activated here
-                del self._opened[next(iter(self._opened))]
-            self._opened[run_id] = fold(run_id, [started])
-        except RunLockedError:
-            raise  # not this writer's to start (a Kafka partition fenced by workers)
-        except ConflictError:  # started already (a concurrent start, or a command again)
-            if idempotency_key is not None:
-                await self.started_as(run_id, workflow_name, idempotency_key)
-            return run_id, False
-        self.log.info("workflow_started", run_id=run_id, workflow=workflow_name)
-        return run_id, True
+            await opening.wait()
+        except OwnerStopped as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ConflictError) and not isinstance(cause, RunLockedError):
+                return False
+            if isinstance(cause, StorageError | RunLockedError):
+                raise cause from None
+            raise
+        started = opening.started
+        self.log.info("workflow_started", run_id=started.run_id, workflow=started.workflow_name)
+        return True
 
     async def started_as(self, run_id: str, workflow_name: str, key: str) -> bool:
         """Whether run ``run_id`` has started; raise if it runs another workflow than
@@ -375,8 +441,12 @@ class Engine:
         fresh: bool,
         first: Derive | None = None,
         inbox: Inbox | None = None,
+        opening: Opening | None = None,
     ) -> tuple[Any, RunState]:
         """Host the run under its lock until it completes, fails or rests.
+
+        ``opening``: the run's start, not written yet (``prepare_start``): the owner's first
+        commit writes it (with ``fresh``); the log is not read first.
 
         Returns the workflow's result if it completed during this call (else None), and
         the run's state as this activation left it. ``first``: a request from outside,
@@ -392,8 +462,16 @@ class Engine:
         known: RunState | None = None
         while True:
             async with self.storage.lock_run(run_id):
-                state = await self._catch_up(known) if known else await self._load(run_id, fresh)
-                result, state = await self._host(state, fresh=fresh, first=first, inbox=inbox)
+                if opening is not None:
+                    state = fold(run_id, [opening.started])
+                elif known is not None:
+                    state = await self._catch_up(known)
+                else:
+                    state = await self._load(run_id, fresh)
+                result, state = await self._host(
+                    state, fresh=fresh, first=first, inbox=inbox, opening=opening
+                )
+                opening = None
             self.states.give(self.storage, state)  # ended normally: reusable next time
             runnable = registry.workflow(state.workflow_name) is not None
             if state.status is not RunStatus.SUSPENDED or not runnable:
@@ -407,9 +485,15 @@ class Engine:
             known, fresh, first = self.states.take(self.storage, run_id) or state, False, None
 
     async def _host(
-        self, state: RunState, *, fresh: bool, first: Derive | None, inbox: Inbox | None
+        self,
+        state: RunState,
+        *,
+        fresh: bool,
+        first: Derive | None,
+        inbox: Inbox | None,
+        opening: Opening | None = None,
     ) -> tuple[Any, RunState]:
-        owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff)
+        owner = RunOwner(state, self.storage, self.clock, self.log, self.backoff, opening)
         owner.draining = self.draining
         self._owners.add(owner)
         try:
@@ -441,6 +525,7 @@ class Engine:
             return self._finished_result(state)
         wf = registry.workflow(state.workflow_name)
         if wf is None:
+            await owner.flush()  # a start not written yet is (its code runs elsewhere)
             if asked is not None:
                 log.warning("run_continues_elsewhere")  # recorded; its code runs elsewhere
                 return None

@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
-from .._core._events import CHILD_OUTCOMES, CancellationRequested, Event, HookReceived
+from .._core._events import (
+    CHILD_OUTCOMES,
+    CancellationRequested,
+    Event,
+    HookReceived,
+    WorkflowStarted,
+)
 from .._core._replay import RunState, fold
 from .._exceptions import ConflictError, CorruptRecordError, RunLockedError, StorageError
 from ._signals import SuspendSignal
@@ -45,6 +51,7 @@ __all__ = [
     "Backoff",
     "Derive",
     "Draft",
+    "Opening",
     "OwnerStopped",
     "OwnerStoppedSignal",
     "RunOwner",
@@ -64,6 +71,37 @@ Derive = Callable[[RunState], Sequence[Draft]]
 _EXTERNAL = (CancellationRequested, HookReceived, *CHILD_OUTCOMES)
 """Events that other writers may append to a run that is being executed (a child's
 outcome is written by the child's host when the child ends)."""
+
+
+class Opening:
+    """A run's start, written by its owner's first commit together with the first events
+    the workflow asks for (one append instead of two). Whoever started the run waits for
+    it (:meth:`wait`): the start is durable once that commit is.
+
+    Raises from :meth:`wait` OwnerStopped (with a ConflictError as its cause when another
+    writer started the run first) if the start could not be written.
+    """
+
+    __slots__ = ("_done", "error", "started")
+
+    def __init__(self, started: WorkflowStarted) -> None:
+        self.started = started
+        self.error: BaseException | None = None
+        self._done = anyio.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 class OwnerStopped(Exception):
@@ -116,7 +154,13 @@ class RunOwner:
     """Writes one run's log for one execution: the group commits of its requests."""
 
     def __init__(
-        self, state: RunState, storage: StorageBackend, clock: Clock, log: Any, backoff: Backoff
+        self,
+        state: RunState,
+        storage: StorageBackend,
+        clock: Clock,
+        log: Any,
+        backoff: Backoff,
+        opening: Opening | None = None,
     ) -> None:
         self.run_id = state.run_id
         self.state = state
@@ -131,7 +175,10 @@ class RunOwner:
         self._queue: list[_Request] = []
         self._writing = False
         self._stale = False
-        self._acked = state.last_sequence
+        self._opening = opening
+        """The run's start, folded into ``state`` but not written yet (see Opening)."""
+        self._unwritten: list[Event] = [] if opening is None else [opening.started]
+        self._acked = state.last_sequence - len(self._unwritten)
         """The sequence of the last event known to be in the log."""
         self._attempts: list[list[Event]] = []
         self._closed = False
@@ -168,7 +215,7 @@ class RunOwner:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""
-        if self._queue and not self._closed:
+        if (self._queue or self._unwritten) and not self._closed:
             await self.ask(_nothing)
 
     @property
@@ -179,6 +226,9 @@ class RunOwner:
     def close(self) -> None:
         """No more requests (what is still queued is not written: flush first)."""
         self._closed = True
+        if self._opening is not None and self._unwritten:
+            stopped = OwnerStopped(f"run {self.run_id!r}: its execution ended before its start")
+            self._opening.finish(self.stopped or stopped)
 
     # -- the group commit ---------------------------------------------------------------
     async def _lead(self) -> None:
@@ -194,7 +244,7 @@ class RunOwner:
                     await self._reload(self._acked, self._attempts, self.backoff.delays())
                     self._stale = False
                 # The commit, inline (it is every step's path): derive, validate, append.
-                seq = self.state.last_sequence
+                seq = self.state.last_sequence - len(self._unwritten)
                 events, accepted = self._derive(batch)
                 if events:
                     self._attempts = [events]
@@ -202,6 +252,7 @@ class RunOwner:
                         await self.storage.append(self.run_id, events, expected_sequence=seq)
                     except (ConflictError, StorageError) as exc:
                         await self._recommit(accepted, seq, exc)
+                    self._written()
                 self._acked = self.state.last_sequence
                 for request in accepted:
                     request.finish()
@@ -234,6 +285,8 @@ class RunOwner:
         self._closed = True
         if self.stopped is None:
             self.stopped = exc
+        if self._opening is not None and self._unwritten:
+            self._opening.finish(exc)
         for request in self._queue:
             request.finish(OwnerStoppedSignal())
         self._queue.clear()
@@ -253,7 +306,7 @@ class RunOwner:
             if not isinstance(error, ConflictError):
                 await self._retry_later(error, delays, "append")
             await self._reload(seq, attempts, delays)
-            seq = self.state.last_sequence
+            seq = self.state.last_sequence - len(self._unwritten)
             events, accepted = self._derive(batch)
             batch[:] = accepted
             if not events:
@@ -267,7 +320,9 @@ class RunOwner:
                 return
 
     def _derive(self, batch: list[_Request]) -> tuple[list[Event], list[_Request]]:
-        events: list[Event] = []
+        """The events of ``batch``'s requests (after the run's start while it is not
+        written), folded into ``state``; the requests they answer."""
+        events: list[Event] = list(self._unwritten)
         accepted: list[_Request] = []
         timestamp = self.clock.now()
         state, run_id = self.state, self.run_id
@@ -307,6 +362,15 @@ class RunOwner:
                 await self._retry_later(exc, delays, "read")
                 continue
             break
+        if self._unwritten:
+            if not events:  # our start is not in the log (yet): the next append brings it
+                self.state = fold(self.run_id, self._unwritten)
+                self._acked = 0
+                return
+            if events[0] != self._unwritten[0]:
+                msg = f"run {self.run_id!r} was started by another writer; this execution stops"
+                raise OwnerStopped(msg) from ConflictError(msg)
+            self._written()  # an attempt of ours landed after all
         newer = events[seq:]
         landed = next((a for a in attempts if newer[: len(a)] == a), [])
         for event in newer[len(landed) :]:
@@ -320,6 +384,13 @@ class RunOwner:
             self.log.info("external_event", event_type=event.type.value, seq=event.sequence)
         self.state = fold(self.run_id, events)
         self._acked = self.state.last_sequence
+
+    def _written(self) -> None:
+        """The run's start is in the log: whoever started the run may go on."""
+        if self._unwritten:
+            self._unwritten = []
+            assert self._opening is not None
+            self._opening.finish()
 
     async def _retry_later(self, exc: StorageError, delays: Iterator[float], what: str) -> None:
         delay = next(delays, None) if exc.retriable else None

@@ -10,7 +10,7 @@ import anyio
 
 from .._core._replay import RunState
 from .._exceptions import TransientStorageError
-from .._execution._owner import Derive, Draft, RunOwner
+from .._execution._owner import Derive, Draft, Opening, RunOwner
 
 __all__ = ["Command", "RunActor"]
 
@@ -63,10 +63,12 @@ class RunActor:
     (passivation): memory then holds only a timer entry, if the run sleeps.
     """
 
-    def __init__(self, run_id: str, *, fresh: bool) -> None:
+    def __init__(self, run_id: str, *, fresh: bool, opening: Opening | None = None) -> None:
         self.run_id = run_id
         self.fresh = fresh
         """Its first activation starts a run that was just recorded (not a recovery)."""
+        self.opening = opening
+        """The run's start, for its first activation to write (see ``Opening``)."""
         self.has_rested = False
         """The task ended: the run is suspended, finished, or owned elsewhere."""
         self._rested: anyio.Event | None = None  # made when someone waits (rarely)

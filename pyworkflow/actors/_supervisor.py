@@ -15,11 +15,12 @@ import msgspec
 from anyio.abc import TaskGroup
 
 from .._config import add_host, remove_host, settings, state_cache
-from .._core._events import WorkflowCompleted
+from .._core._events import WorkflowCompleted, WorkflowStarted
 from .._core._records import RunStatus, WorkflowRun
 from .._core._replay import RunState
 from .._exceptions import (
     ConfigurationError,
+    ConflictError,
     RunLockedError,
     RunNotFoundError,
     StorageError,
@@ -28,8 +29,8 @@ from .._exceptions import (
     WorkflowNotRegisteredError,
 )
 from .._execution._clock import Clock
-from .._execution._engine import Engine, new_run_id
-from .._execution._owner import Backoff, Derive, OwnerStoppedSignal
+from .._execution._engine import Engine, encode_start, new_run_id
+from .._execution._owner import Backoff, Derive, Opening, OwnerStopped, OwnerStoppedSignal
 from .._execution._registry import registry
 from .._execution._requests import CancelRequest
 from .._execution._signals import SuspendSignal
@@ -178,19 +179,34 @@ class Supervisor:
         fresh_id = new_run_id()
         self._starting.add(fresh_id)  # the due index lists it as running: not a recovery
         try:
-            run_id, created = await self._engine.begin(
-                workflow, args, kwargs, idempotency_key=idempotency_key, run_id=fresh_id
+            raw_args, raw_kwargs = encode_start(workflow, args, kwargs, idempotency_key)
+            run_id, started = await self._engine.prepare_start(
+                fresh_id, workflow.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
             )
         except BaseException:
             self._slots.release()
+            self._starting.discard(fresh_id)
             raise
+        if started is None or run_id in self._actors:  # the key names a run that started
+            self._starting.discard(fresh_id)
+            if run_id in self._actors:
+                self._slots.release()
+            else:
+                self._spawn(run_id, fresh=False, slot=True)
+            return run_id
+        try:
+            await self._start_here(started)
         finally:
             self._starting.discard(fresh_id)
-        if run_id in self._actors:  # an idempotency key named a run that is active here
-            self._slots.release()
-        else:
-            self._spawn(run_id, fresh=created, slot=True)
         return run_id
+
+    async def _start_here(self, started: WorkflowStarted) -> bool:
+        """Spawn the run's actor (the caller took its slot) to write the run's start with
+        the workflow's first events, one append; wait until it did. Whether this wrote it
+        (False: another writer started the run first)."""
+        opening = Opening(started)
+        self._spawn(started.run_id, fresh=True, slot=True, opening=opening)
+        return await self._engine.opened(opening)
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The value of the completed run, waiting for it to finish.
@@ -360,9 +376,12 @@ class Supervisor:
             actor = following
         return actor
 
-    def _spawn(self, run_id: str, *, fresh: bool, slot: bool = False) -> RunActor:
-        """Start the run's actor task (``slot``: the caller took an active slot for it)."""
-        actor = self._actors[run_id] = RunActor(run_id, fresh=fresh)
+    def _spawn(
+        self, run_id: str, *, fresh: bool, slot: bool = False, opening: Opening | None = None
+    ) -> RunActor:
+        """Start the run's actor task (``slot``: the caller took an active slot for it;
+        ``opening``: the run's start, for its first activation to write)."""
+        actor = self._actors[run_id] = RunActor(run_id, fresh=fresh, opening=opening)
         self._actor_tasks.start_soon(self._host, actor, slot)
         return actor
 
@@ -400,9 +419,10 @@ class Supervisor:
         item = actor.take()
         first = item[0] if item else None
         self._errors.pop(run_id, None)  # a new attempt: waiters await its end
+        opening, actor.opening = actor.opening, None
         try:
             actor.result, actor.state = await self._engine.activate(
-                run_id, fresh=actor.fresh, first=first, inbox=actor
+                run_id, fresh=actor.fresh, first=first, inbox=actor, opening=opening
             )
             actor.error = None
         except RunLockedError as exc:
@@ -418,11 +438,19 @@ class Supervisor:
             self._notify(run_id)
             self._retry_later(run_id)
         except Exception as exc:  # a bug: its waiters hear of it, the supervisor's exit too
+            if isinstance(exc, ConflictError) and opening is not None and opening.done:
+                # Its start lost to another writer's (a start delivered twice): nothing of
+                # this execution was written; the starter hears it from the opening.
+                self.log.info("run_started_elsewhere", run_id=run_id)
+                return
             self.log.error("actor_crashed", run_id=run_id, error=repr(exc))
             actor.error = self._errors[run_id] = exc
             self._notify(run_id)
             raise
         finally:
+            if opening is not None:  # not written (the activation failed first): say why
+                ended = OwnerStopped(f"run {run_id!r}: its execution ended before its start")
+                opening.finish(actor.error or ended)
             if item is not None:
                 item[1](actor.error)
 

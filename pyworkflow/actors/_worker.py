@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import msgspec
-from aiokafka.partitioner import murmur2
 from anyio.lowlevel import current_token
 
 from .._exceptions import (
@@ -42,6 +41,7 @@ from .._execution._owner import Backoff, Derive
 from .._execution._requests import CancelRequest
 from ..storage._kafka._backend import KafkaStorageBackend
 from ..storage._kafka._errors import PartitionFencedError
+from ..storage._kafka._placement import partition_for
 from ._actor import RunActor
 from ._bus import CommandBus, Delivery
 from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
@@ -123,8 +123,7 @@ class Worker(Supervisor):
     def _owns(self, run_id: str) -> bool:
         if not self._bus.partitions:
             return False
-        hashed: int = murmur2(run_id.encode())
-        partition = (hashed & 0x7FFFFFFF) % self._bus.partitions
+        partition = partition_for(run_id, self._bus.partitions)
         return partition in self._owned and partition not in self._fenced
 
     @property
@@ -223,15 +222,7 @@ class Worker(Supervisor):
             case StartCommand():
                 self._starting.add(run_id)  # running in the due index, yet not a recovery
                 try:
-                    holder, created = await self._engine.begin_as(
-                        run_id,
-                        command.workflow,
-                        command.args,
-                        command.kwargs,
-                        idempotency_key=command.idempotency_key,
-                    )
-                    if self._owns(holder) and (created or await self._unfinished(holder)):
-                        await self._wake(holder, fresh=created)  # a start again: it goes on
+                    await self._start(command)
                 finally:
                     self._starting.discard(run_id)
             case HookCommand():
@@ -242,6 +233,30 @@ class Worker(Supervisor):
                 await self._command(run_id, CancelRequest(command.reason))
             case ResumeCommand():
                 await self._wake(run_id)
+
+    async def _start(self, command: StartCommand) -> None:
+        """Start the command's run (or find it started) and have it go on here. A run of
+        ours that no actor hosts yet is started by its actor: the start is written with the
+        workflow's first events (one append), before the command is committed."""
+        holder, started = await self._engine.prepare_start(
+            command.run_id,
+            command.workflow,
+            command.args,
+            command.kwargs,
+            idempotency_key=command.idempotency_key,
+        )
+        created = False
+        if started is not None and self._owns(holder):
+            await self._take_slot()
+            if holder not in self._actors:
+                if await self._start_here(started):
+                    return  # its actor is on it
+            else:
+                self._slots.release()
+        elif started is not None:
+            created = await self._engine.write_start(started)  # fenced out, most likely
+        if self._owns(holder) and (created or await self._unfinished(holder)):
+            await self._wake(holder, fresh=created)  # a start again: it goes on
 
     def _forget_committed(self, done: dict[int, int]) -> None:
         """Commands up to these offsets are committed: their starts will not come again."""

@@ -406,18 +406,35 @@ async def test_a_permanent_failure_surfaces_to_the_waiter_and_the_actor_retries_
     tmp_path: Path, clock: ManualClock
 ) -> None:
     storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"))
-    storage.fail_when(has("step_started"), error=pyworkflow.StorageError)
+    storage.fail_when(has("sleep_started"), error=pyworkflow.StorageError)
     async with Supervisor(storage=storage, clock=clock) as sup:
         run_id = await sup.start(sleeper, 1)
         with pytest.raises(pyworkflow.StorageError, match="injected"):
             await sup.result(run_id, timeout=10)
-        assert ran == []  # the step never started: its step_started was never written
+        assert ran == ["add 1 1"]  # its outcome rode with the sleep's start: not written
         assert await status(storage, run_id) is RunStatus.RUNNING  # recoverable, not failed
         clock.advance(1)  # the actor's restart with backoff comes due...
         await until(lambda: _suspended(storage, run_id), "restarted, it goes on", 10)
         clock.advance(1)
         assert await sup.result(run_id, timeout=10) == 2
-    assert ran == ["add 1 1"]
+    assert ran == ["add 1 1", "add 1 1"]  # at least once: the lost outcome ran it again
+
+
+async def test_a_start_whose_first_append_fails_for_good_is_not_started(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The actor writes a run's start with its first events (one append): if that append
+    fails for good, ``start()`` raises the storage error and nothing was recorded."""
+    storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"))
+    storage.fail_when(has("workflow_started"), error=pyworkflow.StorageError)
+    async with Supervisor(storage=storage, clock=clock) as sup:
+        with pytest.raises(pyworkflow.StorageError, match=r"workflow_started, step_started"):
+            await sup.start(sleeper, 1)
+        assert (await storage.list_runs()).runs == []
+        assert ran == []  # the step started only in memory: nothing of it was written
+        run_id = await sup.start(sleeper, 1)  # the fault is spent: a new start goes through
+        clock.advance(1)
+        assert await sup.result(run_id, timeout=10) == 2
 
 
 @workflow(durable=True, name="sv_sequence")
@@ -429,13 +446,14 @@ async def sequence(n: int) -> int:
 
 
 async def test_the_sequential_path_writes_once_per_step(tmp_path: Path, clock: ManualClock) -> None:
-    """A step's outcome rides with the next step's start: n steps, n + 2 appends (the start,
-    one per step, and the outcome of the last with the run's end)."""
+    """A step's outcome rides with the next step's start, and the run's start with the
+    first step's: n steps, n + 1 appends (one per step, and the outcome of the last with
+    the run's end)."""
     storage = FaultyStorage(FileStorageBackend(tmp_path / "data", durability="none"))
     async with Supervisor(storage=storage, clock=clock) as sup:
         run_id = await sup.start(sequence, 20)
         assert await sup.result(run_id, timeout=20) == sum(range(1, 21))
-    assert storage.appends == 20 + 2
+    assert storage.appends == 20 + 1
     assert len(await storage.read(run_id)) == 1 + 20 * 2 + 1
 
 

@@ -201,15 +201,15 @@ async def test_workers_ride_out_a_broker_restart_mid_run(
 async def test_a_start_that_meets_a_transient_error_comes_again(
     make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A start command whose workflow_started append fails transiently is not committed as
-    done: the worker reads it again and the run starts (it was once lost as "refused")."""
+    """A start command that meets a transient error is not committed as done: the worker
+    reads it again and the run starts (it was once lost as "refused")."""
     from pyworkflow import TransientStorageError
 
     failures: list[str] = []
     async with _serving(make_backend) as workers:
         while not workers:  # noqa: ASYNC110 - the worker task appends itself when open
             await anyio.sleep(0.01)
-        real = workers[0]._engine.begin_as
+        real = workers[0]._engine.prepare_start
 
         async def flaky(run_id: str, *args: Any, **kwargs: Any) -> Any:
             if not failures:
@@ -217,11 +217,42 @@ async def test_a_start_that_meets_a_transient_error_comes_again(
                 raise TransientStorageError("the broker is away (injected)")
             return await real(run_id, *args, **kwargs)
 
-        monkeypatch.setattr(workers[0]._engine, "begin_as", flaky)
+        monkeypatch.setattr(workers[0]._engine, "prepare_start", flaky)
         async with Client(await make_backend()) as client:
             run_id = await client.start(flow, "flaky")
             assert await client.result(run_id, timeout=60) == "FLAKY!"
         assert failures == [run_id] and ran["flaky"] == 1
+
+
+async def test_a_start_whose_first_append_fails_transiently_is_retried_by_its_owner(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's actor writes the run's start with its first step's (one append); a
+    transient failure of that append is retried by the run's owner, the step body runs
+    once, and the start is written once."""
+    from pyworkflow import TransientStorageError
+
+    failed: list[list[str]] = []
+    async with _serving(make_backend) as workers:
+        while not workers:  # noqa: ASYNC110 - the worker task appends itself when open
+            await anyio.sleep(0.01)
+        storage = workers[0].storage
+        real = storage.append
+
+        async def flaky(run_id: str, events: Any, *, expected_sequence: int) -> None:
+            if not failed and expected_sequence == 0:
+                failed.append([e.type.value for e in events])
+                raise TransientStorageError("the broker is away (injected)")
+            await real(run_id, events, expected_sequence=expected_sequence)
+
+        monkeypatch.setattr(storage, "append", flaky)
+        async with Client(await make_backend()) as client:
+            run_id = await client.start(flow, "opening")
+            assert await client.result(run_id, timeout=60) == "OPENING!"
+            events = [e.type.value for e in await client.storage.read(run_id)]
+    assert failed == [["workflow_started", "step_started"]]
+    assert events[:2] == ["workflow_started", "step_started"]
+    assert events.count("workflow_started") == 1 and ran["opening"] == 1
 
 
 async def test_module_level_calls_on_a_prefix_with_workers_are_refused(

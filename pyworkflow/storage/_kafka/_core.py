@@ -16,7 +16,6 @@ from typing import Any, NoReturn, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
@@ -47,6 +46,7 @@ from ._codec import (
 )
 from ._errors import PartitionFencedError, storage_error
 from ._history import History
+from ._placement import partition_for
 from ._publisher import ProjectionPublisher
 from ._settings import KafkaSettings
 from ._topics import ensure_topics
@@ -566,7 +566,7 @@ class KafkaCore:
         topic = self.topics.idempotency
         what = f"claiming idempotency key {key!r} on topic {topic!r}"
         claim = Claim(run_id, self.writer, number, key=key)
-        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % self._claim_partitions
+        partition = partition_for(key, self._claim_partitions)
         stage = _Stage.SENDING
         try:
             async with asyncio.timeout(self.settings.request_timeout):
@@ -732,8 +732,7 @@ class KafkaCore:
 
     def partition_of(self, run_id: str) -> int:
         """The events partition of a run: Java's default partitioner (murmur2 of the key)."""
-        hashed: int = murmur2(run_id.encode())
-        return (hashed & 0x7FFFFFFF) % self._partitions
+        return partition_for(run_id, self._partitions)
 
     # -- queries (after a sync) -----------------------------------------------------------
     async def read(self, run_id: str, after: int) -> list[Event]:

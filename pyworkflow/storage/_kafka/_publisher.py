@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 
 from ..._core._projection import Projection
 from ._codec import encode_record
+from ._placement import partition_for
 from ._settings import TopicNames
 
 __all__ = ["LINGER_S", "ProjectionPublisher"]
@@ -28,6 +29,7 @@ class ProjectionPublisher:
         self.topics = topics
         self.log = log
         self._outbox: asyncio.Queue[_Publish | None] = asyncio.Queue()
+        self._runs_partitions = 0
         self._unsent = 0
         """Records sent and not yet acknowledged by the brokers."""
 
@@ -72,7 +74,13 @@ class ProjectionPublisher:
             pending: list[asyncio.Future[Any]] = []
             for (topic, key), value in latest.items():
                 try:
-                    pending.append(await producer.send(topic, value=value, key=key))
+                    partition = None
+                    if topic == self.topics.runs:  # run ids' hashes are cached: not twice
+                        count = self._runs_partitions or len(await producer.partitions_for(topic))
+                        self._runs_partitions = count
+                        partition = partition_for(key.decode(), count)
+                    sent = await producer.send(topic, value=value, key=key, partition=partition)
+                    pending.append(sent)
                 except KafkaError as exc:
                     self.log.warning("kafka_projection_failed", topic=topic, error=repr(exc))
             self._unsent = len(pending)
