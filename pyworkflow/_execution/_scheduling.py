@@ -151,7 +151,7 @@ class ScheduleFirer:
             run_id = scheduled_run_id(schedule.schedule_id, due, self._placement)
             if await self._start(schedule, run_id, now, due):
                 await self.launcher.launch(run_id)
-            schedule = await self._save(_with_run(schedule, run_id, now, buffered=None))
+            schedule = await self._save(_with_run(schedule, run_id, now, buffered_time=None))
         while schedule.next_run_time is not None and schedule.next_run_time <= now:
             schedule = await self._due(schedule, schedule.next_run_time, now)
         return schedule
