@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -39,7 +40,7 @@ from pyworkflow._core._events import WorkflowStarted
 from pyworkflow._execution._linked import start_linked
 from pyworkflow._execution._scheduling import scheduled_run_id
 from pyworkflow.actors import Supervisor
-from pyworkflow.storage import StorageBackend
+from pyworkflow.storage import FileStorageBackend, StorageBackend
 from pyworkflow.testing import ManualClock
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -384,3 +385,40 @@ async def test_cancel_other_cancels_the_running_run_then_starts(
     await run_to(clock, 1, settled(sup, local_storage, "o"))  # the next look counts it
     s = await get_schedule("o")
     assert s is not None and (s.total_runs, s.failed_runs) == (2, 1)
+
+
+# -- the stored format -----------------------------------------------------------------------
+GOLDEN_RECORD = Path(__file__).parent / "golden" / "schedule_record.json"
+
+
+async def test_the_schedule_record_format_is_stable(tmp_path: Path) -> None:
+    """``schedules/{id}.json`` is API: a record written by an older version still reads the
+    same, and the same record is written byte for byte the same."""
+    expected = Schedule(
+        schedule_id="nightly-report",
+        workflow_name="report",
+        spec=ScheduleSpec(cron="0 3 * * *", timezone="Europe/Riga"),
+        overlap_policy=OverlapPolicy.BUFFER_ONE,
+        args=[1, "x"],
+        kwargs={"full": True},
+        created_at=T0,
+        updated_at=datetime(2025, 1, 2, 1, 0, 0, 5000, tzinfo=UTC),
+        next_run_time=datetime(2025, 1, 3, 1, tzinfo=UTC),
+        last_run_at=datetime(2025, 1, 2, 1, 0, 0, 4000, tzinfo=UTC),
+        last_run_id="run_0123456789abcdef",
+        total_runs=3,
+        successful_runs=1,
+        failed_runs=1,
+        skipped_runs=2,
+        running_run_ids=("run_0123456789abcdef",),
+        revision=9,
+    )
+    folder = tmp_path / "data" / "schedules"
+    folder.mkdir(parents=True)
+    (folder / "nightly-report.json").write_bytes(GOLDEN_RECORD.read_bytes())
+    storage = FileStorageBackend(tmp_path / "data", durability="none")
+    assert await storage.get_schedule("nightly-report") == expected
+    await storage.delete_schedule("nightly-report")
+    await storage.save_schedule(msgspec.structs.replace(expected, revision=1))
+    written = (folder / "nightly-report.json").read_text()
+    assert written == GOLDEN_RECORD.read_text().replace('"revision": 9', '"revision": 1')
