@@ -19,6 +19,10 @@ from ._core._records import RunPage as RunPage
 from ._core._records import RunStatus as RunStatus
 from ._core._records import StepRecord as StepRecord
 from ._core._records import WorkflowRun as WorkflowRun
+from ._core._schedule import OverlapPolicy as OverlapPolicy
+from ._core._schedule import Schedule as Schedule
+from ._core._schedule import ScheduleSpec as ScheduleSpec
+from ._core._schedule import ScheduleStatus as ScheduleStatus
 from ._exceptions import CancellationError as CancellationError
 from ._exceptions import ChildWorkflowCancelledError as ChildWorkflowCancelledError
 from ._exceptions import ChildWorkflowFailedError as ChildWorkflowFailedError
@@ -36,6 +40,7 @@ from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import RetryableError as RetryableError
 from ._exceptions import RunLockedError as RunLockedError
 from ._exceptions import RunNotFoundError as RunNotFoundError
+from ._exceptions import ScheduleNotFoundError as ScheduleNotFoundError
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import StepFailedError as StepFailedError
 from ._exceptions import StorageError as StorageError
@@ -60,6 +65,14 @@ from ._execution._step_context import has_step_context as has_step_context
 from ._execution._step_context import set_step_context as set_step_context
 from ._execution._workflow import Workflow as Workflow
 from ._execution._workflow import workflow as workflow
+from ._schedule_api import create_schedule as create_schedule
+from ._schedule_api import delete_schedule as delete_schedule
+from ._schedule_api import get_schedule as get_schedule
+from ._schedule_api import list_schedules as list_schedules
+from ._schedule_api import pause_schedule as pause_schedule
+from ._schedule_api import resume_schedule as resume_schedule
+from ._schedule_api import trigger_schedule as trigger_schedule
+from .actors._scheduler import LocalScheduler as LocalScheduler
 
 __version__ = "0.1.0"
 
@@ -80,14 +93,20 @@ __all__ = [
     "HookRecord",
     "HookStatus",
     "InvalidTokenError",
+    "LocalScheduler",
     "MaxNestingDepthError",
     "NonDeterminismError",
     "NotFoundError",
+    "OverlapPolicy",
     "RetryableError",
     "RunLockedError",
     "RunNotFoundError",
     "RunPage",
     "RunStatus",
+    "Schedule",
+    "ScheduleNotFoundError",
+    "ScheduleSpec",
+    "ScheduleStatus",
     "SerializationError",
     "Step",
     "StepContext",
@@ -105,7 +124,10 @@ __all__ = [
     "cancel_workflow",
     "configure",
     "continue_as_new",
+    "create_schedule",
     "define_hook",
+    "delete_schedule",
+    "get_schedule",
     "get_step_context",
     "get_workflow_chain",
     "get_workflow_events",
@@ -113,15 +135,19 @@ __all__ = [
     "has_step_context",
     "hook",
     "list_runs",
+    "list_schedules",
+    "pause_schedule",
     "reset_config",
     "resume",
     "resume_hook",
+    "resume_schedule",
     "set_step_context",
     "shield",
     "sleep",
     "start",
     "start_child_workflow",
     "step",
+    "trigger_schedule",
     "workflow",
 ]
 

@@ -63,6 +63,8 @@ class Host(Protocol):
 
     async def resume_hook_and_rest(self, token: str, payload: Any) -> WorkflowRun: ...
 
+    async def host_started_and_rest(self, run_id: str) -> None: ...
+
 
 class _Holder:
     """Holds the current Settings; the one module-level object of the configuration."""

@@ -6,7 +6,8 @@ Every error a user can catch derives from :class:`WorkflowError`::
     ├── ConfigurationError          bad arguments to configure(), start(), @step(...), ...
     ├── NotFoundError
     │   ├── RunNotFoundError        no run with that id
-    │   └── WorkflowNotRegisteredError  a run names a workflow this process never imported
+    │   ├── WorkflowNotRegisteredError  a run names a workflow this process never imported
+    │   └── ScheduleNotFoundError   no schedule with that id
     ├── InvalidTokenError           malformed or unknown hook token
     │   ├── HookAlreadyReceivedError    the hook already got its payload
     │   └── HookExpiredError        the hook timed out (also raised inside the workflow)
@@ -54,6 +55,7 @@ __all__ = [
     "RetryableError",
     "RunLockedError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SerializationError",
     "StepFailedError",
     "StorageError",
@@ -97,6 +99,18 @@ class WorkflowNotRegisteredError(NotFoundError):
             "that defines it before resuming its runs"
         )
         self.workflow_name = name
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule with the given id exists in the storage."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(
+            f"no schedule with id {schedule_id!r} in this storage; list_schedules() (or "
+            "`pyworkflow schedules list`) shows the ids, and check that the same storage "
+            "backend is configured"
+        )
+        self.schedule_id = schedule_id
 
 
 class InvalidTokenError(WorkflowError, ValueError):

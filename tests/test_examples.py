@@ -55,6 +55,12 @@ EXPECTED = {
         "4: workflow_continued_as_new",
         "Same key again -> the chain's first run: True",
     ],
+    "durable/11_schedules.py": [
+        "Created greenhouse-every-second: every 1s, policy skip",
+        "Triggered now: completed -> 'greenhouse: 21.5 C'",
+        "(fired by the scheduler: 3)",
+        "Status: paused, total_runs=4, successful_runs=4, failed_runs=0",
+    ],
     "durable/13_step_context.py": [
         "'book reserved for ada (order order-7)', 'lamp reserved for ada (order order-7)'",
         "charged 49.9 EUR, approved by dana",

@@ -20,6 +20,12 @@ from ._control import cmd_cancel, cmd_hooks_list, cmd_hooks_send, cmd_resume
 from ._dashboard import cmd_dashboard
 from ._host import cmd_run, cmd_worker
 from ._runs import cmd_events, cmd_runs_list, cmd_runs_show
+from ._schedules import (
+    cmd_schedules_list,
+    cmd_schedules_pause,
+    cmd_schedules_resume,
+    cmd_schedules_trigger,
+)
 from ._storage import DEFAULT_STORAGE, STORAGE_ENV
 
 __all__ = ["EPILOG", "build_parser"]
@@ -152,6 +158,20 @@ def _add_hooks(commands: Any) -> None:
     )  # fmt: skip
 
 
+def _add_schedules(commands: Any) -> None:
+    schedules = _command(commands, "schedules", "list, pause, resume and trigger schedules")
+    sub = schedules.add_subparsers(
+        dest="schedules_command", required=True, metavar="{list,pause,resume,trigger}"
+    )
+    _command(sub, "list", "schedules by id, with their next run and counts", cmd_schedules_list)
+    for name, text, cmd in (
+        ("pause", "stop a schedule's firing (its runs go on)", cmd_schedules_pause),
+        ("resume", "fire a paused schedule again, from its next due time", cmd_schedules_resume),
+        ("trigger", "start a run of the schedule now (needs --app)", cmd_schedules_trigger),
+    ):
+        _command(sub, name, text, cmd).add_argument("schedule_id", metavar="SCHEDULE_ID")
+
+
 def _add_demo(commands: Any) -> None:
     demo = _command(
         commands, "demo", "a durable order workflow in an embedded Supervisor on file storage"
@@ -248,7 +268,8 @@ pip install 'pyworkflow[dashboard]'."""
 
 
 COMMANDS: tuple[Adder, ...] = (
-    _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_run, _add_worker, _add_demo,
+    _add_runs, _add_events, _add_resume_cancel, _add_hooks, _add_schedules, _add_run, _add_worker,
+    _add_demo,
     _add_dashboard,
 )  # fmt: skip
 

@@ -190,6 +190,8 @@ def _show_lines(
         lines.append(("continued_from", run.continued_from_run_id))
     if run.continued_to_run_id:
         lines.append(("continued_to", run.continued_to_run_id))
+    if run.schedule_id:  # started by a schedule (pyworkflow schedules list shows it)
+        lines.append(("schedule", f"{run.schedule_id} (due {fmt_time(run.scheduled_time)})"))
     # A tree made by start_child_workflow: its parent and its children.
     if run.parent_run_id:
         lines.append(("parent", f"{run.parent_run_id} (nesting depth {run.nesting_depth})"))

@@ -112,6 +112,11 @@ class WorkflowStarted(_EventBase, frozen=True, kw_only=True, tag="workflow_start
     """Set on child runs (``start_child_workflow``): the run that started this one."""
     nesting_depth: int | msgspec.UnsetType = msgspec.UNSET
     """Set on child runs: 1 for a child, 2 for a grandchild, ... (unset: 0, a top run)."""
+    schedule_id: str | msgspec.UnsetType = msgspec.UNSET
+    """Set on runs that a schedule started: the schedule's id."""
+    scheduled_time: datetime | msgspec.UnsetType = msgspec.UNSET
+    """Set on runs that a schedule started: the due time they were started for (the time
+    of the ``trigger_schedule`` call for a triggered run)."""
 
 
 class WorkflowSuspended(_EventBase, frozen=True, kw_only=True, tag="workflow_suspended"):

@@ -107,6 +107,8 @@ def _apply_run(run: WorkflowRun | None, event: Event) -> WorkflowRun:
             continued_from_run_id=event.continued_from_run_id or None,
             parent_run_id=event.parent_run_id or None,
             nesting_depth=event.nesting_depth or 0,
+            schedule_id=event.schedule_id or None,
+            scheduled_time=event.scheduled_time or None,
             last_sequence=event.sequence,
             running_since=event.timestamp,
         )

@@ -76,6 +76,10 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     """The run that started this one with ``start_child_workflow`` (None: a top run)."""
     nesting_depth: int = 0
     """0 for a top run, 1 for its children, 2 for theirs, ... (at most 3)."""
+    schedule_id: str | None = None
+    """The schedule that started this run (None: not started by a schedule)."""
+    scheduled_time: datetime | None = None
+    """The due time the schedule started this run for."""
 
     @property
     def error(self) -> str | None:

@@ -41,6 +41,9 @@ class Registry:
     def workflow(self, name: str) -> Workflow[..., Any] | None:
         return self._workflows.get(name)
 
+    def workflow_names(self) -> list[str]:
+        return sorted(self._workflows)
+
     def add_step(self, st: Step[..., Any]) -> None:
         known = self._steps.get(st.name)
         if known is not None and not _same_definition(known.fn, st.fn):

@@ -33,6 +33,7 @@ from .._execution._engine import Engine, encode_start, new_run_id
 from .._execution._owner import Backoff, Derive, Opening, OwnerStopped, OwnerStoppedSignal
 from .._execution._registry import registry
 from .._execution._requests import CancelRequest
+from .._execution._scheduling import ScheduleFirer
 from .._execution._signals import SuspendSignal
 from .._execution._workflow import Workflow
 from ..storage import StorageBackend
@@ -121,6 +122,9 @@ class Supervisor:
         self._actor_tasks = ActorTasks()
         """The actors' tasks (cheaper than the task group's, which runs the rest)."""
         self._closing = False
+        self._firer = ScheduleFirer(storage, self.clock, self.log, self)
+        self._schedule_due: datetime | None = None
+        """The earliest due time of the schedules this host fires (None: none known)."""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -310,6 +314,25 @@ class Supervisor:
         run = await self.resume_hook(token, payload)
         await self._rest(run.run_id)
         return await self.storage.get_run(run.run_id) or run
+
+    async def host_started_and_rest(self, run_id: str) -> None:
+        """Execute a run whose ``workflow_started`` the caller wrote (``trigger_schedule``)
+        and wait until it rests."""
+        self._check_open()
+        await self.launch(run_id)
+        await self._rest(run_id)
+
+    # -- schedules (a Launcher for the ScheduleFirer) -------------------------------------
+    async def launch(self, run_id: str) -> None:
+        """Execute a run that a schedule just started (fresh: nothing to recover)."""
+        self._engine.begun.add(run_id)
+        self._continue(run_id)
+
+    async def request_cancel(self, run_id: str, reason: str) -> None:
+        """Post a cancellation to the run's actor without waiting for it to be written
+        (the timer service must not wait on a run's activation)."""
+        if not self._closing and self._owns(run_id):
+            self._post(run_id, Command(CancelRequest(reason)))
 
     # -- actors -------------------------------------------------------------------------
     async def _command(self, run_id: str, derive: Any) -> None:
@@ -529,16 +552,21 @@ class Supervisor:
             self._sleep.cancel()
 
     async def _timer_service(self) -> None:
-        """Wakes runs when due. Invariant: every suspended run this process knows of with a
-        timer has an entry in ``_timers`` (passivation adds it), and the storage's due
-        index, read every poll interval, adds those that others made due."""
+        """Wakes runs when due, and fires schedules. Invariant: every suspended run this
+        process knows of with a timer has an entry in ``_timers`` (passivation adds it), and
+        the storage's due index, read every poll interval, adds those that others made due;
+        ``_schedule_due`` is the earliest due time of the schedules read at the last poll or
+        firing (schedules made since are read at the next poll)."""
         next_poll = self.clock.now()
         while True:
             now = self.clock.now()
             if now >= next_poll or self._poll_due:
                 self._poll_due = False
                 await self._poll(now)
+                await self._fire_schedules()
                 next_poll = now + timedelta(seconds=self.poll_interval)
+            elif self._schedule_due is not None and self._schedule_due <= now:
+                await self._fire_schedules()
             while self._timers and self._timers[0][0] <= self.clock.now():
                 due, run_id = heapq.heappop(self._timers)
                 if self._timer_due.get(run_id) != due:
@@ -549,6 +577,8 @@ class Supervisor:
                 if self._owns(run_id):
                     await self._wake(run_id)
             target = min(next_poll, self._timers[0][0]) if self._timers else next_poll
+            if self._schedule_due is not None:
+                target = min(target, self._schedule_due)
             with anyio.CancelScope() as self._sleep:
                 self._sleep_until = target
                 await self.clock.wait_until(target)
@@ -568,6 +598,16 @@ class Supervisor:
             if run_id in self._actors or run_id in skip or not self._owns(run_id):
                 continue
             self._schedule(run_id, when)
+
+    async def _fire_schedules(self) -> None:
+        """Fire the due schedules whose runs this host owns (see ``_scheduling``)."""
+        if self._closing:
+            return
+        try:
+            self._schedule_due = await self._firer.tick(self._owns)
+        except StorageError as exc:  # looked at again at the next poll
+            self.log.warning("schedules_failed", error=repr(exc))
+            self._schedule_due = None
 
     # -- helpers --------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -10,11 +10,12 @@ from datetime import datetime
 from .._core._events import Event, HookCreated, HookExpired, HookReceived, WorkflowStarted
 from .._core._projection import DUE_EVENTS, due_at, project
 from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._core._schedule import Schedule
 from ._children import children_of
 from ._due import DueIndex
 from ._held import HeldRuns
 from ._paging import page_runs
-from ._port import check_after, check_append, check_due_query
+from ._port import check_after, check_append, check_due_query, check_schedule_write
 
 __all__ = ["InMemoryStorageBackend"]
 
@@ -46,6 +47,7 @@ class InMemoryStorageBackend:
         self._steps: dict[str, StepRecord] = {}
         self._hooks: dict[str, HookRecord] = {}
         self._keys: dict[str, str] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._held = HeldRuns()
         self._dirty: set[str] = set()
         self._due = DueIndex()
@@ -148,6 +150,22 @@ class InMemoryStorageBackend:
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         with self._mutex:
             return self._keys.setdefault(key, run_id)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        return self._schedules.get(schedule_id)
+
+    async def list_schedules(self) -> list[Schedule]:
+        with self._mutex:
+            return [self._schedules[k] for k in sorted(self._schedules)]
+
+    async def save_schedule(self, schedule: Schedule) -> None:
+        with self._mutex:
+            check_schedule_write(schedule, self._schedules.get(schedule.schedule_id))
+            self._schedules[schedule.schedule_id] = schedule
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        with self._mutex:
+            return self._schedules.pop(schedule_id, None) is not None
 
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
         return self._held.hold(run_id)

@@ -16,9 +16,16 @@ from typing import Protocol, runtime_checkable
 
 from .._core._events import Event
 from .._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from .._core._schedule import Schedule
 from .._exceptions import ConfigurationError, ConflictError
 
-__all__ = ["StorageBackend", "check_after", "check_append", "check_due_query"]
+__all__ = [
+    "StorageBackend",
+    "check_after",
+    "check_append",
+    "check_due_query",
+    "check_schedule_write",
+]
 
 
 @runtime_checkable
@@ -97,6 +104,28 @@ class StorageBackend(Protocol):
         """
         ...
 
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """A schedule's record, or None for an unknown id."""
+        ...
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule's record, by schedule id."""
+        ...
+
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Write a schedule's record if the stored one is at ``schedule.revision - 1``
+        (0: none is stored; a compare-and-set, atomic like ``append``).
+
+        Raises:
+            ConflictError: the stored revision differs (another writer saved or deleted it
+                first; re-read and retry), or a create (revision 1) found the id taken.
+        """
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Remove a schedule's record; False if there was none. Its runs stay."""
+        ...
+
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the exclusive right to execute ``run_id`` (released if the holder dies).
 
@@ -147,3 +176,19 @@ def check_append(
                 f"does not follow run {run_id!r} at sequence {expected_sequence + offset - 1}"
             )
             raise ConfigurationError(msg)
+
+
+def check_schedule_write(schedule: Schedule, stored: Schedule | None) -> None:
+    """Validate ``save_schedule`` against the stored record (shared by all backends)."""
+    current = stored.revision if stored is not None else 0
+    if schedule.revision != current + 1:
+        if stored is None:
+            state = "there is none (deleted, or never created)"
+        else:
+            state = f"it is at revision {current}"
+        msg = (
+            f"saving schedule {schedule.schedule_id!r} at revision {schedule.revision} "
+            f"expected the stored record at revision {schedule.revision - 1}, but {state}: "
+            "another writer changed it first; re-read it and retry"
+        )
+        raise ConflictError(msg)

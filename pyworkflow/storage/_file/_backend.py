@@ -95,6 +95,7 @@ import anyio
 from ..._core._events import Event, encode_event
 from ..._core._projection import project
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from ..._core._schedule import Schedule
 from ..._exceptions import ConfigurationError
 from ..._logging import make_logger
 from .._children import children_of
@@ -104,6 +105,7 @@ from .._port import check_after, check_due_query
 from ._io import Offload
 from ._paths import Layout, check_id
 from ._records import Claim
+from ._schedules import ScheduleFiles
 from ._store import BOUNDARIES, Durability, FileStore
 
 __all__ = ["Durability", "FileStorageBackend"]
@@ -172,6 +174,9 @@ class FileStorageBackend:
         self.durability: Durability = durability
         log = make_logger().bind(storage="file", base_path=str(self._layout.base))
         self._store = FileStore(self._layout, durability, log)
+        self._schedules = ScheduleFiles(
+            str(self._layout.base), self._layout.locks, sync=durability != "none", log=log
+        )
 
     @property
     def base_path(self) -> Path:
@@ -283,6 +288,29 @@ class FileStorageBackend:
         check_id("run id", run_id)
         claim = functools.partial(self._store.claim, path, Claim(key=key, run_id=run_id))
         return await self._call("claim an idempotency key", claim, inline=self.durability == "none")
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """A schedule's record (``schedules/{schedule_id}.json``), or None.
+
+        Raises:
+            CorruptRecordError: the file can't be decoded (the message says what to do).
+        """
+        get = functools.partial(self._schedules.get, schedule_id)
+        return await self._call(f"read schedule {schedule_id!r}", get, inline=False)
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule record in ``schedules/`` (a corrupt one is skipped, logged)."""
+        return await self._call("list schedules", self._schedules.all, inline=False)
+
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Compare-and-set a schedule's file (see ``StorageBackend.save_schedule``)."""
+        save = functools.partial(self._schedules.save, schedule)
+        await self._call(f"save schedule {schedule.schedule_id!r}", save, inline=False)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Remove ``schedules/{schedule_id}.json``; False if there was none."""
+        delete = functools.partial(self._schedules.delete, schedule_id)
+        return await self._call(f"delete schedule {schedule_id!r}", delete, inline=False)
 
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:

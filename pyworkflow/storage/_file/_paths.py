@@ -47,6 +47,7 @@ class Layout:
     ├── steps/        {step_id}.json       step records
     ├── hooks/        {hook_id}.json       hook records
     ├── idempotency/  {sha256(key)}.json   idempotency claims: {"key": .., "run_id": ..}
+    ├── schedules/    {schedule_id}.json   schedule records (``_schedules``)
     ├── .locks/       {run_id}.lock, {run_id}.append.lock   flock files
     ├── .due/         {YYYYMMDD}/{HHMM}/{due}_{run_id}     the due-runs index (``_file_due``)
     └── .created/     {YYYYMMDD}/{HHMM}.jsonl   runs by start time, for list_runs (``_created``)

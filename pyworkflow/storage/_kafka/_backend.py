@@ -10,6 +10,9 @@ Topics (``{prefix}`` = ``topic_prefix``):
   other consumers (dashboards, services). Each value carries the log sequence it reflects.
 * ``{prefix}.idempotency`` (compacted; in the partition of the idempotency key, each claim
   under a record key of its own): claims.
+* ``{prefix}.schedules`` (compacted, keyed by schedule id): schedule records, folded from
+  their start by every instance; a save is a compare-and-set the log decides, like an
+  append (``_schedules``).
 * ``{prefix}.checkpoints`` (compacted, partition = the events partition): checkpoints of the
   fold of each events partition, written by the workers (``checkpoint()``, ``_checkpoint``).
 * Events partitions also hold *fences* (``fence()``): a worker that takes a partition fences
@@ -155,6 +158,7 @@ import anyio
 
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
+from ..._core._schedule import Schedule
 from ..._exceptions import StorageError
 from ..._logging import FollowingLogger, LibraryLogRelay
 from .._children import children_of
@@ -178,8 +182,8 @@ class KafkaStorageBackend:
 
     Args:
         bootstrap_servers: ``"host:port"``, comma-separated for several brokers.
-        topic_prefix: the six topics are ``{topic_prefix}.events``, ``.runs``, ``.steps``,
-            ``.hooks``, ``.idempotency`` and ``.checkpoints``.
+        topic_prefix: the seven topics are ``{topic_prefix}.events``, ``.runs``, ``.steps``,
+            ``.hooks``, ``.idempotency``, ``.checkpoints`` and ``.schedules``.
         partitions: partition count of topics created by the backend (at least the most
             workers you will run: a worker owns whole partitions). Existing topics keep
             theirs.
@@ -474,6 +478,22 @@ class KafkaStorageBackend:
     async def claim_idempotency_key(self, key: str, run_id: str) -> str:
         """Claim ``key`` for ``run_id``; the first claim in the log wins. Returns the holder."""
         return await self._call(lambda core: core.claim(key, run_id))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """A schedule's record, from the fold of ``{prefix}.schedules`` caught up to now."""
+        return await self._call(lambda core: core.schedules.get(schedule_id))
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule's record (the whole compacted topic is folded: it is small)."""
+        return await self._call(lambda core: core.schedules.all())
+
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Compare-and-set a schedule's record; the log decides (``_schedules``)."""
+        await self._call(lambda core: core.schedules.save(schedule))
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule's record (a deletion, then a tombstone)."""
+        return await self._call(lambda core: core.schedules.delete(schedule_id))
 
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:

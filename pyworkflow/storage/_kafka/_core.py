@@ -48,6 +48,7 @@ from ._errors import PartitionFencedError, storage_error
 from ._history import History
 from ._placement import partition_for
 from ._publisher import ProjectionPublisher
+from ._schedules import ScheduleStore
 from ._settings import KafkaSettings
 from ._topics import ensure_topics
 from ._views import Verdict, Views
@@ -102,6 +103,7 @@ class KafkaCore:
         self._partitions = 0
         self._assigned: list[TopicPartition] = []
         self._claim_tps: list[TopicPartition] = []
+        self.schedules = ScheduleStore(self)
         self._scoping = asyncio.Lock()
         self._checkpointed: dict[int, int] = {}
         """Per events partition, the offset of the last checkpoint written or restored."""
@@ -237,6 +239,9 @@ class KafkaCore:
         self._partitions = len(events)
         self._claim_partitions = len(claims)
         self._claim_tps = [TopicPartition(topics.idempotency, p) for p in claims]
+        schedules = sorted(await producer.partitions_for(topics.schedules))
+        self.schedules.partitions = [TopicPartition(topics.schedules, p) for p in schedules]
+        self._claim_tps += self.schedules.partitions  # folded from their start, like claims
         self._check_scope(self._scope)
         self.views.evict_finished = self._scope is not None
         folded = events if self._scope is None else sorted(self._scope)
@@ -290,6 +295,8 @@ class KafkaCore:
             for tp, records in batches.items():
                 if tp.topic == self.topics.events:
                     self._fold_events(tp, records)
+                elif tp.topic == self.topics.schedules:
+                    self.schedules.fold(tp, records)
                 else:
                     self._fold_claims(tp, records)
             for tp in list(self._assigned):  # fold_partitions may change it meanwhile
@@ -346,6 +353,11 @@ class KafkaCore:
             waiter = self._claims.get(claim.claim) if claim.writer == self.writer else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(holder)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None
+        return self._producer
 
     def _unfolded(self, tp: TopicPartition, records: Sequence[Any]) -> Iterator[Any]:
         """The records of ``tp`` not folded yet, each counted as folded once yielded: a
@@ -851,6 +863,7 @@ class KafkaCore:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(self._failure)
+        self.schedules.view.fail(self._failure)
         self._progress.set()
 
     async def _with_timeout(self, what: str, call: Awaitable[T]) -> T:
@@ -865,3 +878,9 @@ class KafkaCore:
             return exc
         settings = self.settings
         return storage_error(what, exc, settings.bootstrap_servers, settings.request_timeout)
+
+    # What ``_schedules.ScheduleStore`` uses of the core (it folds and writes beside it).
+    unfolded = _unfolded
+    skip = _skip
+    catch_up = _catch_up
+    translate = _translate

@@ -24,7 +24,7 @@ _MAX_PREFIX = 249 - len(".idempotency")
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
-    """The six topics of one prefix."""
+    """The seven topics of one prefix."""
 
     events: str
     runs: str
@@ -32,6 +32,7 @@ class TopicNames:
     hooks: str
     idempotency: str
     checkpoints: str
+    schedules: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -42,11 +43,19 @@ class TopicNames:
             hooks=f"{prefix}.hooks",
             idempotency=f"{prefix}.idempotency",
             checkpoints=f"{prefix}.checkpoints",
+            schedules=f"{prefix}.schedules",
         )
 
     @property
     def compacted(self) -> tuple[str, ...]:
-        return (self.runs, self.steps, self.hooks, self.idempotency, self.checkpoints)
+        return (
+            self.runs,
+            self.steps,
+            self.hooks,
+            self.idempotency,
+            self.checkpoints,
+            self.schedules,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

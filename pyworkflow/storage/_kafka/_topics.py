@@ -22,7 +22,7 @@ What is checked, on every start-up, whoever created the topics:
 * Not ``min.compaction.lag.ms`` nor ``segment.ms``/``delete.retention.ms``: no correctness
   depends on them. Claims carry record keys of their own (``_codec``), so compaction never
   replaces a claim by a later one; the projections topics hold the latest record of each
-  key by design, and pyworkflow writes no tombstones.
+  key by design. The only tombstones are those of deleted schedules (``_schedules``).
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def wanted_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
         topics.hooks: compact,
         topics.idempotency: {**compact, "min.compaction.lag.ms": str(_CLAIM_COMPACTION_LAG_MS)},
         topics.checkpoints: compact,
+        topics.schedules: compact,
     }
 
 
