@@ -41,7 +41,6 @@ from .._execution._owner import Backoff, Derive
 from .._execution._requests import CancelRequest
 from ..storage._kafka._backend import KafkaStorageBackend
 from ..storage._kafka._errors import PartitionFencedError
-from ..storage._kafka._placement import partition_for
 from ._actor import RunActor
 from ._bus import CommandBus, Delivery
 from ._commands import CancelCommand, HookCommand, ResumeCommand, StartCommand
@@ -93,6 +92,7 @@ class Worker(Supervisor):
             poll_interval=1.0,
             grace_period=grace_period,
         )
+        self._kafka = storage
         self.session_timeout = float(session_timeout)
         self._backoff = Backoff(initial=0.2, cap=5.0, attempts=None)
         self._owned: set[int] = set()
@@ -123,7 +123,7 @@ class Worker(Supervisor):
     def _owns(self, run_id: str) -> bool:
         if not self._bus.partitions:
             return False
-        partition = partition_for(run_id, self._bus.partitions)
+        partition = self._kafka.partition_of(run_id)  # commands and events: alike
         return partition in self._owned and partition not in self._fenced
 
     @property

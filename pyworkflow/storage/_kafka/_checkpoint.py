@@ -33,6 +33,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,11 +43,15 @@ from ..._exceptions import CorruptRecordError
 from ._codec import EventRecord, body_of, decode_event_record, encode_event_record
 from ._settings import KafkaSettings
 
+if TYPE_CHECKING:
+    from ._views import Views
+
 __all__ = [
     "CHECKPOINT_VERSION",
     "CHUNK_BYTES",
     "FINISHED_HORIZON",
     "Assembler",
+    "CheckpointBook",
     "Snapshot",
     "encode_snapshot",
     "read_newest",
@@ -60,6 +65,8 @@ CHECKPOINT_VERSION = 1
 _VERSION_BYTE = bytes([CHECKPOINT_VERSION])
 CHUNK_BYTES = 512 * 1024
 """Well under a broker's default ``message.max.bytes`` (1 MiB)."""
+CHUNK_HEADROOM = 4096
+"""A chunk record's framing, within ``max_append_bytes``."""
 FINISHED_HORIZON = timedelta(days=8)
 """How long a finished run's id stays in checkpoints: longer than the commands topic keeps
 a command (7 days), which may be delivered again until then."""
@@ -216,3 +223,59 @@ async def write_snapshot(
 def recent(finished: Iterable[tuple[str, datetime]], now: datetime) -> list[tuple[str, datetime]]:
     """The finished runs still within the horizon."""
     return [(run_id, at) for run_id, at in finished if now - at < FINISHED_HORIZON]
+
+
+class CheckpointBook:
+    """One backend's record of its events partitions' checkpoints: those it was folded from
+    (``restored``), and the offset and slot of the newest it knows of each (restored or
+    written by it)."""
+
+    def __init__(self, settings: KafkaSettings, log: Any) -> None:
+        self.settings = settings
+        self.log = log
+        self.offsets: dict[int, int] = {}
+        self.slots: dict[int, int] = {}
+        self.restored: set[int] = set()
+        """Partitions folded from a checkpoint: their runs finished before it are not in
+        the views (see ``_history``)."""
+
+    async def newest(
+        self, tps: list[TopicPartition], begins: dict[TopicPartition, int]
+    ) -> dict[int, tuple[Snapshot, int]]:
+        """The newest checkpoint of each partition, if it starts past the log start (one
+        before it would miss what retention deleted since)."""
+        newest = await read_newest(self.settings, [tp.partition for tp in tps])
+        return {
+            tp.partition: newest[tp.partition]
+            for tp in tps
+            if tp.partition in newest and newest[tp.partition][0].offset >= begins[tp]
+        }
+
+    def restore(
+        self, views: Views, partition: int, begin: int, found: dict[int, tuple[Snapshot, int]]
+    ) -> int:
+        """Fold the checkpoint found for ``partition`` into ``views``, if any; the offset to
+        fold on from (else ``begin``)."""
+        checkpoint = found.get(partition)
+        if checkpoint is None:
+            return begin
+        snapshot, slot = checkpoint
+        views.restore(snapshot, f"{self.settings.topics.checkpoints}[{partition}]")
+        self.restored.add(partition)
+        self.offsets[partition] = snapshot.offset
+        self.slots[partition] = slot
+        self.log.info(
+            "kafka_checkpoint_restored", partition=partition, offset=snapshot.offset,
+            runs=len(snapshot.runs),
+        )  # fmt: skip
+        return snapshot.offset
+
+    async def write(self, producer: AIOKafkaProducer, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` to the slot that does not hold the newest complete one."""
+        partition = snapshot.partition
+        slot = 1 - self.slots.get(partition, 1)
+        chunk = self.settings.max_append_bytes - CHUNK_HEADROOM
+        records = encode_snapshot(snapshot, slot, chunk)
+        await write_snapshot(producer, self.settings.topics.checkpoints, partition, records)
+        self.offsets[partition] = snapshot.offset
+        self.slots[partition] = slot

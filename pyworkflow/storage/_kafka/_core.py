@@ -20,7 +20,6 @@ from aiokafka.errors import KafkaError
 from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import (
-    ConfigurationError,
     ConflictError,
     CorruptRecordError,
     StorageError,
@@ -30,7 +29,7 @@ from ..._exceptions import (
 from .._paging import page_runs
 from .._port import check_append
 from ._batcher import AppendBatcher, QueuedAppend
-from ._checkpoint import Snapshot, encode_snapshot, read_newest, write_snapshot
+from ._checkpoint import CheckpointBook, Snapshot
 from ._clients import new_offsets_consumer, new_producer, new_tail_consumer, stop_client
 from ._codec import (
     Claim,
@@ -44,9 +43,17 @@ from ._codec import (
     encode_event_record,
     encode_fence,
 )
-from ._errors import PartitionFencedError, storage_error
+from ._errors import (
+    PartitionFencedError,
+    append_too_big,
+    not_folded,
+    outside_scope,
+    storage_error,
+    uncertain_append,
+    unfenced_refused,
+)
 from ._history import History
-from ._placement import partition_for
+from ._placement import KeyHashes
 from ._publisher import ProjectionPublisher
 from ._schedules import ScheduleStore
 from ._settings import KafkaSettings
@@ -60,7 +67,6 @@ _RETRY_BACKOFF = 0.1
 _MIN_STOP_S = 1.0
 """Each client's stop() gets at least this long, even past the close deadline."""
 _CHECKPOINT_TRIES = 20  # folds waited for while an append is half-folded
-_CHUNK_HEADROOM = 4096  # a chunk record's framing, within max_append_bytes
 
 
 class _Stage(enum.Enum):
@@ -105,13 +111,7 @@ class KafkaCore:
         self._claim_tps: list[TopicPartition] = []
         self.schedules = ScheduleStore(self)
         self._scoping = asyncio.Lock()
-        self._checkpointed: dict[int, int] = {}
-        """Per events partition, the offset of the last checkpoint written or restored."""
-        self._slots: dict[int, int] = {}
-        """Per events partition, the slot of the newest complete checkpoint known."""
-        self._restored: set[int] = set()
-        """Events partitions folded from a checkpoint: their runs finished before it are
-        not in the views (see ``_history``)."""
+        self._book = CheckpointBook(settings, log)
         self._history = History(settings, log, self._translate, self._partitions_for)
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
@@ -121,7 +121,8 @@ class KafkaCore:
         """Our appends whose outcome was reported unknown, by batch: run id (see append)."""
         self._counter = 0
         self._claim_partitions = 0
-        self._publisher = ProjectionPublisher(settings.topics, log)
+        self.hashes = KeyHashes()
+        self._publisher = ProjectionPublisher(settings.topics, log, self.hashes)
         self._stopping = asyncio.Event()
         self._close_by: float | None = None
         self._main: asyncio.Task[Any] | None = None
@@ -251,7 +252,7 @@ class KafkaCore:
         begins = await offsets.beginning_offsets(self._assigned)
         found: dict[int, tuple[Snapshot, int]] = {}
         if not self.settings.fold_history:
-            found = await self._newest_checkpoints(self._assigned[: len(folded)], begins)
+            found = await self._book.newest(self._assigned[: len(folded)], begins)
         consumer.assign(self._assigned)
         for tp in self._assigned:
             position = self._positions[tp] = self._restore(tp, begins[tp], found)
@@ -397,7 +398,7 @@ class KafkaCore:
         batch = self._counter
         epoch = self._epochs.get(self.partition_of(run_id), 0)
         if not epoch and self._workers_only:
-            self._refuse_unfenced(run_id)
+            raise unfenced_refused(self.topics.events, run_id)
         values = [
             encode_event_record(EventRecord(self.writer, batch, index, len(events), event, epoch))
             for index, event in enumerate(events)
@@ -438,16 +439,6 @@ class KafkaCore:
             msg = f"append to run {run_id!r} at sequence {expected_sequence} lost to another writer"
             raise ConflictError(msg)
 
-    def _refuse_unfenced(self, run_id: str) -> NoReturn:
-        msg = (
-            f"appending to run {run_id!r}: topic {self.topics.events!r} deletes its events "
-            "after its retention.ms, so only workers, whose checkpoints keep what live runs "
-            "need, may run workflows on it. Start runs through "
-            "pyworkflow.actors.Client and `pyworkflow worker`, or make the topic's retention "
-            "unlimited (retention.ms=-1)"
-        )
-        raise ConfigurationError(msg)
-
     def _append_failed(
         self,
         run_id: str,
@@ -466,22 +457,8 @@ class KafkaCore:
             return self._translate(f"{what} (re-read the run before retrying)", exc)
         self._in_doubt[batch] = run_id
         servers, timeout = self.settings.bootstrap_servers, self.settings.request_timeout
-        if stage is _Stage.DELIVERING:
-            msg = (
-                f"{what}: the outcome is unknown: no Kafka broker at {servers} acknowledged "
-                f"the batch within request_timeout={timeout:g}s (unreachable, or no partition "
-                "leader). The batch stays queued in this backend's producer and may still "
-                "land when a broker answers (until aclose()); if it does, every reader accepts "
-                f"it only if run {run_id!r} still ends at sequence {expected_sequence}, so it "
-                "can't overwrite anything appended meanwhile. Re-read the run before retrying"
-            )
-        else:
-            msg = (
-                f"{what}: the batch is in the log ({where}) but this backend could not fold "
-                f"it back within request_timeout={timeout:g}s, so whether it was accepted "
-                "(or lost to another writer) is unknown. Re-read the run before retrying"
-            )
-        return TransientStorageError(msg)
+        delivering = stage is _Stage.DELIVERING
+        return uncertain_append(what, delivering, servers, timeout, expected_sequence, where)
 
     def _batcher(self) -> AppendBatcher:
         if self._append_batcher is None:
@@ -499,14 +476,8 @@ class KafkaCore:
         return queued
 
     def _too_big(self, run_id: str, values: list[bytes]) -> NoReturn:
-        size = sum(len(v) for v in values)
-        msg = (
-            f"an append of {len(values)} events ({size} bytes) to run {run_id!r} does not fit "
-            f"in one Kafka record batch of max_append_bytes={self.settings.max_append_bytes}; "
-            "keep step results and payloads small, or raise max_append_bytes together with "
-            f"the max.message.bytes of topic {self.topics.events!r}"
-        )
-        raise StorageError(msg)
+        size, limit = sum(len(v) for v in values), self.settings.max_append_bytes
+        raise append_too_big(run_id, len(values), size, limit, self.topics.events)
 
     async def _produce(self, run_id: str, values: list[bytes]) -> asyncio.Future[Any]:
         """Hand the one record of an append to the producer; returns the delivery.
@@ -578,7 +549,7 @@ class KafkaCore:
         topic = self.topics.idempotency
         what = f"claiming idempotency key {key!r} on topic {topic!r}"
         claim = Claim(run_id, self.writer, number, key=key)
-        partition = partition_for(key, self._claim_partitions)
+        partition = self.hashes.partition(key, self._claim_partitions)
         stage = _Stage.SENDING
         try:
             async with asyncio.timeout(self.settings.request_timeout):
@@ -635,7 +606,7 @@ class KafkaCore:
                 async with asyncio.timeout(self.settings.request_timeout):
                     begins = await offsets.beginning_offsets(added)
                     if not self.settings.fold_history:
-                        found = await self._newest_checkpoints(added, begins)
+                        found = await self._book.newest(added, begins)
             except (KafkaError, TimeoutError) as exc:
                 raise self._translate(what, exc) from exc
         # No await from here to the seeks: the tail must not fold between assign and seek.
@@ -643,7 +614,7 @@ class KafkaCore:
         self.views.evict_finished = scope is not None
         for partition in current - wanted:
             self._positions.pop(TopicPartition(events, partition), None)
-            self._restored.discard(partition)
+            self._book.restored.discard(partition)
             self.views.drop_partition(partition)
         if wanted != current:
             self._assigned = [TopicPartition(events, p) for p in sorted(wanted)] + self._claim_tps
@@ -655,35 +626,13 @@ class KafkaCore:
                 consumer.seek(tp, position)
         await self._catch_up([tp for tp in added if tp in self._positions], what)
 
-    async def _newest_checkpoints(
-        self, tps: list[TopicPartition], begins: dict[TopicPartition, int]
-    ) -> dict[int, tuple[Snapshot, int]]:
-        """The newest checkpoint of each partition, if it starts past the log start (one
-        before it would miss what retention deleted since)."""
-        newest = await read_newest(self.settings, [tp.partition for tp in tps])
-        return {
-            tp.partition: newest[tp.partition]
-            for tp in tps
-            if tp.partition in newest and newest[tp.partition][0].offset >= begins[tp]
-        }
-
     def _restore(
         self, tp: TopicPartition, begin: int, found: dict[int, tuple[Snapshot, int]]
     ) -> int:
         """Fold the checkpoint found for ``tp``, if any; the offset to fold on from."""
-        checkpoint = found.get(tp.partition) if tp.topic == self.topics.events else None
-        if checkpoint is None:
+        if tp.topic != self.topics.events:
             return begin
-        snapshot, slot = checkpoint
-        self.views.restore(snapshot, f"{self.topics.checkpoints}[{tp.partition}]")
-        self._restored.add(tp.partition)
-        self._checkpointed[tp.partition] = snapshot.offset
-        self._slots[tp.partition] = slot
-        self.log.info(
-            "kafka_checkpoint_restored", partition=tp.partition, offset=snapshot.offset,
-            runs=len(snapshot.runs),
-        )  # fmt: skip
-        return snapshot.offset
+        return self._book.restore(self.views, tp.partition, begin, found)
 
     async def checkpoint(self, partition: int, remember: Collection[str] | None) -> int | None:
         """Write a checkpoint of the fold of events partition ``partition`` as of now (see
@@ -696,7 +645,7 @@ class KafkaCore:
         tp = TopicPartition(self.topics.events, partition)
         for _ in range(_CHECKPOINT_TRIES):
             offset = self._positions.get(tp)
-            if offset is None or self._checkpointed.get(partition) == offset:
+            if offset is None or self._book.offsets.get(partition) == offset:
                 return None
             now = datetime.now(UTC)
             self.views.prune_finished(partition, now, remember)
@@ -706,45 +655,27 @@ class KafkaCore:
             await self._progress.wait()  # an append half-folded: its rest is coming
         else:
             return None
-        slot = 1 - self._slots.get(partition, 1)
-        chunk = self.settings.max_append_bytes - _CHUNK_HEADROOM
-        topic = self.topics.checkpoints
-        what = f"writing a checkpoint of partition {partition} to topic {topic!r}"
+        what = f"writing a checkpoint of partition {partition} to {self.topics.checkpoints!r}"
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                records = encode_snapshot(snapshot, slot, chunk)
-                await write_snapshot(producer, topic, partition, records)
+                await self._book.write(producer, snapshot)
         except (KafkaError, TimeoutError) as exc:
             raise self._translate(what, exc) from exc
-        self._checkpointed[partition] = offset
-        self._slots[partition] = slot
         return offset
 
     def _check_folded(self, partition: int, what: str) -> None:
-        if self._scope is None or partition in self._scope:
-            return
-        msg = (
-            f"{what} of topic {self.topics.events!r}, which this backend does not fold (it "
-            f"folds only partitions {sorted(self._scope)}: a worker's backend folds the "
-            "partitions the worker owns); read it through a KafkaStorageBackend of its own, "
-            "which folds all"
-        )
-        raise StorageError(msg)
+        if self._scope is not None and partition not in self._scope:
+            raise not_folded(what, self.topics.events, self._scope)
 
     def _check_scope(self, scope: frozenset[int] | None) -> None:
-        if scope is None or not self._partitions:
-            return
-        outside = sorted(p for p in scope if not 0 <= p < self._partitions)
-        if outside:
-            msg = (
-                f"fold_partitions({sorted(scope)}): topic {self.topics.events!r} has partitions "
-                f"0-{self._partitions - 1}; {outside} are not among them"
-            )
-            raise ConfigurationError(msg)
+        if scope is not None and self._partitions:
+            error = outside_scope(scope, self.topics.events, self._partitions)
+            if error is not None:
+                raise error
 
     def partition_of(self, run_id: str) -> int:
         """The events partition of a run: Java's default partitioner (murmur2 of the key)."""
-        return partition_for(run_id, self._partitions)
+        return self.hashes.partition(run_id, self._partitions)
 
     # -- queries (after a sync) -----------------------------------------------------------
     async def read(self, run_id: str, after: int) -> list[Event]:
@@ -783,7 +714,7 @@ class KafkaCore:
         self, status: RunStatus | None, workflow_name: str | None, limit: int, cursor: str | None
     ) -> RunPage:
         await self.sync_all()
-        if self._scope is not None or not self._restored:
+        if self._scope is not None or not self._book.restored:
             return self.views.list_runs(status, workflow_name, limit, cursor)
         runs = await self._history.old_runs(self.views, self.partition_of)
         runs.update(self.views.runs)
@@ -824,7 +755,7 @@ class KafkaCore:
     def _before_checkpoint(self, run_id: str) -> bool:
         """Whether the run may have finished before the checkpoint its partition was folded
         from (a client's backend; a worker's answers for what it folds only)."""
-        return self._scope is None and self.partition_of(run_id) in self._restored
+        return self._scope is None and self.partition_of(run_id) in self._book.restored
 
     # -- helpers --------------------------------------------------------------------------
     async def _partitions_for(self, topic: str) -> set[int]:

@@ -39,10 +39,19 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from ..._exceptions import RunLockedError, StorageError, TransientStorageError
+from ..._exceptions import ConfigurationError, RunLockedError, StorageError, TransientStorageError
 from .._errors import is_transient_oserror
 
-__all__ = ["PartitionFencedError", "is_transient", "storage_error"]
+__all__ = [
+    "PartitionFencedError",
+    "append_too_big",
+    "is_transient",
+    "not_folded",
+    "outside_scope",
+    "storage_error",
+    "uncertain_append",
+    "unfenced_refused",
+]
 
 _UNAVAILABLE = BrokerNotAvailableError | KafkaUnavailableError | ReplicaNotAvailableError
 
@@ -130,3 +139,69 @@ def storage_error(what: str, exc: BaseException, servers: str, timeout: float) -
             "brokers' logs and this backend's settings"
         )
     return TransientStorageError(msg) if is_transient(exc) else StorageError(msg)
+
+
+# -- what the core refuses or can't tell, in words a user can act on -----------------------
+def uncertain_append(
+    what: str, delivering: bool, servers: str, timeout: float, expected: int, where: str
+) -> TransientStorageError:
+    """An append whose outcome is unknown: unacknowledged (``delivering``), or acknowledged
+    at ``where`` but not folded back in time."""
+    if delivering:
+        msg = (
+            f"{what}: the outcome is unknown: no Kafka broker at {servers} acknowledged "
+            f"the batch within request_timeout={timeout:g}s (unreachable, or no partition "
+            "leader). The batch stays queued in this backend's producer and may still "
+            "land when a broker answers (until aclose()); if it does, every reader accepts "
+            f"it only if the run still ends at sequence {expected}, so it can't overwrite "
+            "anything appended meanwhile. Re-read the run before retrying"
+        )
+    else:
+        msg = (
+            f"{what}: the batch is in the log ({where}) but this backend could not fold "
+            f"it back within request_timeout={timeout:g}s, so whether it was accepted "
+            "(or lost to another writer) is unknown. Re-read the run before retrying"
+        )
+    return TransientStorageError(msg)
+
+
+def unfenced_refused(topic: str, run_id: str) -> ConfigurationError:
+    """An append by a writer that has not fenced its partition, on a workers-only topic."""
+    msg = (
+        f"appending to run {run_id!r}: topic {topic!r} deletes its events after its "
+        "retention.ms, so only workers, whose checkpoints keep what live runs need, may run "
+        "workflows on it. Start runs through pyworkflow.actors.Client and `pyworkflow "
+        "worker`, or make the topic's retention unlimited (retention.ms=-1)"
+    )
+    return ConfigurationError(msg)
+
+
+def append_too_big(run_id: str, count: int, size: int, limit: int, topic: str) -> StorageError:
+    msg = (
+        f"an append of {count} events ({size} bytes) to run {run_id!r} does not fit in one "
+        f"Kafka record batch of max_append_bytes={limit}; keep step results and payloads "
+        "small, or raise max_append_bytes together with the max.message.bytes of topic "
+        f"{topic!r}"
+    )
+    return StorageError(msg)
+
+
+def not_folded(what: str, topic: str, scope: frozenset[int]) -> StorageError:
+    msg = (
+        f"{what} of topic {topic!r}, which this backend does not fold (it folds only "
+        f"partitions {sorted(scope)}: a worker's backend folds the partitions the worker "
+        "owns); read it through a KafkaStorageBackend of its own, which folds all"
+    )
+    return StorageError(msg)
+
+
+def outside_scope(scope: frozenset[int], topic: str, partitions: int) -> ConfigurationError | None:
+    """The error for a scope naming partitions the topic doesn't have (None: it has them)."""
+    outside = sorted(p for p in scope if not 0 <= p < partitions)
+    if not outside:
+        return None
+    msg = (
+        f"fold_partitions({sorted(scope)}): topic {topic!r} has partitions "
+        f"0-{partitions - 1}; {outside} are not among them"
+    )
+    return ConfigurationError(msg)

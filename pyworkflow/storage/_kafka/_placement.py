@@ -3,26 +3,30 @@ run ids remembered.
 
 A worker asks for a run's partition at every command and append, and the projections of a
 run go to the same key's partition of ``{prefix}.runs``: aiokafka's murmur2 is pure Python
-(~5 us a key), so each run id is hashed once while it is in use. The cache is bounded (it
-starts over past :data:`CACHE_SIZE` ids) and shared by threads (a dict: each get and set is
-atomic under the GIL).
+(~5 us a key), so each run id is hashed once while it is in use. Each backend owns a
+:class:`KeyHashes`; it is bounded (it starts over past ``size`` keys) and shared by the
+backend's threads (a dict: each get and set is atomic under the GIL).
 """
 
 from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-__all__ = ["CACHE_SIZE", "partition_for"]
-
-CACHE_SIZE = 65_536
-_hashes: dict[str, int] = {}
+__all__ = ["KeyHashes"]
 
 
-def partition_for(key: str, partitions: int) -> int:
-    """The partition of ``partitions`` that Kafka's default partitioner gives ``key``."""
-    hashed = _hashes.get(key)
-    if hashed is None:
-        if len(_hashes) >= CACHE_SIZE:
-            _hashes.clear()
-        hashed = _hashes[key] = murmur2(key.encode()) & 0x7FFFFFFF
-    return hashed % partitions
+class KeyHashes:
+    """Kafka's default placement of keys, with the hashes of recent keys remembered."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._hashes: dict[str, int] = {}
+
+    def partition(self, key: str, partitions: int) -> int:
+        """The partition of ``partitions`` that Kafka's default partitioner gives ``key``."""
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._size:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key.encode()) & 0x7FFFFFFF
+        return hashed % partitions

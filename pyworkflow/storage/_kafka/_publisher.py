@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 
 from ..._core._projection import Projection
 from ._codec import encode_record
-from ._placement import partition_for
+from ._placement import KeyHashes
 from ._settings import TopicNames
 
 __all__ = ["LINGER_S", "ProjectionPublisher"]
@@ -25,9 +25,10 @@ class ProjectionPublisher:
     """Queues projection records (on the fold's path, without waiting) and sends them in
     batches from :meth:`run`, a background task of the backend's loop."""
 
-    def __init__(self, topics: TopicNames, log: Any) -> None:
+    def __init__(self, topics: TopicNames, log: Any, hashes: KeyHashes) -> None:
         self.topics = topics
         self.log = log
+        self._hashes = hashes
         self._outbox: asyncio.Queue[_Publish | None] = asyncio.Queue()
         self._runs_partitions = 0
         self._unsent = 0
@@ -78,7 +79,7 @@ class ProjectionPublisher:
                     if topic == self.topics.runs:  # run ids' hashes are cached: not twice
                         count = self._runs_partitions or len(await producer.partitions_for(topic))
                         self._runs_partitions = count
-                        partition = partition_for(key.decode(), count)
+                        partition = self._hashes.partition(key.decode(), count)
                     sent = await producer.send(topic, value=value, key=key, partition=partition)
                     pending.append(sent)
                 except KafkaError as exc:
