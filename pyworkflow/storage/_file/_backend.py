@@ -84,7 +84,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -101,7 +101,7 @@ from .._children import children_of
 from .._errors import storage_error_from_oserror
 from .._paging import check_limit
 from .._port import check_after, check_due_query
-from ._io import Offload
+from ._io import Offload, SyncSet
 from ._paths import Layout, check_id
 from ._records import Claim
 from ._store import BOUNDARIES, Durability, FileStore
@@ -200,8 +200,28 @@ class FileStorageBackend:
         sync = self.durability == "always" or (
             self.durability == "batch" and any(isinstance(e, BOUNDARIES) for e in events)
         )
-        append = functools.partial(self._store.append, run_id, events, expected_sequence)
-        await self._call(f"append to run {run_id!r}", append, payload, sync, inline=not sync)
+        tx = self._store.append(run_id, events, expected_sequence, payload, sync)
+        op = f"append to run {run_id!r}"
+        await self._call(op, tx.begin)
+        if tx.done:
+            return
+        commit = self._store.commit
+        try:
+            await self._grouped(op, commit.sync, tx.pre)
+            await self._call(op, tx.write, inline=tx.inline)
+            await self._grouped(op, commit.sync, tx.post)
+        except BaseException:
+            tx.abort()
+            raise
+        try:
+            await self._call(op, tx.publish, inline=tx.inline)
+            if tx.names:
+                try:
+                    await commit.sync(tx.names)
+                except OSError as exc:  # the log is durable: only the records lag
+                    tx.records_failed(exc)
+        finally:
+            await self._call(op, tx.finish, inline=tx.inline)
 
     async def read(self, run_id: str, *, after: int = 0) -> list[Event]:
         """The run's events with a sequence greater than ``after`` (one sequential read)."""
@@ -304,6 +324,19 @@ class FileStorageBackend:
         self._store.forget()
 
     # -- plumbing -----------------------------------------------------------------------
+    async def _grouped(
+        self, op: str, sync: Callable[[SyncSet], Awaitable[None]], paths: SyncSet
+    ) -> None:
+        """A group commit over ``paths`` (``_commit``), if there are any; an OSError becomes
+        a StorageError as in ``_call``."""
+        if not paths:
+            return
+        try:
+            await sync(paths)
+        except OSError as exc:
+            what = f"FileStorageBackend at {str(self._layout.base)!r} could not {op}"
+            raise storage_error_from_oserror(what, exc, "check the disk") from exc
+
     async def _call(self, op: str, fn: Callable[..., T], *args: Any, inline: bool = True) -> T:
         """Run ``fn`` inline if it can't block, else in a worker thread; an OSError becomes a
         StorageError, a TransientStorageError if a retry can cure it (``_errors``)."""
