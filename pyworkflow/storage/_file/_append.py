@@ -202,7 +202,10 @@ class AppendTx:
         """The log must be durable before the append returns."""
         self.grouped = store.durability != "none"
         """Index entries and record files are made durable too (by barriers)."""
-        self.pre, self.post, self.names = SyncSet(), SyncSet(), SyncSet()
+        # "none" never fills them: one empty set stands for all three
+        self.pre = SyncSet()
+        self.post = SyncSet() if self.grouped else self.pre
+        self.names = SyncSet() if self.grouped else self.pre
         self.inline = True
         self.done = False
         self._lock: int | None = None
@@ -301,7 +304,12 @@ class AppendTx:
         # The caches learn the append now; abort() forgets the run if it is undone.
         store.remember_mark(self.run_id, mark)
         self._live = live = store.view.commit(self.run_id, self._live, self._change, mark)
-        flush = RecordFlush(store, self.run_id, live, self._due)
+        due = self._due
+        flush = (
+            RecordFlush(store, self.run_id, live, due)
+            if due.full or due.steps or due.hooks
+            else None
+        )
         if flush:
             try:
                 flush.stage(self.post if self.grouped else None)
