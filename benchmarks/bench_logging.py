@@ -44,8 +44,6 @@ class NullLogger:
     debug = info = warning = error = critical = exception = _nop
 
 
-
-
 def setup(mode: str) -> None:
     reset_config()
     if mode == "disabled":

@@ -164,6 +164,19 @@ async def concurrent_memory() -> float:
     return elapsed
 
 
+async def concurrent_file_durable() -> float:
+    """100 concurrent 3-step runs on file storage, ours with ``durability="always"`` (an
+    append returns once it is on stable storage). The reference has no such setting."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        use(file_backend(Path(tmp), fsync=True))
+        t0 = time.perf_counter()
+        run_ids = await asyncio.gather(*(start(three_steps, i) for i in range(100)))
+        elapsed = time.perf_counter() - t0
+        for run_id in run_ids[::17]:
+            await check_completed(run_id)
+    return elapsed
+
+
 async def replay_memory() -> float:
     use(InMemoryStorageBackend())
     run_id = await start(steps_then_hook, REPLAY_STEPS)
@@ -223,6 +236,7 @@ def scenarios(data: Path | None, token: str) -> dict[str, Callable[[], Awaitable
         "steps400_file": steps_file(400, fsync=False),
         "steps200_file_fsync": steps_file(200, fsync=True),
         "concurrent300_memory": concurrent_memory,
+        "concurrent100_file_always": concurrent_file_durable,
         "replay1000_memory": replay_memory,
     }
     if data is not None:

@@ -21,8 +21,8 @@ import anyio
 
 from pyworkflow._core._events import WorkflowResumed
 from pyworkflow.storage import FileStorageBackend
+from pyworkflow.storage._file._append import AppendTx
 from pyworkflow.storage._file._due import DueFolder
-from pyworkflow.storage._file._store import FileStore
 
 from .helpers import T0, History, suspended_on_sleep
 
@@ -38,7 +38,7 @@ async def main(base: str, run_id: str, point: str) -> None:
     suspended_on_sleep(h, WAKE)
     resumed = h.add(WorkflowResumed, reason="resume")
     if point == "before-write":
-        FileStore._write_log = _die  # type: ignore[method-assign]
+        AppendTx.write = _die  # type: ignore[method-assign]
     else:
         DueFolder.remove = _die  # type: ignore[method-assign]
     backend = FileStorageBackend(base)

@@ -675,9 +675,7 @@ async def test_get_children_lists_the_children_a_parent_recorded(backend: Storag
     parent, first, second = History(), History(), History()
     await append_all(backend, [parent.add(WorkflowStarted, workflow_name="p")])
     for kid, checkpoint in ((first, 1), (second, 2)):
-        kid.add(
-            WorkflowStarted, workflow_name="k", parent_run_id=parent.run_id, nesting_depth=1
-        )
+        kid.add(WorkflowStarted, workflow_name="k", parent_run_id=parent.run_id, nesting_depth=1)
         await append_all(backend, kid.events)
         recorded = parent.add(
             ChildWorkflowStarted,

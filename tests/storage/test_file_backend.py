@@ -40,7 +40,9 @@ from pyworkflow._core._events import (
 )
 from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
-from pyworkflow.storage._file import _store as _file_store
+from pyworkflow.storage._file import _append as _file_append
+from pyworkflow.storage._file._commit import GroupCommit
+from pyworkflow.storage._file._io import SyncSet
 from pyworkflow.storage._file._view import FLUSH_BYTES
 
 from .helpers import History, full_history, new_hook_id, new_run_id, raw, started
@@ -304,7 +306,7 @@ async def test_a_failed_write_is_undone(tmp_path: Path, monkeypatch: pytest.Monk
         os.write(fd, data[:7])  # a short write, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_file_store, "write_all", disk_full)
+    monkeypatch.setattr(_file_append, "write_all", disk_full)
     event = next_step(h)
     with pytest.raises(StorageError, match="No space left") as info:
         await backend.append(h.run_id, [event], expected_sequence=5)
@@ -358,14 +360,14 @@ async def test_a_failed_record_write_keeps_the_append(
 ) -> None:
     backend = FileStorageBackend(tmp_path, durability="none")
     h = await two_steps(backend)
-    real = _file_store.write_atomic
+    real = _file_append.write_temp
 
-    def fail_runs(path: str, data: bytes, *, sync: bool) -> None:
+    def fail_runs(path: str, data: bytes, *, sync: bool) -> str:
         if Path(path).parent.name == "runs":
             raise OSError(errno.EIO, "I/O error", path)
-        real(path, data, sync=sync)
+        return real(path, data, sync=sync)
 
-    monkeypatch.setattr(_file_store, "write_atomic", fail_runs)
+    monkeypatch.setattr(_file_append, "write_temp", fail_runs)
     suspended = h.add(WorkflowSuspended, reason="sleep")  # a flush point
     await backend.append(h.run_id, [suspended], expected_sequence=5)  # committed: no error
     assert not (tmp_path / "runs" / f"{h.run_id}.json").exists()  # the first flush failed
@@ -487,11 +489,14 @@ async def test_durability_decides_which_appends_fsync_the_log(
     backend = FileStorageBackend(tmp_path, durability=durability)
     h = History()
     current: list[int] = [0]
+    real = GroupCommit.barrier
 
-    def fdatasync(fd: int) -> None:
-        synced.append(current[0])
+    def barrier(self: GroupCommit, paths: SyncSet) -> None:
+        if log_path(tmp_path, h.run_id).as_posix() in paths.files:
+            synced.append(current[0])
+        real(self, paths)
 
-    monkeypatch.setattr(_file_store, "_fdatasync", fdatasync)
+    monkeypatch.setattr(GroupCommit, "barrier", barrier)
     started(h)
     h.step(StepStarted, 1, "a")
     h.step(StepCompleted, 1, "a", result=raw(1))
@@ -570,29 +575,54 @@ async def test_list_runs_sees_changes_made_by_another_instance(tmp_path: Path) -
 async def test_record_files_are_fsynced_unless_durability_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: Any, synced: bool
 ) -> None:
-    """Record files are written at flush points only, and fsynced whenever written (but
-    with "none"): after a power loss, a file on disk is whole and no later than the log."""
-    written: list[tuple[str, bool]] = []
-    real = _file_store.write_atomic
+    """Record files are written at flush points only, and made durable whenever written
+    (but with "none"): their contents by a barrier before their names, the step and hook
+    files' names by a barrier before the run file's: after a power loss, a file on disk is
+    whole and none is missing that the run file counts on."""
+    seen: list[str] = []
+    real_barrier, real_replace = GroupCommit.barrier, os.replace
 
-    def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
-        written.append((Path(path).name, sync))
-        real(path, data, sync=sync)
+    def barrier(self: GroupCommit, paths: SyncSet) -> None:
+        names = sorted(Path(p).name for p in paths.files)
+        folders = sorted(Path(p).name for p in paths.folders)
+        seen.append(f"barrier {names} {folders}")
+        real_barrier(self, paths)
 
-    monkeypatch.setattr(_file_store, "write_atomic", write_atomic)
+    def replace(src: str, dst: str) -> None:
+        if str(tmp_path) in str(dst):
+            seen.append(f"rename {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(GroupCommit, "barrier", barrier)
+    monkeypatch.setattr(os, "replace", replace)
     backend = FileStorageBackend(tmp_path, durability=durability)
     h = await two_steps(backend)
     hook_id = new_hook_id()
     created = h.add(HookCreated, hook_id=hook_id, hook_name="x", checkpoint=3, token="t")
+    seen.clear()
     await backend.append(h.run_id, [created], expected_sequence=5)
-    assert written == [(f"{hook_id}.json", synced)]  # no run file before the first flush point
+    renames = [s for s in seen if s.startswith("rename")]
+    assert renames == [f"rename {hook_id}.json"]  # no run file before the first flush point
+    assert (seen.index(renames[0]) > 0) is synced  # its content was made durable first
 
-    written.clear()
+    seen.clear()
     suspended = h.add(WorkflowSuspended, reason="hook")
     await backend.append(h.run_id, [suspended], expected_sequence=6)
 
-    assert sorted(written[:2]) == [(f"{h.run_id}.1.json", synced), (f"{h.run_id}.2.json", synced)]
-    assert written[2:] == [(f"{h.run_id}.json", synced)]  # last: it vouches for the others
+    steps = [f"rename {h.run_id}.1.json", f"rename {h.run_id}.2.json"]
+    run = f"rename {h.run_id}.json"
+    renames = [s for s in seen if s.startswith("rename")]
+    assert sorted(renames[:2]) == steps and renames[2:] == [run]  # last: it vouches for them
+    barriers = [i for i, s in enumerate(seen) if s.startswith("barrier")]
+    if not synced:
+        assert barriers == []
+        return
+    # contents (with the log) before any name; the step files' names before the run file's
+    first = seen[barriers[0]]
+    assert f"{h.run_id}.jsonl" in first and first.count(".tmp") == 3
+    assert barriers[0] < seen.index(steps[0]) and barriers[0] < seen.index(steps[1])
+    assert max(seen.index(steps[0]), seen.index(steps[1])) < barriers[1] < seen.index(run)
+    assert "'steps'" in seen[barriers[1]]
 
 
 async def test_a_relative_base_path_is_fixed_at_construction(

@@ -24,7 +24,7 @@ from pyworkflow import (
 from pyworkflow._core._events import Event, StepCompleted, StepStarted
 from pyworkflow.storage import FileStorageBackend
 from pyworkflow.storage._errors import TRANSIENT_ERRNOS, storage_error_from_oserror
-from pyworkflow.storage._file import _store as _file_store
+from pyworkflow.storage._file import _append as _file_append
 from pyworkflow.testing import ManualClock
 from tests.flows import calls, three_parts
 
@@ -102,7 +102,7 @@ async def test_a_disk_full_append_is_transient_and_leaves_nothing(
     batch = [h.step(StepStarted, 2, "step2"), h.step(StepCompleted, 2, "step2", result=raw(2))]
 
     calls: list[int] = []
-    monkeypatch.setattr(_file_store, "write_all", failing_write(code, calls))
+    monkeypatch.setattr(_file_append, "write_all", failing_write(code, calls))
     with pytest.raises(TransientStorageError, match="could not append to run") as info:
         await backend.append(h.run_id, batch, expected_sequence=3)
     assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == code
@@ -122,7 +122,7 @@ async def test_a_refused_append_is_permanent(
     backend = FileStorageBackend(tmp_path, durability="none")
     h = await three_events(backend)
     before = (tmp_path / "events" / f"{h.run_id}.jsonl").read_bytes()
-    monkeypatch.setattr(_file_store, "write_all", failing_write(errno.EACCES, []))
+    monkeypatch.setattr(_file_append, "write_all", failing_write(errno.EACCES, []))
     with pytest.raises(StorageError, match="Permission denied") as info:
         await backend.append(h.run_id, [h.step(StepStarted, 2, "step2")], expected_sequence=3)
     assert not isinstance(info.value, TransientStorageError)
@@ -139,7 +139,7 @@ async def test_an_append_that_cannot_be_cut_off_is_permanent(
     def ftruncate(fd: int, length: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(_file_store, "write_all", failing_write(errno.ENOSPC, []))
+    monkeypatch.setattr(_file_append, "write_all", failing_write(errno.ENOSPC, []))
     monkeypatch.setattr(os, "ftruncate", ftruncate)
     with pytest.raises(StorageError, match="could not be cut off the log") as info:
         await backend.append(h.run_id, [h.step(StepStarted, 2, "step2")], expected_sequence=3)
@@ -157,7 +157,7 @@ class DiskFullFor:
     def __init__(self, checkpoint: int, times: int) -> None:
         self.checkpoint, self.times = checkpoint, times
         self.failed: Counter[str] = Counter()
-        self.real = _file_store.write_all
+        self.real = _file_append.write_all
 
     def __call__(self, fd: int, data: bytes) -> None:
         lines = [json.loads(line) for line in data.splitlines()]
@@ -180,7 +180,7 @@ async def test_a_run_rides_out_a_full_disk(
     configure(clock=ManualClock())
     storage = FileStorageBackend(tmp_path, durability=durability)
     disk = DiskFullFor(checkpoint=2, times=2)
-    monkeypatch.setattr(_file_store, "write_all", disk)
+    monkeypatch.setattr(_file_append, "write_all", disk)
 
     run_id = await start(three_parts, storage=storage)
 

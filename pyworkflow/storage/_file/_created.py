@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from ..._core._records import WorkflowRun
-from ._io import fsync_dir, write_all
+from ._io import SyncSet, fsync_dir, write_all
 from ._marker import IndexFolder
 from ._paths import is_id
 
@@ -96,8 +96,18 @@ class CreatedIndex(IndexFolder):
         self.mark_built(sync=sync)
 
     # -- lines --------------------------------------------------------------------------
-    def add(self, at: datetime, run_id: str, workflow: str, *, sync: bool) -> None:
-        """Append the run's line (I1: before its log line)."""
+    def add(
+        self, at: datetime, run_id: str, workflow: str, *, sync: bool, later: SyncSet | None = None
+    ) -> None:
+        """Append the run's line (I1: before its log line); with ``sync`` fsync it, or, given
+        ``later``, add what to fsync to it (a group commit's)."""
+        if sync and later is not None:
+            day, path = self.path(at)
+            made = not os.path.isdir(day)
+            self._write(at, run_id, workflow, sync=False)
+            later.files.add(path)
+            later.folders |= {day, self.root} if made else {day}
+            return
         self._write(at, run_id, workflow, sync=sync)
 
     def _write(self, at: datetime, run_id: str, workflow: str, *, sync: bool) -> None:

@@ -47,7 +47,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from ._io import fsync_dir
+from ._io import SyncSet, fsync_dir
 from ._marker import IndexFolder
 from ._paths import is_id
 
@@ -113,9 +113,9 @@ class DueFolder(IndexFolder):
     def has(self, due: datetime, run_id: str) -> bool:
         return os.path.exists(self.paths(due, run_id)[2])
 
-    def add(self, due: datetime, run_id: str, *, sync: bool) -> None:
+    def add(self, due: datetime, run_id: str, *, sync: bool, later: SyncSet | None = None) -> None:
         """Make the entry (a no-op if it exists); with ``sync``, fsync it and the folders
-        made for it."""
+        made for it, or, given ``later``, add those folders to it (a group commit's)."""
         day, minute, path = self.paths(due, run_id)
         changed = {minute}  # the folders whose names must be made durable
         for _ in range(_TRIES):
@@ -131,7 +131,9 @@ class DueFolder(IndexFolder):
                     os.makedirs(minute, exist_ok=True)
                 continue
             os.close(fd)
-            if sync:
+            if sync and later is not None:
+                later.folders |= changed
+            elif sync:
                 for folder in changed:
                     fsync_dir(folder)
             return

@@ -19,6 +19,7 @@ if sys.platform != "win32":
 
 __all__ = [
     "Offload",
+    "SyncSet",
     "flocked",
     "fsync_dir",
     "read_bytes",
@@ -26,10 +27,29 @@ __all__ = [
     "write_all",
     "write_atomic",
     "write_exclusive",
+    "write_temp",
 ]
 
 _FILE_MODE = 0o644
 _CHUNK = 1 << 20
+
+
+class SyncSet:
+    """What a group commit must make durable: files whose data (and size) were written, and
+    folders in which names were made, replaced or removed."""
+
+    __slots__ = ("files", "folders")
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.folders: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.folders)
+
+    def update(self, other: SyncSet) -> None:
+        self.files |= other.files
+        self.folders |= other.folders
 
 
 class Offload(Exception):
@@ -78,7 +98,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_temp(path: str, data: bytes, *, sync: bool) -> str:
+def write_temp(path: str, data: bytes, *, sync: bool) -> str:
     """A new temp file beside ``path`` holding ``data`` (fsynced if ``sync``); its name.
 
     Nothing is left behind if writing fails."""
@@ -102,7 +122,7 @@ def _write_temp(path: str, data: bytes, *, sync: bool) -> str:
 def write_atomic(path: str, data: bytes, *, sync: bool) -> None:
     """Replace ``path`` with ``data`` atomically: a temp file in the same folder, flushed
     (and fsynced if ``sync``), then ``os.replace``. Readers see the old or the new file."""
-    tmp = _write_temp(path, data, sync=sync)
+    tmp = write_temp(path, data, sync=sync)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -117,7 +137,7 @@ def write_exclusive(path: str, data: bytes, *, sync: bool) -> bool:
     The content goes to a temp file first and is published with ``os.link``, which fails
     if the name exists: atomic across processes, and nobody ever sees a half-written file.
     """
-    tmp = _write_temp(path, data, sync=sync)
+    tmp = write_temp(path, data, sync=sync)
     try:
         try:
             os.link(tmp, path)

@@ -4,24 +4,22 @@ Each public method takes ``inline``: True when called on the event loop, where i
 block (a contended lock, a large read, an fsync or a big flush raises :class:`Offload`
 before any side effect, and the backend calls it again in a worker thread).
 
-An append, the hot path: take the run's append lock (flock), ``fstat`` the log to check
-the expected sequence against the cached :class:`LogMark`, fold the events into the run's
-:class:`Live` (``project()``, in memory), ``write`` the lines, ``fstat``, unlock. Record files
-are written only at flush points (see :meth:`FileStore._flush`), never per step. An append
-that moves the run's due time (a status change, a hook payload or cancellation while
-suspended) also makes the new ``.due/`` entry before its write and removes the old one after
-(``_file_due``, invariant I1).
+An append, the hot path: :class:`~._append.AppendTx` (take the run's append lock, ``fstat``
+the log to check the expected sequence against the cached :class:`LogMark`, fold the events
+into the run's :class:`Live`, ``write`` the lines, unlock), driven by the backend so that
+appends ready at the same moment share their fsyncs (``_commit``). Record files are written
+only at flush points, never per step. An append that moves the run's due time (a status
+change, a hook payload or cancellation while suspended) also makes the new ``.due/`` entry
+before its write and removes the old one after (``_file_due``, invariant I1).
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..._core._events import (
     CHILD_OUTCOMES,
@@ -35,19 +33,20 @@ from ..._core._events import (
     WorkflowStarted,
     WorkflowSuspended,
 )
-from ..._core._projection import DUE_EVENTS, Projection, due_at, project
+from ..._core._projection import Projection, due_at, project
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
 from .._paging import cut_page, parse_cursor
-from .._port import check_append
+from ._append import AppendTx, Due, RecordFlush, open_log
+from ._commit import GroupCommit
 from ._created import CreatedIndex
 from ._due import DueFolder
-from ._io import Offload, flocked, fsync_dir, write_all, write_atomic
+from ._io import Offload, SyncSet, flocked, fsync_dir
 from ._listing import RunListing
 from ._locks import publish_claim, read_claim, release_run_lock, take_run_lock
 from ._log import LogMark, read_log, sync_mark
 from ._paths import Layout, is_id, step_owner
-from ._records import HOOK, STEP, Claim, Lru, encode_record, encode_run, load_record
+from ._records import HOOK, STEP, Claim, Lru, load_record
 from ._view import FLUSH_BYTES, INLINE_READ, RUN_FLUSH, Live, View
 
 __all__ = ["BOUNDARIES", "Durability", "FileStore"]
@@ -71,43 +70,6 @@ _CACHE_SIZE = 4096
 _LIVE_RUNS = 1024
 """Runs whose projection is kept in memory (each holds at most ~FLUSH_BYTES of changed
 records); an evicted one is rebuilt from its run file and log when used again."""
-_INLINE_FILES = 8
-"""A flush writing more record files than this runs in a worker thread."""
-_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
-
-
-def _open_log(path: str, *, create: bool = False, write: bool = True) -> int | None:
-    flags = (os.O_RDWR | os.O_APPEND if write else os.O_RDONLY) | os.O_CLOEXEC
-    try:
-        return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
-    except FileNotFoundError:
-        return None
-
-
-class _Due(NamedTuple):
-    """The record files an append makes due."""
-
-    full: bool
-    """All changed records and the run file (a flush point)."""
-    steps: tuple[str, ...]
-    hooks: tuple[str, ...]
-
-
-_Move = tuple[datetime | None, datetime | None]
-"""A run's due time before and after an append that changes it."""
-
-
-def _files(due: _Due, move: _Move | None = None) -> int:
-    return len(due.steps) + len(due.hooks) + due.full + (move is not None and move[1] is not None)
-
-
-def _move(live: Live | None, change: Projection, events: Sequence[Event]) -> _Move | None:
-    """How the append of ``events`` moves the run in the due index; None: it doesn't."""
-    if not any(isinstance(event, DUE_EVENTS) for event in events):
-        return None  # steps and timers never move it: the hot path pays nothing
-    before = due_at(live.run) if live is not None else None
-    after = due_at(change.run)
-    return None if before == after else (before, after)
 
 
 class FileStore:
@@ -124,13 +86,16 @@ class FileStore:
         self.index = DueFolder(layout.due)
         self._indexed = False
         self.created = CreatedIndex(layout.created)
+        self.commit = GroupCommit(str(layout.base))
 
     def forget(self) -> None:
         self._marks.clear()
         self.view.forget()
+        self.commit.close()
 
     def ensure_layout(self) -> None:
         if self._ready:
+            self.commit.open()  # before any write it covers (see _commit)
             return
         for folder in self.layout.folders:
             os.makedirs(folder, exist_ok=True)
@@ -138,6 +103,7 @@ class FileStore:
         self.created.ensure(self.layout.events, sync=self.durability != "none")
         if self.durability != "none":
             fsync_dir(str(self.layout.base))
+        self.commit.open()
         self._ready = True
 
     def _sync_mark(self, fd: int, run_id: str, *, repair: bool) -> LogMark:
@@ -159,78 +125,23 @@ class FileStore:
         expected: int,
         payload: bytes,
         sync: bool,
-        *,
-        inline: bool,
-    ) -> None:
-        """Check the sequence, write ``payload`` (the encoded events), flush what is due."""
-        self.ensure_layout()
-        path = self.layout.log(run_id)
-        with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
-            fd = _open_log(path)
-            try:
-                mark = self._sync_mark(fd, run_id, repair=True) if fd is not None else None
-                check_append(run_id, events, expected, mark.last_sequence if mark else 0)
-                live, change = self._project(run_id, fd, mark, events, inline=inline)
-                start = mark.end if mark is not None else 0
-                due = self._due(run_id, live, change, events, start + len(payload))
-                move = _move(live, change, events)
-                if inline and self._blocks(due, move):
-                    raise Offload
-                if move is not None and move[1] is not None:  # I1: the new entry first
-                    self.index.add(move[1], run_id, sync=self.durability != "none")
-                created = fd is None or start == 0  # or left empty by a failed first append
-                if created and isinstance(events[0], WorkflowStarted):  # _created's I1
-                    first = events[0]
-                    self.created.add(first.timestamp, run_id, first.workflow_name, sync=sync)
-                if fd is None:
-                    fd = _open_log(path, create=True)
-                    assert fd is not None
-                try:
-                    self._write_log(fd, start, payload, sync=sync, created=created)
-                except BaseException:
-                    if move is not None and move[1] is not None:
-                        with suppress(OSError):
-                            self.index.remove(move[1], run_id)
-                    raise
-                st = os.fstat(fd)
-            finally:
-                if fd is not None:
-                    os.close(fd)
-            new_mark = LogMark(st.st_ino, st.st_mtime_ns, st.st_size, events[-1].sequence)
-            self._marks.put(run_id, new_mark)
-            live = self.view.commit(run_id, live, change, new_mark)
-            self._flush(run_id, live, due)
-            if move is not None and move[0] is not None:  # I1: the old entry last
-                self._unindex(run_id, move[0])
+    ) -> AppendTx:
+        """An append of ``payload`` (the encoded ``events``), for the backend to drive
+        through its phases (``_append``)."""
+        return AppendTx(self, run_id, events, expected, payload, sync)
 
-    def _write_log(self, fd: int, start: int, payload: bytes, *, sync: bool, created: bool) -> None:
-        """Append ``payload`` and make it durable per policy, or undo it and raise.
+    def sync_log_mark(self, fd: int, run_id: str, *, repair: bool) -> LogMark:
+        return self._sync_mark(fd, run_id, repair=repair)
 
-        An append that failed is cut off the log (it was not acknowledged: leave no trace),
-        so it can be retried. If the cut fails too, the log may end with part of the
-        append: that is raised as ``EIO``, which the backend reports as permanent.
-        """
-        try:
-            write_all(fd, payload)
-            if sync:
-                _fdatasync(fd)
-                if created:
-                    fsync_dir(self.layout.events)
-        except BaseException as exc:
-            undo: OSError | None = None
-            try:
-                os.ftruncate(fd, start)
-            except OSError as failed:
-                undo = failed
-            if undo is not None and isinstance(exc, OSError):
-                msg = (
-                    f"the append failed ({exc.strerror or exc}) and could not be cut off the "
-                    f"log ({undo.strerror or undo}); the log may end with part of it"
-                )
-                raise OSError(errno.EIO, msg) from exc
-            raise
+    def remember_mark(self, run_id: str, mark: LogMark) -> None:
+        self._marks.put(run_id, mark)
 
-    def _project(
+    def forget_run(self, run_id: str) -> None:
+        """Drop what the caches know of the run (an append to it was undone)."""
+        self._marks.pop(run_id)
+        self.view.pop(run_id)
+
+    def project_append(
         self,
         run_id: str,
         fd: int | None,
@@ -252,14 +163,14 @@ class FileStore:
             prior = live.steps, live.hooks
         return live, project(live.run if live is not None else None, events, *prior)
 
-    def _due(
+    def due_records(
         self,
         run_id: str,
         live: Live | None,
         change: Projection,
         events: Sequence[Event],
         end: int,
-    ) -> _Due:
+    ) -> Due:
         """Which record files the append of ``events`` (ending the log at ``end``) writes.
 
         All of the run's changed records and its run file at a flush point: an event that
@@ -278,11 +189,11 @@ class FileStore:
         if full:
             steps = set(change.steps) | (set(live.steps) if live else set())
             hooks = set(change.hooks) | (set(live.hooks) if live else set())
-            return _Due(True, tuple(steps), tuple(hooks))
+            return Due(True, tuple(steps), tuple(hooks))
         foreign = tuple(s for s in change.steps if step_owner(s) != run_id)
-        return _Due(False, foreign, tuple(change.hooks))
+        return Due(False, foreign, tuple(change.hooks))
 
-    def _unindex(self, run_id: str, due: datetime) -> None:
+    def unindex(self, run_id: str, due: datetime) -> None:
         """Remove a run's entry that is no longer its due time; a failure leaves a stale
         entry, which ``due_runs`` removes when it comes due."""
         try:
@@ -290,58 +201,7 @@ class FileStore:
         except OSError as exc:
             self.log.warning("due_entry_remove_failed", run_id=run_id, error=str(exc))
 
-    # -- flushing record files ------------------------------------------------------------
-    def _blocks(self, due: _Due, move: _Move | None = None) -> bool:
-        """Whether writing ``due`` (and a due entry) may block the event loop: an fsync, or
-        many files."""
-        files = _files(due, move)
-        return files > _INLINE_FILES or (files > 0 and self.durability != "none")
-
-    def _flush(self, run_id: str, live: Live, due: _Due) -> None:
-        """Write the record files ``due`` names, step and hook files first, the run file last
-        (invariant I1 of ``_file_view``). They are projections of the committed log: a
-        failure is logged, the run becomes ``overdue`` and the next append or read retries."""
-        steps = [(s, live.steps[s]) for s in due.steps if s in live.steps]
-        hooks = [(h, live.hooks[h]) for h in due.hooks if h in live.hooks]
-        if not (steps or hooks or due.full):
-            return
-        end = live.mark.end
-        files = [(self.layout.step(i), encode_record(step)) for i, step in steps]
-        files += [(self.layout.hook(i), encode_record(hook)) for i, hook in hooks]
-        run_file = (self.layout.run(run_id), encode_run(live.run, end)) if due.full else None
-        try:
-            self._write_files(files, run_file, sync=self.durability != "none")
-            if due.full and live.lost_tail:
-                self._drop_lost_steps(run_id, live)
-        except OSError as exc:
-            live.overdue = True
-            self.log.error("record_write_failed", run_id=run_id, error=str(exc))
-            return
-        for step_id, step in steps:
-            if live.steps.get(step_id) is step:
-                del live.steps[step_id]
-        for hook_id, hook in hooks:
-            if live.hooks.get(hook_id) is hook:
-                del live.hooks[hook_id]
-        if due.full:
-            live.flushed, live.overdue = end, False
-
-    def _write_files(
-        self, files: list[tuple[str, bytes]], run_file: tuple[str, bytes] | None, *, sync: bool
-    ) -> None:
-        """Replace ``files``, then ``run_file``. With ``sync`` each is fsynced, and so are
-        their folders, the step and hook files before the run file that vouches for them."""
-        for path, data in files:
-            write_atomic(path, data, sync=sync)
-        if sync:
-            for folder in {os.path.dirname(path) for path, _ in files}:
-                fsync_dir(folder)
-        if run_file is not None:
-            write_atomic(*run_file, sync=sync)
-            if sync:
-                fsync_dir(self.layout.runs)
-
-    def _drop_lost_steps(self, run_id: str, live: Live) -> None:
+    def drop_lost_steps(self, run_id: str, live: Live) -> None:
         """Delete the run's step files that its log no longer backs: the log lost its tail
         (a power loss with durability "batch" or "none") after they were written. Its Live
         was folded from the whole log, so it holds every step the log has."""
@@ -361,7 +221,7 @@ class FileStore:
     # -- reading ------------------------------------------------------------------------
     def read(self, run_id: str, after: int, *, inline: bool) -> list[Event]:
         """Events after ``after``: reads only the new tail when ``after`` is at our mark."""
-        fd = _open_log(self.layout.log(run_id), write=False)
+        fd = open_log(self.layout.log(run_id), write=False)
         if fd is None:
             return []
         try:
@@ -388,7 +248,7 @@ class FileStore:
 
     def _live(self, run_id: str, *, strict: bool, inline: bool) -> Live | None:
         """The run's current Live, under the shared append lock; None: no such run."""
-        fd = _open_log(self.layout.log(run_id), write=False)
+        fd = open_log(self.layout.log(run_id), write=False)
         if fd is None:
             return None
         try:
@@ -413,7 +273,7 @@ class FileStore:
         """Flush an ``overdue`` run's records (a crash or failed write left them behind a
         flush point), under the exclusive lock."""
         with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
-            fd = _open_log(self.layout.log(run_id))
+            fd = open_log(self.layout.log(run_id))
             if fd is None:
                 return
             try:
@@ -423,10 +283,34 @@ class FileStore:
                 os.close(fd)
             if live is None or not live.overdue:
                 return
-            due = _Due(True, tuple(live.steps), tuple(live.hooks))
-            if inline and self._blocks(due):
+            due = Due(True, tuple(live.steps), tuple(live.hooks))
+            if inline and due.blocks(fsync=self.durability != "none"):
                 raise Offload
-            self._flush(run_id, live, due)
+            self._flush_now(run_id, live, due)
+
+    def _flush_now(self, run_id: str, live: Live, due: Due) -> None:
+        """Write the record files ``due`` names in this thread, with blocking barriers."""
+        flush = RecordFlush(self, run_id, live, due)
+        if not flush:
+            return
+        paths = SyncSet() if self.durability != "none" else None
+        try:
+            flush.stage(paths)
+            if paths:
+                self.commit.barrier(paths)
+        except OSError as exc:
+            flush.failed(exc)
+            return
+        names = SyncSet() if paths is not None else None
+        if not flush.publish_records(names):
+            return
+        if names:
+            try:
+                self.commit.barrier(names)
+            except OSError as exc:
+                flush.failed(exc)
+                return
+        flush.publish_run()
 
     def get_step(self, step_id: str, *, inline: bool) -> StepRecord | None:
         """A step's record: from the run's Live if it changed since the last flush, else
@@ -544,7 +428,7 @@ class FileStore:
         """Under the run's exclusive append lock: give the run its current entry, and remove
         the one at ``stale`` unless that is it. Returns the run's due time."""
         with flocked(self.layout.append_lock(run_id), exclusive=True, wait=not inline):
-            fd = _open_log(self.layout.log(run_id), write=False)
+            fd = open_log(self.layout.log(run_id), write=False)
             live = None
             if fd is not None:
                 try:

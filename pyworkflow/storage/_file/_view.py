@@ -122,6 +122,9 @@ class View:
     def forget(self) -> None:
         self._lives.clear()
 
+    def pop(self, run_id: str) -> None:
+        self._lives.pop(run_id)
+
     def current(
         self, run_id: str, fd: int, mark: LogMark, *, strict: bool, inline: bool
     ) -> Live | None:
