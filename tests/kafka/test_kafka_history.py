@@ -11,11 +11,13 @@ from aiokafka.partitioner import murmur2
 
 from pyworkflow import CorruptRecordError, RunStatus
 from pyworkflow._core._events import StepCompleted, StepStarted, WorkflowCompleted
+from pyworkflow._core._records import WorkflowRun
 from pyworkflow.storage import KafkaStorageBackend
+from pyworkflow.storage._kafka._codec import decode_record
 from tests.storage.helpers import History, full_history, raw, started
 
 from .conftest import MakeBackend
-from .helpers import delete_records
+from .helpers import delete_records, records
 
 PARTITIONS = 2
 
@@ -133,3 +135,34 @@ async def test_fold_history_folds_every_partition_from_its_start(
     audit = await make_backend(partitions=PARTITIONS, fold_history=True)
     assert h.run_id in _folded(audit)
     assert await audit.read(h.run_id) == h.events
+
+
+async def test_a_worker_taking_a_partition_republishes_runs_ended_lately_by_another(
+    make_backend: MakeBackend, kafka_bootstrap: str
+) -> None:
+    """The owner that ended a run may die before publishing its last record: the worker
+    that takes the partition over publishes it again (runs ended in the last 10 minutes;
+    older ones were republished by the takeover after their end)."""
+    writer = await make_backend(partitions=PARTITIONS)
+    core = writer._core
+    assert core is not None
+    core._publisher.queue = lambda sequence, change, start: None  # type: ignore[method-assign]
+    lately, long_ago = _in(0), History(start=datetime(2020, 1, 1, tzinfo=UTC))
+    while (murmur2(long_ago.run_id.encode()) & 0x7FFFFFFF) % PARTITIONS != 0:
+        long_ago = History(start=datetime(2020, 1, 1, tzinfo=UTC))
+    for h in (lately, long_ago):
+        await _write(writer, h, [started(h), h.add(WorkflowCompleted, result=raw(1))])
+    await writer.aclose()  # published nothing: as if it died
+
+    taker = KafkaStorageBackend(
+        kafka_bootstrap, topic_prefix=writer.topic_prefix, partitions=PARTITIONS
+    )
+    await taker.fold_partitions(())  # a worker's: folds nothing until the group assigns
+    await taker.fold_partitions({0})
+    await taker.aclose()  # flushes its projections
+    published = {
+        m.key.decode(): decode_record(m.value, WorkflowRun, "runs")[1]
+        for m in await records(kafka_bootstrap, f"{writer.topic_prefix}.runs")
+    }
+    assert published[lately.run_id].status is RunStatus.COMPLETED
+    assert long_ago.run_id not in published

@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures as cf
 import enum
 from collections.abc import Awaitable, Collection, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -64,6 +64,9 @@ __all__ = ["KafkaCore"]
 
 T = TypeVar("T")
 _RETRY_BACKOFF = 0.1
+_REPUBLISH_WINDOW = timedelta(minutes=10)
+"""Runs ended by another writer this lately are republished by the partition's new owner:
+far more than a takeover takes (session timeout + a checkpoint interval)."""
 _MIN_STOP_S = 1.0
 """Each client's stop() gets at least this long, even past the close deadline."""
 _CHECKPOINT_TRIES = 20  # folds waited for while an append is half-folded
@@ -88,6 +91,15 @@ def _permanent(failure: WorkflowError) -> WorkflowError:
     stopped = StorageError(msg)
     stopped.__cause__ = failure.__cause__
     return stopped
+
+
+def _ended_lately(verdict: Verdict) -> bool:
+    """Whether the append ended its run within ``_REPUBLISH_WINDOW`` of now."""
+    run = verdict.change.run if verdict.change is not None else None
+    if run is None or not run.status.is_finished:
+        return False
+    ended = run.completed_at or run.updated_at
+    return datetime.now(UTC) - ended < _REPUBLISH_WINDOW
 
 
 class KafkaCore:
@@ -325,12 +337,13 @@ class KafkaCore:
             if verdict is None:
                 continue
             if verdict.record.writer != self.writer:
-                change = verdict.change
-                if self._scope is not None and change is not None and change.run.status.is_finished:
+                if self._scope is not None and _ended_lately(verdict):
                     # A run of ours ended by another writer (its owner before a takeover,
                     # which may have died before publishing it): readers of finished runs
-                    # trust the runs topic, so its last record must be there.
-                    self._publisher.queue(verdict.last_sequence, change, verdict.start)
+                    # trust the runs topic, so its last record must be there. (Runs that
+                    # ended long ago were republished by the takeover after their end.)
+                    assert verdict.change is not None
+                    self._publisher.queue(verdict.last_sequence, verdict.change, verdict.start)
                 continue
             if verdict.change is not None:
                 self._publisher.queue(verdict.last_sequence, verdict.change, verdict.start)
