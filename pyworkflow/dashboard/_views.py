@@ -132,7 +132,8 @@ async def _by_key(storage: StorageBackend, query: RunsQuery) -> RunsView:
 
 @dataclass(slots=True)
 class RunView:
-    """One run's page: its record, what it waits for, its chain, timeline and events."""
+    """One run's page: its record, what it waits for, its chain and children, timeline and
+    events."""
 
     run: WorkflowRun
     events: list[Event]
@@ -142,6 +143,7 @@ class RunView:
     hooks: list[HookRecord]
     """Its pending hooks."""
     chain: list[WorkflowRun]
+    children: list[WorkflowRun]
     timeline: Timeline
     traceback: str = ""
     duration: str = ""
@@ -167,6 +169,7 @@ async def load_run(storage: StorageBackend, run_id: str, now: datetime) -> RunVi
     chain: list[WorkflowRun] = []
     if run.continued_from_run_id or run.continued_to_run_id:
         chain = await get_workflow_chain(run_id, storage=storage)
+    children = await storage.get_children(run_id)
     failed = [e for e in events if isinstance(e, WorkflowFailed)]
     end = run.completed_at or now
     return RunView(
@@ -178,6 +181,7 @@ async def load_run(storage: StorageBackend, run_id: str, now: datetime) -> RunVi
         waiting=waiting,
         hooks=hooks,
         chain=chain,
+        children=children,
         timeline=build_timeline(events, now),
         traceback=failed[-1].traceback if failed else "",
         duration=fmt_duration((end - run.created_at).total_seconds()),

@@ -9,7 +9,15 @@ from uuid import uuid4
 import httpx
 from starlette.applications import Starlette
 
-from pyworkflow import get_workflow_events, get_workflow_run, resume, start
+from pyworkflow import (
+    ScheduleSpec,
+    create_schedule,
+    get_workflow_events,
+    get_workflow_run,
+    resume,
+    start,
+    trigger_schedule,
+)
 from pyworkflow.testing import ManualClock
 from tests import cli_app
 
@@ -81,6 +89,27 @@ async def test_a_chain_links_its_runs(client: httpx.AsyncClient) -> None:
     assert "chain (continue_as_new)" in text
     run = await get_workflow_run(first)
     assert run is not None and f'href="/runs/{run.continued_to_run_id}"' in text
+
+
+async def test_a_parent_links_its_children_and_a_child_its_parent(
+    client: httpx.AsyncClient,
+) -> None:
+    parent = await start(cli_app.tree, "o-7")
+    text = (await client.get(f"/runs/{parent}")).text
+    assert "<h2>children</h2>" in text
+    (child_id,) = re.findall(r'<li><a href="/runs/(run_[0-9a-f]{16})">\1</a> cli\.sprout', text)
+    child_page = (await client.get(f"/runs/{child_id}")).text
+    assert f'<dt>parent</dt><dd><a href="/runs/{parent}">{parent}</a> (depth 1)' in child_page
+    assert "<h2>children</h2>" not in child_page
+
+
+async def test_a_scheduled_run_names_its_schedule(client: httpx.AsyncClient) -> None:
+    schedule = await create_schedule(
+        workflow_name="cli.sprout", spec=ScheduleSpec(interval="1h"), args=("o-8",)
+    )
+    run_id = await trigger_schedule(schedule.schedule_id)
+    text = (await client.get(f"/runs/{run_id}")).text
+    assert f"<dt>schedule</dt><dd>{schedule.schedule_id}" in text
 
 
 async def test_user_values_are_escaped(client: httpx.AsyncClient) -> None:
