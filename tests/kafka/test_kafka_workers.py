@@ -255,6 +255,35 @@ async def test_a_start_whose_first_append_fails_transiently_is_retried_by_its_ow
     assert events.count("workflow_started") == 1 and ran["opening"] == 1
 
 
+async def test_two_workers_fire_a_schedule_once_per_due_time(make_backend: MakeBackend) -> None:
+    """A schedule on Kafka is fired by the worker that owns its partition: with two workers,
+    each due time starts exactly one run, and the runs complete."""
+    from pyworkflow import ScheduleSpec, create_schedule, get_schedule
+
+    async with _serving(make_backend, 2) as workers:
+        storage = await make_backend()
+        with anyio.fail_after(30):
+            while len(workers) < 2 or not all(w.owned for w in workers):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        schedule = await create_schedule(
+            workflow_name="kw_flow", spec=ScheduleSpec(interval="1s"), args=("sched",),
+            storage=storage,
+        )  # fmt: skip
+        with anyio.fail_after(30):
+            while True:
+                found = await get_schedule(schedule.schedule_id, storage=storage)
+                if found is not None and found.successful_runs >= 2:
+                    break
+                await anyio.sleep(0.1)
+        runs = [
+            r for r in (await storage.list_runs(limit=100)).runs
+            if r.schedule_id == schedule.schedule_id
+        ]  # fmt: skip
+    times = [r.scheduled_time for r in runs]
+    assert len(times) == len(set(times)) >= 2  # one run per due time
+    assert ran["sched"] >= 2
+
+
 async def test_module_level_calls_on_a_prefix_with_workers_are_refused(
     make_backend: MakeBackend,
 ) -> None:

@@ -785,7 +785,9 @@ class KafkaCore:
         try:
             async with asyncio.timeout(self.settings.request_timeout):
                 ends: dict[TopicPartition, int] = await offsets.end_offsets(tps)
-                while any(self._positions.get(tp, -1) < end for tp, end in ends.items()):
+                # A partition dropped meanwhile (fold_partitions: a rebalance) has no
+                # position any more: nothing to wait for there.
+                while any(self._positions.get(tp, end) < end for tp, end in ends.items()):
                     self._check_alive()
                     await self._progress.wait()
         except (KafkaError, TimeoutError) as exc:

@@ -29,6 +29,7 @@ is unknown here but appended at n > 1 had its start in the log once.)
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,10 @@ from .._paging import page_runs
 from ._checkpoint import FINISHED_HORIZON, Snapshot, recent, snapshot_events, snapshot_runs
 from ._codec import Claim, EventRecord, Fence
 
-__all__ = ["RunStartDeletedError", "Verdict", "Views"]
+__all__ = ["ENDED_KEPT", "RunStartDeletedError", "Verdict", "Views"]
+
+ENDED_KEPT = 10_000
+"""How many finished runs' last records a backend that evicts them keeps (~1 KB each)."""
 
 
 class RunStartDeletedError(CorruptRecordError):
@@ -110,6 +114,10 @@ class Views:
         """Each partition's current fence epoch (0: never fenced)."""
         self.holders: dict[int, str] = {}
         """The writer of each partition's current fence."""
+        self.ended: OrderedDict[str, WorkflowRun] = OrderedDict()
+        """While evicting: the last records of the runs that finished most lately (at most
+        :data:`ENDED_KEPT`), so that ``run()`` still answers for them (a worker's schedules
+        count their outcomes; a command for one asks whether it is finished)."""
         self.finished_lately: dict[str, datetime] = {}
         """Runs that a restored checkpoint says finished lately (their events are not
         folded): run id -> when. A start of one is rejected as a start of a known run."""
@@ -156,6 +164,7 @@ class Views:
         for run_id in gone:
             self._forget(run_id)
             self.finished_lately.pop(run_id, None)
+            self.ended.pop(run_id, None)
         self.steps = {k: step for k, step in self.steps.items() if step.run_id not in gone}
         self.headless = {r: lost for r, lost in self.headless.items() if lost[0] != partition}
         self.epochs.pop(partition, None)
@@ -216,6 +225,9 @@ class Views:
             if change.run.status.is_finished:
                 self._forget(run_id)
                 self.finished_lately[run_id] = change.run.completed_at or change.run.updated_at
+                self.ended[run_id] = change.run
+                if len(self.ended) > ENDED_KEPT:
+                    self.ended.popitem(last=False)
         return change
 
     def _forget(self, run_id: str) -> None:
@@ -305,7 +317,7 @@ class Views:
 
     def run(self, run_id: str) -> WorkflowRun | None:
         """The run's record (None: unknown); RunStartDeletedError for a headless run."""
-        found = self.runs.get(run_id)
+        found = self.runs.get(run_id) or self.ended.get(run_id)
         if found is None:
             self.check_head(run_id)
         return found
