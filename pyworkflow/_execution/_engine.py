@@ -17,7 +17,6 @@ from __future__ import annotations
 import secrets
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -40,7 +39,6 @@ from .._core._failures import describe
 from .._core._records import RunStatus, WorkflowRun
 from .._core._replay import Kind, RunState, fold
 from .._exceptions import (
-    CancellationError,
     ConfigurationError,
     ConflictError,
     HookAlreadyReceivedError,
@@ -54,8 +52,19 @@ from .._exceptions import (
 )
 from ..storage import StorageBackend
 from ._context import RunContext, running
-from ._continuation import ContinueAsNewSignal, start_successor
+from ._continuation import start_successor
 from ._hooks import parse_token, validate_payload
+from ._outcomes import (
+    Cancelled,
+    Continued,
+    Done,
+    Drained,
+    Failed,
+    Outcome,
+    Suspended,
+    classify,
+    leaves_of,
+)
 from ._owner import (
     Backoff,
     Derive,
@@ -67,7 +76,6 @@ from ._owner import (
 )
 from ._registry import registry
 from ._requests import CancelRequest
-from ._signals import DrainSignal, SuspendSignal
 from ._state_cache import StateCache
 from ._tree import RunTree
 from ._workflow import Workflow
@@ -97,40 +105,6 @@ class Inbox(Protocol):
     def detach(self) -> None:
         """Keep requests from now on for the next activation."""
         ...
-
-
-@dataclass(slots=True)
-class _Done:
-    result: msgspec.Raw
-
-
-@dataclass(slots=True)
-class _Failed:
-    error: BaseException
-
-
-@dataclass(slots=True)
-class _Cancelled:
-    reason: str | None
-
-
-@dataclass(slots=True)
-class _Suspended:
-    pass
-
-
-@dataclass(slots=True)
-class _Drained:
-    pass
-
-
-@dataclass(slots=True)
-class _Continued:
-    args: msgspec.Raw
-    kwargs: msgspec.Raw
-
-
-_Outcome = _Done | _Failed | _Cancelled | _Suspended | _Drained | _Continued
 
 
 class Engine:
@@ -549,29 +523,29 @@ class Engine:
             outcome = await self._run_once(ctx, wf)
             await ctx.idle()  # steps of other branches finish and queue their outcomes
             match outcome:
-                case _Done(result=raw):
+                case Done(result=raw):
                     await self._end(ctx, WorkflowCompleted, {"result": raw})
                     log.info("workflow_completed")
                     return wf.codec.decode_result(raw)
-                case _Failed(error=error):
+                case Failed(error=error):
                     error_type, message = describe(error)
                     tb = "".join(traceback.format_exception(error))
                     fields = {"error_type": error_type, "error_message": message, "traceback": tb}
                     await self._end(ctx, WorkflowFailed, fields)
                     log.info("workflow_failed", error=error_type)
                     return None
-                case _Cancelled(reason=reason):
+                case Cancelled(reason=reason):
                     await self._end(ctx, WorkflowCancelled, {"reason": reason})
                     log.info("workflow_cancelled", reason=reason)
                     return None
-                case _Continued(args=args, kwargs=kwargs):
+                case Continued(args=args, kwargs=kwargs):
                     await self._continue(ctx, args, kwargs)
                     return None
-                case _Drained():
+                case Drained():
                     await owner.flush()  # outcomes of the steps that were running
                     log.info("run_left_to_next_host")
                     return None
-                case _Suspended():
+                case Suspended():
                     blocked = ctx.blocked[0] if ctx.blocked else None
                     kind = owner.state.checkpoints[blocked].kind if blocked else Kind.SLEEP
                     reason = "retry" if kind is Kind.STEP else str(kind)
@@ -581,20 +555,20 @@ class Engine:
                         return None
                     prelude = _resumed("woken", owner.state.last_sequence)
 
-    async def _run_once(self, ctx: RunContext, wf: Workflow[..., Any]) -> _Outcome:
+    async def _run_once(self, ctx: RunContext, wf: Workflow[..., Any]) -> Outcome:
         args, kwargs = wf.codec.decode_args(ctx.state.args, ctx.state.kwargs)
         try:
             with running(ctx):
                 value = await wf.fn(*args, **kwargs)
         except BaseException as exc:  # classified below; foreign BaseExceptions re-raised
-            return _classify(ctx, exc)
+            return classify(ctx, exc)
         ctx.raise_if_fatal()
         if ctx.suspending:
-            return _Suspended()  # the code swallowed the suspension signal
+            return Suspended()  # the code swallowed the suspension signal
         try:
-            return _Done(wf.codec.encode_result(value, what=f"the result of {wf.name!r}"))
+            return Done(wf.codec.encode_result(value, what=f"the result of {wf.name!r}"))
         except SerializationError as exc:
-            return _Failed(exc)
+            return Failed(exc)
 
     # -- helpers ------------------------------------------------------------------------
     async def _end(self, ctx: RunContext, cls: type[Any], fields: dict[str, Any]) -> None:
@@ -734,7 +708,7 @@ def _unwrap(group: BaseExceptionGroup[Any] | None, owner: RunOwner) -> BaseExcep
         return stopped.__cause__
     if group is None:
         return stopped or RuntimeError("the run's owner stopped")
-    leaves = _leaves(group)
+    leaves = leaves_of(group)
     return leaves[0] if len(leaves) == 1 else group
 
 
@@ -770,43 +744,3 @@ def _suspension(reason: str, turn: int) -> Derive:
         return (Draft(WorkflowSuspended, {"reason": reason, "resume_at": state.next_due()}),)
 
     return derive
-
-
-def _classify(ctx: RunContext, exc: BaseException) -> _Outcome:
-    """Turn how a workflow execution ended into an outcome, or re-raise what isn't ours."""
-    ctx.raise_if_fatal()
-    if isinstance(exc, DrainSignal) or (
-        isinstance(exc, BaseExceptionGroup) and exc.subgroup(DrainSignal) is not None
-    ):
-        return _Drained()
-    if isinstance(exc, ContinueAsNewSignal):
-        return _Continued(exc.new_args, exc.new_kwargs)
-    if isinstance(exc, BaseExceptionGroup):
-        continued = exc.subgroup(ContinueAsNewSignal)
-        if continued is not None:
-            first = _leaves(continued)[0]
-            assert isinstance(first, ContinueAsNewSignal)
-            return _Continued(first.new_args, first.new_kwargs)
-    rest: BaseException | None = exc
-    if isinstance(exc, SuspendSignal):
-        rest = None
-    elif isinstance(exc, BaseExceptionGroup):
-        _, rest = exc.split(SuspendSignal)
-    if rest is None:
-        return _Suspended()
-    leaves = _leaves(rest)
-    if not all(isinstance(e, Exception) for e in leaves):
-        raise exc  # KeyboardInterrupt, task cancellation: the run stays running, recoverable
-    if all(isinstance(e, CancellationError) for e in leaves):
-        first = leaves[0]
-        assert isinstance(first, CancellationError)
-        return _Cancelled(first.reason or ctx.state.cancel_reason)
-    return _Failed(
-        rest if not isinstance(rest, BaseExceptionGroup) or len(leaves) > 1 else leaves[0]
-    )
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]

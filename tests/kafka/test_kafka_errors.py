@@ -14,8 +14,8 @@ from pyworkflow import (
     TransientStorageError,
     WorkflowError,
 )
-from pyworkflow.storage._kafka._core import _permanent
 from pyworkflow.storage._kafka._errors import is_transient, storage_error
+from pyworkflow.storage._kafka._errors import permanent as _permanent
 
 SERVERS = "broker-1:9092"
 

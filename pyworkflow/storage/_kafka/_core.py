@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import enum
 from collections.abc import Awaitable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
@@ -23,7 +22,6 @@ from ..._exceptions import (
     ConflictError,
     CorruptRecordError,
     StorageError,
-    TransientStorageError,
     WorkflowError,
 )
 from .._paging import page_runs
@@ -45,9 +43,11 @@ from ._codec import (
 )
 from ._errors import (
     PartitionFencedError,
+    Stage,
     append_too_big,
     not_folded,
     outside_scope,
+    permanent,
     storage_error,
     uncertain_append,
     unfenced_refused,
@@ -72,36 +72,6 @@ _MIN_STOP_S = 1.0
 _CHECKPOINT_TRIES = 20  # folds waited for while an append is half-folded
 
 
-class _Stage(enum.Enum):
-    """How far an append (or a claim) got: what a failure at that point means."""
-
-    SENDING = "sending"
-    """Handing the records to the producer: a failure here means nothing was sent."""
-    DELIVERING = "delivering"
-    """Queued in the producer, no broker's acknowledgement yet: the outcome is unknown."""
-    FOLDING = "folding"
-    """Acknowledged (in the log), not yet folded: whether it was accepted is unknown."""
-
-
-def _permanent(failure: WorkflowError) -> WorkflowError:
-    """``failure``, as a plain StorageError if it was transient (same message)."""
-    if not isinstance(failure, TransientStorageError):
-        return failure
-    msg = f"{failure}; the Kafka backend stopped serving: close it and create a new one"
-    stopped = StorageError(msg)
-    stopped.__cause__ = failure.__cause__
-    return stopped
-
-
-def _ended_lately(verdict: Verdict) -> bool:
-    """Whether the append ended its run within ``_REPUBLISH_WINDOW`` of now."""
-    run = verdict.change.run if verdict.change is not None else None
-    if run is None or not run.status.is_finished:
-        return False
-    ended = run.completed_at or run.updated_at
-    return datetime.now(UTC) - ended < _REPUBLISH_WINDOW
-
-
 class KafkaCore:
     """Owns the aiokafka clients and the views of one backend instance (loop thread only)."""
 
@@ -124,7 +94,9 @@ class KafkaCore:
         self.schedules = ScheduleStore(self)
         self._scoping = asyncio.Lock()
         self._book = CheckpointBook(settings, log)
-        self._history = History(settings, log, self._translate, self._partitions_for)
+        self._history = History(
+            settings, log, self._translate, lambda topic: self.producer.partitions_for(topic)
+        )
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
         self._appends: dict[int, asyncio.Future[Verdict]] = {}
@@ -171,7 +143,7 @@ class KafkaCore:
                 # Failed while serving: fail calls until aclose(). Permanent, whatever the
                 # cause: this backend no longer tails the log, so no retry of a call can
                 # succeed (a failed start-up is different: the next call starts it again).
-                self._fail(_permanent(failure))
+                self._fail(permanent(failure))
                 await self._stopping.wait()
         except asyncio.CancelledError:
             if not self._stopping.is_set() or self._main is None:
@@ -337,7 +309,7 @@ class KafkaCore:
             if verdict is None:
                 continue
             if verdict.record.writer != self.writer:
-                if self._scope is not None and _ended_lately(verdict):
+                if self._scope is not None and verdict.ended_within(_REPUBLISH_WINDOW):
                     # A run of ours ended by another writer (its owner before a takeover,
                     # which may have died before publishing it): readers of finished runs
                     # trust the runs topic, so its last record must be there. (Runs that
@@ -418,7 +390,7 @@ class KafkaCore:
         ]
         waiter: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._appends[batch] = waiter
-        stage, where = _Stage.SENDING, ""
+        stage, where = Stage.SENDING, ""
         queued: QueuedAppend | None = None
         try:
             async with asyncio.timeout(self.settings.request_timeout):
@@ -427,17 +399,17 @@ class KafkaCore:
                 else:  # several records: with the other runs' appends ready (_batcher)
                     queued = self._queue_append(run_id, values)
                     delivery = await self._batcher().send(queued, self.partition_of(run_id))
-                stage = _Stage.DELIVERING
+                stage = Stage.DELIVERING
                 metadata = await delivery
-                stage = _Stage.FOLDING
+                stage = Stage.FOLDING
                 where = f"partition {metadata.partition}, offset {metadata.offset}"
                 verdict = await waiter
         except (KafkaError, TimeoutError) as exc:
-            if stage is _Stage.SENDING and queued is not None and queued.taken:
-                stage = _Stage.DELIVERING  # in a batch already: it may land
+            if stage is Stage.SENDING and queued is not None and queued.taken:
+                stage = Stage.DELIVERING  # in a batch already: it may land
             raise self._append_failed(run_id, expected_sequence, batch, stage, where, exc) from exc
         except asyncio.CancelledError:
-            if stage is not _Stage.SENDING or (queued is not None and queued.taken):
+            if stage is not Stage.SENDING or (queued is not None and queued.taken):
                 self._in_doubt[batch] = run_id  # the caller gave up; the batch may yet land
             raise
         finally:
@@ -457,20 +429,20 @@ class KafkaCore:
         run_id: str,
         expected_sequence: int,
         batch: int,
-        stage: _Stage,
+        stage: Stage,
         where: str,
         exc: BaseException,
     ) -> WorkflowError:
         """The error for an append that failed or timed out at ``stage`` (never a guess:
         an append whose outcome is unknown says so, and is remembered as in doubt)."""
         what = f"appending to run {run_id!r} on topic {self.topics.events!r}"
-        if stage is _Stage.SENDING:  # aiokafka drops a record whose send() did not return
+        if stage is Stage.SENDING:  # aiokafka drops a record whose send() did not return
             return self._translate(f"{what} (nothing was sent)", exc)
         if not isinstance(exc, TimeoutError):  # the producer gave up on it after sending it
             return self._translate(f"{what} (re-read the run before retrying)", exc)
         self._in_doubt[batch] = run_id
         servers, timeout = self.settings.bootstrap_servers, self.settings.request_timeout
-        delivering = stage is _Stage.DELIVERING
+        delivering = stage is Stage.DELIVERING
         return uncertain_append(what, delivering, servers, timeout, expected_sequence, where)
 
     def _batcher(self) -> AppendBatcher:
@@ -563,19 +535,19 @@ class KafkaCore:
         what = f"claiming idempotency key {key!r} on topic {topic!r}"
         claim = Claim(run_id, self.writer, number, key=key)
         partition = self.hashes.partition(key, self._claim_partitions)
-        stage = _Stage.SENDING
+        stage = Stage.SENDING
         try:
             async with asyncio.timeout(self.settings.request_timeout):
                 delivery = await producer.send(
                     topic, value=encode_claim(claim), key=claim_record_key(claim),
                     partition=partition,
                 )  # fmt: skip
-                stage = _Stage.DELIVERING
+                stage = Stage.DELIVERING
                 await delivery
-                stage = _Stage.FOLDING
+                stage = Stage.FOLDING
                 return await waiter
         except (KafkaError, TimeoutError) as exc:
-            if stage is not _Stage.SENDING:
+            if stage is not Stage.SENDING:
                 what += (
                     " (the outcome is unknown: the claim may be in the log or land later; "
                     "claiming again is safe, as the first claim of a key wins for every reader)"
@@ -693,11 +665,8 @@ class KafkaCore:
     # -- queries (after a sync) -----------------------------------------------------------
     async def read(self, run_id: str, after: int) -> list[Event]:
         await self.sync_run(run_id)
-        if run_id not in self.views.logs and self._before_checkpoint(run_id):
-            old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
-            if old is not None:
-                return old.read(run_id, after)
-        return self.views.read(run_id, after)
+        old = await self._older(run_id, self.views.logs)
+        return (old or self.views).read(run_id, after)
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         await self.sync_run(run_id)
@@ -744,10 +713,8 @@ class KafkaCore:
         await self.sync_all()
         found = self.views.steps.get(step_id)
         run_id = step_id.rpartition(".")[0]  # step ids are "{run_id}.{index}"
-        if found is None and run_id and self._before_checkpoint(run_id):
-            old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
-            found = None if old is None else old.steps.get(step_id)
-        return found
+        old = await self._older(run_id, self.views.runs) if found is None and run_id else None
+        return old.steps.get(step_id) if old is not None else found
 
     async def get_hook(self, hook_id: str) -> HookRecord | None:
         await self.sync_all()
@@ -758,10 +725,9 @@ class KafkaCore:
             await self.sync_all()
         else:
             await self.sync_run(run_id)
-            if run_id not in self.views.runs and self._before_checkpoint(run_id):
-                old = await self._history.old_views(self.views, run_id, self.partition_of(run_id))
-                if old is not None:
-                    return old.list_hooks(run_id)
+            old = await self._older(run_id, self.views.runs)
+            if old is not None:
+                return old.list_hooks(run_id)
         return self.views.list_hooks(run_id)
 
     # -- runs before the checkpoints (``_history``) ----------------------------------------
@@ -770,12 +736,14 @@ class KafkaCore:
         from (a client's backend; a worker's answers for what it folds only)."""
         return self._scope is None and self.partition_of(run_id) in self._book.restored
 
-    # -- helpers --------------------------------------------------------------------------
-    async def _partitions_for(self, topic: str) -> set[int]:
-        assert self._producer is not None
-        partitions: set[int] = await self._producer.partitions_for(topic)
-        return partitions
+    async def _older(self, run_id: str, held: Collection[str]) -> Views | None:
+        """The fold of a run not ``held`` by the views that finished before its partition's
+        checkpoint, read from its events (None: not such a run)."""
+        if run_id in held or not self._before_checkpoint(run_id):
+            return None
+        return await self._history.old_views(self.views, run_id, self.partition_of(run_id))
 
+    # -- helpers --------------------------------------------------------------------------
     async def _catch_up(self, tps: list[TopicPartition], what: str) -> None:
         """Wait until the fold has passed each partition's high watermark as of the call;
         within ``request_timeout`` in all (TransientStorageError after it)."""

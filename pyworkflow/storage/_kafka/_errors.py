@@ -25,6 +25,8 @@ Misconfigured topics are a ``ConfigurationError`` (``_topics``), undecodable rec
 
 from __future__ import annotations
 
+import enum
+
 from aiokafka.errors import (
     BrokerNotAvailableError,
     KafkaConnectionError,
@@ -39,15 +41,23 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from ..._exceptions import ConfigurationError, RunLockedError, StorageError, TransientStorageError
+from ..._exceptions import (
+    ConfigurationError,
+    RunLockedError,
+    StorageError,
+    TransientStorageError,
+    WorkflowError,
+)
 from .._errors import is_transient_oserror
 
 __all__ = [
     "PartitionFencedError",
+    "Stage",
     "append_too_big",
     "is_transient",
     "not_folded",
     "outside_scope",
+    "permanent",
     "storage_error",
     "uncertain_append",
     "unfenced_refused",
@@ -205,3 +215,24 @@ def outside_scope(scope: frozenset[int], topic: str, partitions: int) -> Configu
         f"0-{partitions - 1}; {outside} are not among them"
     )
     return ConfigurationError(msg)
+
+
+class Stage(enum.Enum):
+    """How far an append (or a claim) got: what a failure at that point means."""
+
+    SENDING = "sending"
+    """Handing the records to the producer: a failure here means nothing was sent."""
+    DELIVERING = "delivering"
+    """Queued in the producer, no broker's acknowledgement yet: the outcome is unknown."""
+    FOLDING = "folding"
+    """Acknowledged (in the log), not yet folded: whether it was accepted is unknown."""
+
+
+def permanent(failure: WorkflowError) -> WorkflowError:
+    """``failure``, as a plain StorageError if it was transient (same message)."""
+    if not isinstance(failure, TransientStorageError):
+        return failure
+    msg = f"{failure}; the Kafka backend stopped serving: close it and create a new one"
+    stopped = StorageError(msg)
+    stopped.__cause__ = failure.__cause__
+    return stopped

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from ..._core._events import Event
 from ..._core._projection import Projection, due_at, project
@@ -75,6 +75,13 @@ class Verdict:
     @property
     def accepted(self) -> bool:
         return self.change is not None
+
+    def ended_within(self, window: timedelta) -> bool:
+        """Whether the append ended its run less than ``window`` ago."""
+        run = self.change.run if self.change is not None else None
+        if run is None or not run.status.is_finished:
+            return False
+        return datetime.now(UTC) - (run.completed_at or run.updated_at) < window
 
 
 class Views:
