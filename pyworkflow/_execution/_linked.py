@@ -66,6 +66,11 @@ async def start_linked(
         raise
     except ConflictError:
         first = (await storage.read(started.run_id, after=0))[:1]
+        if not first and await storage.get_run(started.run_id) is not None:
+            # The run is there but its log is not held here (a Kafka worker's backend drops
+            # a finished run's log, keeping its record): it ended; a derived id is the
+            # maker's (a hash of where the maker made it).
+            return False
         if not first or not isinstance(first[0], WorkflowStarted) or not ours(first[0]):
             msg = (
                 f"run id {started.run_id!r} holds a run that was not made where it is "

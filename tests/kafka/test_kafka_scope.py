@@ -159,3 +159,21 @@ async def test_a_scoped_backend_keeps_only_the_id_and_last_record_of_a_finished_
         await scoped.append(h.run_id, h.events[:1], expected_sequence=0)
     everything = await make_backend(partitions=PARTITIONS)
     assert await everything.read(h.run_id) == h.events
+
+
+async def test_a_linked_start_again_finds_a_finished_run_a_worker_dropped(
+    make_backend: MakeBackend,
+) -> None:
+    """A parent recovered on a worker starts its child again (idempotent, derived id): the
+    child finished meanwhile and the worker's backend dropped its log. The start finds the
+    run there (its record) and starts nothing, instead of calling the id a stranger's."""
+    from pyworkflow._execution._linked import start_linked
+
+    scoped = await make_backend(partitions=PARTITIONS)
+    await scoped.fold_partitions({1})
+    h = _in(1, datetime.now(UTC))
+    first = started(h)
+    assert await start_linked(scoped, first, lambda _: True) is True
+    await scoped.append(h.run_id, [h.add(WorkflowCompleted, result=raw(1))], expected_sequence=1)
+    assert await scoped.read(h.run_id) == []  # dropped: finished
+    assert await start_linked(scoped, first, lambda _: True) is False
