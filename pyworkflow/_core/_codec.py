@@ -195,7 +195,16 @@ class Codec:
     Its annotations are resolved at first use (:meth:`resolve`), not when it is made.
     """
 
-    __slots__ = ("_fn", "_params", "_positional", "_return", "_signature", "_what", "resolved")
+    __slots__ = (
+        "_fn",
+        "_params",
+        "_positional",
+        "_result_decoder",
+        "_return",
+        "_signature",
+        "_what",
+        "resolved",
+    )
 
     def __init__(self, fn: Callable[..., Any], what: str | None = None) -> None:
         self._fn = fn
@@ -204,6 +213,7 @@ class Codec:
         self._positional = _positional_counts(self._signature)
         self._params: dict[str, Any] = {}
         self._return: Any = Any
+        self._result_decoder: msgspec.json.Decoder[Any] = _ANY_DECODER
         self.resolved = False
 
     def resolve(self) -> None:
@@ -217,6 +227,7 @@ class Codec:
         hints = _hints(self._fn, self._what)
         self._params = {name: _usable(hints.get(name, Any)) for name in self._signature.parameters}
         self._return = _usable(hints.get("return", Any))
+        self._result_decoder = _ANY_DECODER if self._return is Any else _decoder(self._return)
         self.resolved = True
 
     def bind(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -256,6 +267,15 @@ class Codec:
         return encode_value(value, what=what, path="result")
 
     def decode_result(self, raw: msgspec.Raw) -> Any:
+        """``decode_value(raw, <return annotation>, what="result")``, with the decoder kept
+        (every replayed step takes this path)."""
         if not self.resolved:
             self.resolve()
-        return decode_value(raw, self._return, what="result")
+        try:
+            try:
+                return self._result_decoder.decode(raw)
+            except (TypeError, NotImplementedError):  # as decode_value
+                return _ANY_DECODER.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            msg = f"cannot decode stored result as {self._return!r}: {exc}"
+            raise SerializationError(msg) from exc

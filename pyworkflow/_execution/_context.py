@@ -16,7 +16,7 @@ it, together with whatever else is ready (on the sequential path, the next step'
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import datetime
@@ -132,10 +132,11 @@ class RunContext:
     # -- identity -------------------------------------------------------------------
     def next_checkpoint(self, kind: Kind, name: str) -> tuple[int, Checkpoint | None]:
         """The next checkpoint's index and its recorded outcome, checked against the log."""
-        self.raise_if_fatal()
+        if self.fatal is not None:
+            raise self.fatal
         self._counter += 1
         index = self._counter
-        recorded = self.state.checkpoints.get(index)
+        recorded = self.owner.state.checkpoints.get(index)
         if recorded is not None and (recorded.kind is not kind or recorded.name != name):
             msg = (
                 f"workflow {self.state.workflow_name!r} run {self.run_id!r} is not "
@@ -266,9 +267,9 @@ def shielded() -> Iterator[None]:
         _shield_depth.reset(token)
 
 
-def current_context() -> RunContext | TransientContext | None:
-    """The run being executed by this task, if any (None inside a step's body)."""
-    return _current.get()
+current_context: Callable[[], RunContext | TransientContext | None] = _current.get
+"""The run being executed by this task, if any (None inside a step's body). The
+context variable's own ``get``: every step call asks, and a wrapper would double its cost."""
 
 
 class StepView:

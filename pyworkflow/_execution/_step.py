@@ -99,7 +99,9 @@ class Step(Generic[P, R]):
             if not self.codec.resolved:
                 ctx.resolve(self.codec)
             index, recorded = ctx.next_checkpoint(Kind.STEP, self.name)
-            return self._durable(ctx, index, recorded, args, kwargs)
+            if recorded is not None and recorded.resolved:
+                return self._replayed(recorded)  # replay: the hot path of a resume
+            return self._durable(ctx, index, args, kwargs)
         if isinstance(ctx, TransientContext):
             return self._transient(ctx, args, kwargs)
         return self.fn(*args, **kwargs)
@@ -131,12 +133,9 @@ class Step(Generic[P, R]):
         self,
         ctx: RunContext,
         index: int,
-        cp: Checkpoint | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> R:
-        if cp is not None and cp.resolved:  # replay: the hot path of a resume
-            return self._replayed(cp)
         step_id = f"{ctx.run_id}.{index}"
         shield = is_shielded()
         owner = ctx.owner
@@ -176,7 +175,7 @@ class Step(Generic[P, R]):
                 ctx.step_done()
             # A failure to retry: run again at once, or wait for its timer.
 
-    def _replayed(self, cp: Checkpoint) -> R:
+    async def _replayed(self, cp: Checkpoint) -> R:
         """The recorded outcome of a resolved checkpoint: its result, or its error raised."""
         if cp.failure is not None:
             raise rebuild_step_failure(cp.failure)
