@@ -14,7 +14,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NoReturn, assert_never
+from typing import Any, NoReturn, assert_never
 
 import msgspec
 
@@ -57,25 +57,33 @@ class Kind(enum.StrEnum):
     CHILD = "child_workflow"
 
 
-@dataclass(slots=True)
 class Checkpoint:
-    """The recorded outcome of one checkpoint so far."""
+    """The recorded outcome of one checkpoint so far.
+
+    Made for every step a run executes, so it is built cheaply: the fields every checkpoint
+    sets are slots, set by ``__init__``; the rest (failures, hooks, children) are class
+    defaults until first set, then kept in an instance ``__dict__`` made only then.
+    """
+
+    __slots__ = ("__dict__", "attempts", "due", "kind", "name", "resolved", "resolved_at", "result")
 
     kind: Kind
     name: str
-    resolved: bool = False
+    resolved: bool
     """True once the checkpoint has its final outcome (result, error, elapsed, payload)."""
-    result: msgspec.Raw | None = None
+    result: msgspec.Raw | None
+    attempts: int
+    """Step attempts started."""
+    due: datetime | None
+    """When a pending timer fires: a sleep's end, a retry, a hook's timeout."""
+    resolved_at: int
+    """The sequence of the event that resolved it (which of two came first)."""
     error: tuple[str, str] | None = None
     """``(error_type, message)`` of a final failure, or of an expired hook."""
     failure: StepFailed | None = None
     """A step's final failure, from which replay rebuilds its exception."""
-    attempts: int = 0
-    """Step attempts started."""
     failed_attempt: int = 0
     """The last step attempt recorded as failed."""
-    due: datetime | None = None
-    """When a pending timer fires: a sleep's end, a retry, a hook's timeout."""
     hook_id: str | None = None
     token: str | None = None
     announced: bool = False
@@ -84,8 +92,50 @@ class Checkpoint:
     """A child workflow's run (its outcome, once recorded: ``result``/``error``/``cancelled``)."""
     cancelled: str | None = None
     """A child that was cancelled: the reason (``""`` when none was given)."""
-    resolved_at: int = 0
-    """The sequence of the event that resolved it (which of two came first)."""
+
+    def __init__(self, kind: Kind, name: str, resolved: bool = False) -> None:
+        self.kind = kind
+        self.name = name
+        self.resolved = resolved
+        self.result = None
+        self.attempts = 0
+        self.due = None
+        self.resolved_at = 0
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _CHECKPOINT_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Checkpoint):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{n}={v!r}" for n, v in zip(_CHECKPOINT_FIELDS, self._values(), strict=True)
+        )
+        return f"Checkpoint({shown})"
+
+
+_CHECKPOINT_FIELDS = (
+    "kind",
+    "name",
+    "resolved",
+    "result",
+    "attempts",
+    "due",
+    "resolved_at",
+    "error",
+    "failure",
+    "failed_attempt",
+    "hook_id",
+    "token",
+    "announced",
+    "child_run_id",
+    "cancelled",
+)
 
 
 @dataclass(slots=True)
@@ -260,7 +310,7 @@ class RunState:
     def _checkpoint(self, index: int, kind: Kind, name: str, event: Event) -> Checkpoint:
         cp = self.checkpoints.get(index)
         if cp is None:
-            cp = self.checkpoints[index] = Checkpoint(kind=kind, name=name)
+            cp = self.checkpoints[index] = Checkpoint(kind, name)
         elif cp.kind is not kind or cp.name != name:
             self._corrupt(event, f"checkpoint {index} was recorded as {cp.kind} {cp.name!r}")
         return cp

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import anyio
 
 from .._core._codec import Codec
-from .._core._events import WorkflowStarted
+from .._core._events import Event, WorkflowStarted
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import (
     CancellationError,
@@ -238,7 +238,7 @@ class RunContext:
             return derive
         self._prelude = None
 
-        def with_prelude(state: RunState) -> Sequence[Draft]:
+        def with_prelude(state: RunState) -> Sequence[Draft | Event]:
             return [*prelude(state), *derive(state)]
 
         return with_prelude

@@ -73,6 +73,7 @@ from ._owner import (
     OwnerStopped,
     OwnerStoppedSignal,
     RunOwner,
+    stamp,
 )
 from ._registry import registry
 from ._requests import CancelRequest
@@ -643,13 +644,9 @@ class Engine:
         for _ in range(_APPEND_RETRIES):
             state = await self._load(run_id)
             drafts = derive(state)
+            now = self.clock.now()
             events = [
-                d.cls(
-                    run_id=run_id,
-                    sequence=state.last_sequence + i,
-                    timestamp=self.clock.now(),
-                    **d.fields,
-                )
+                stamp(d, run_id, state.last_sequence + i, now)
                 for i, d in enumerate(drafts, start=1)
             ]
             if not events:

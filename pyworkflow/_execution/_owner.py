@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
+from msgspec.structs import replace as _replace
 
 from .._core._events import (
     CHILD_OUTCOMES,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
 
 __all__ = [
+    "UNSTAMPED",
     "Backoff",
     "Derive",
     "Draft",
@@ -55,6 +58,7 @@ __all__ = [
     "OwnerStopped",
     "OwnerStoppedSignal",
     "RunOwner",
+    "stamp",
 ]
 
 
@@ -65,12 +69,26 @@ class Draft(NamedTuple):
     fields: dict[str, Any]
 
 
-Derive = Callable[[RunState], Sequence[Draft]]
+UNSTAMPED = datetime(1970, 1, 1, tzinfo=UTC)
+"""The timestamp of an event drafted whole: a request may return the event itself, with
+sequence 0 and this timestamp, instead of a :class:`Draft` (no fields dict to unpack: the
+step's path); the commit stamps it with its sequence and the commit's time."""
+
+Derive = Callable[[RunState], Sequence[Draft | Event]]
 """What a request asks for, as the events to write given the state at writing time."""
 
 _EXTERNAL = (CancellationRequested, HookReceived, *CHILD_OUTCOMES)
 """Events that other writers may append to a run that is being executed (a child's
 outcome is written by the child's host when the child ends)."""
+
+
+def stamp(draft: Draft | Event, run_id: str, sequence: int, timestamp: datetime) -> Event:
+    """The event ``draft`` stands for, at ``sequence`` and ``timestamp``."""
+    if isinstance(draft, Draft):
+        return draft.cls(  # type: ignore[no-any-return]
+            run_id=run_id, sequence=sequence, timestamp=timestamp, **draft.fields
+        )
+    return _replace(draft, sequence=sequence, timestamp=timestamp)
 
 
 class Opening:
@@ -332,13 +350,8 @@ class RunOwner:
             except Exception as exc:  # the requester's answer, e.g. CancellationError
                 request.finish(exc)
                 continue
-            for cls, fields in drafts:
-                event = cls(
-                    run_id=run_id,
-                    sequence=state.last_sequence + 1,
-                    timestamp=timestamp,
-                    **fields,
-                )
+            for draft in drafts:
+                event = stamp(draft, run_id, state.last_sequence + 1, timestamp)
                 try:
                     state.apply(event)  # the fold validates what is about to be written
                 except CorruptRecordError as exc:  # an engine bug: write nothing, stop

@@ -22,7 +22,7 @@ from ._context import (
     is_shielded,
     restore_run,
 )
-from ._owner import Derive, Draft
+from ._owner import UNSTAMPED, Derive, Draft
 from ._registry import registry
 from ._signals import DrainSignal, SuspendSignal
 
@@ -150,25 +150,43 @@ class Step(Generic[P, R]):
             if cp is not None and cp.due is not None and ctx.now() < cp.due:
                 await ctx.suspend(index)
             attempt = (cp.attempts if cp else 0) + 1
-            fields = {
-                "step_id": step_id,
-                "step_name": self.name,
-                "checkpoint": index,
-                "attempt": attempt,
-            }
+            started = StepStarted(
+                run_id=ctx.run_id,
+                sequence=0,
+                timestamp=UNSTAMPED,
+                step_id=step_id,
+                step_name=self.name,
+                checkpoint=index,
+                attempt=attempt,
+            )
             # In flight from the moment it asks to start until its outcome is queued: a
             # suspension in another branch waits for it, so no started step is orphaned.
             ctx.step_started()
             try:
-                await ctx.ask(_start(ctx, index, attempt, fields, shield))
+                await ctx.ask(_start(ctx, started, shield))
                 try:
                     value = await self._attempt(args, kwargs, step_id)
                     raw = self.codec.encode_result(value, what=self._what_result)
                 except Exception as exc:
-                    await self._record_failure(ctx, fields, attempt, exc)
+                    ids = {
+                        "step_id": step_id,
+                        "step_name": self.name,
+                        "checkpoint": index,
+                        "attempt": attempt,
+                    }
+                    await self._record_failure(ctx, ids, attempt, exc)
                 else:
-                    fields["result"] = raw  # the start's request has made its event
-                    await ctx.record(_completed(index, fields))
+                    completed = StepCompleted(
+                        run_id=ctx.run_id,
+                        sequence=0,
+                        timestamp=UNSTAMPED,
+                        step_id=step_id,
+                        step_name=self.name,
+                        checkpoint=index,
+                        attempt=attempt,
+                        result=raw,
+                    )
+                    await ctx.record(_completed(completed))
                     ctx.log.debug("step_completed", step=self.name, attempt=attempt)
                     return self.codec.decode_result(raw)  # type: ignore[no-any-return]
             finally:
@@ -207,25 +225,24 @@ class Step(Generic[P, R]):
 # time and returns nothing when the log already holds them (an uncertain write that landed).
 
 
-def _start(
-    ctx: RunContext, index: int, attempt: int, fields: dict[str, Any], shield: bool
-) -> Derive:
-    def derive(state: RunState) -> Sequence[Draft]:
-        cp = state.checkpoints.get(index)
-        if cp is not None and cp.attempts >= attempt:
+def _start(ctx: RunContext, started: StepStarted, shield: bool) -> Derive:
+    def derive(state: RunState) -> Sequence[StepStarted]:
+        cp = state.checkpoints.get(started.checkpoint)
+        if cp is not None and cp.attempts >= started.attempt:
             return ()
         # A cancellation folded in since the step was called stops it before it starts.
-        ctx.check_cancelled(state, shield=shield)
-        return (Draft(StepStarted, fields),)
+        if state.cancel_requested:
+            ctx.check_cancelled(state, shield=shield)
+        return (started,)
 
     return derive
 
 
-def _completed(index: int, fields: dict[str, Any]) -> Derive:
-    def derive(state: RunState) -> Sequence[Draft]:
-        if state.checkpoints[index].resolved:
+def _completed(completed: StepCompleted) -> Derive:
+    def derive(state: RunState) -> Sequence[StepCompleted]:
+        if state.checkpoints[completed.checkpoint].resolved:
             return ()
-        return (Draft(StepCompleted, fields),)
+        return (completed,)
 
     return derive
 

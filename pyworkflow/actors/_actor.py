@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from .._core._events import Event
 from .._core._replay import RunState
 from .._exceptions import TransientStorageError
 from .._execution._owner import Derive, Draft, Opening, RunOwner
@@ -33,7 +34,7 @@ class Command:
         self.error: BaseException | None = None
         self.done = anyio.Event()
 
-    def derive(self, state: RunState) -> Sequence[Draft]:
+    def derive(self, state: RunState) -> Sequence[Draft | Event]:
         try:
             return self._derive(state)
         except Exception as exc:
