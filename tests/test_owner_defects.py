@@ -657,16 +657,24 @@ async def test_faulty_storage_fails_holds_and_yields_as_programmed(clock: Manual
     inner = InMemoryStorageBackend()
     storage = FaultyStorage(inner, delay=3)
     configure(storage=storage, clock=clock)
-    storage.fail_appends(1)
-    with pytest.raises(DEFAULT_ERROR, match=r"append #1 .*workflow_started.*before writing"):
+    # Permanent errors: the owner retries transient ones, so these reach the caller.
+    storage.fail_appends(1, error=pyworkflow.StorageError)
+    with pytest.raises(pyworkflow.StorageError, match=r"append #1 .*workflow_started.*before"):
         await start(one_step)
     assert (await inner.list_runs()).runs == []  # nothing written
 
-    storage.fail_appends(2, when="after")
-    with pytest.raises(DEFAULT_ERROR, match="after writing"):
+    storage.fail_appends(2, when="after", error=pyworkflow.StorageError)
+    with pytest.raises(pyworkflow.StorageError, match="after writing"):
         await start(one_step)
     [run] = (await inner.list_runs()).runs  # written all the same
     assert run.status is RunStatus.RUNNING
+
+    storage.fail_appends(3)  # transient: retried by the run's owner, the caller never sees it
+    await start(one_step)
+    assert sorted(r.status for r in (await inner.list_runs()).runs) == [
+        RunStatus.COMPLETED,
+        RunStatus.RUNNING,
+    ]
 
     ticks = 0
 
@@ -693,7 +701,9 @@ async def test_faulty_storage_fails_holds_and_yields_as_programmed(clock: Manual
     assert [r.outcome for r in storage.history] == [
         "failed before writing",
         "failed after writing",
-        "written",
+        "failed before writing",
+        "written",  # the retry: the start with the step's start
+        "written",  # the step's outcome with the run's end
         "written",
         "written",
     ]

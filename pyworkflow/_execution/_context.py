@@ -16,7 +16,7 @@ it, together with whatever else is ready (on the sequential path, the next step'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import datetime
@@ -215,11 +215,12 @@ class RunContext:
 
         return derive
 
-    async def ask(self, derive: Derive) -> None:
-        """Have the owner write what ``derive`` returns (after this execution's prelude)."""
+    def ask(self, derive: Derive) -> Awaitable[None]:
+        """Have the owner write what ``derive`` returns (after this execution's prelude):
+        await the result. (The owner's own coroutine: one frame less on every step.)"""
         if self.fatal is not None:
             raise self.fatal
-        await self.owner.ask(derive if self._prelude is None else self._with_prelude(derive))
+        return self.owner.ask(derive if self._prelude is None else self._with_prelude(derive))
 
     async def record(self, derive: Derive) -> None:
         """Record a step's outcome (called while the step still counts as in flight).
@@ -276,7 +277,7 @@ class StepView:
     """What a step's body sees of its run: a snapshot of the step context, read-only, and
     what ``start_child_workflow`` needs there (the run, the step, the host)."""
 
-    __slots__ = ("children", "context", "depth", "run_id", "started", "step_id")
+    __slots__ = ("_run", "context", "started", "step_id")
 
     def __init__(
         self,
@@ -285,12 +286,23 @@ class StepView:
         step_id: str | None = None,
     ) -> None:
         self.context = context
-        self.run_id = run.run_id if run is not None else None
-        self.depth = run.state.nesting_depth if run is not None else 0
-        self.children = run.children if run is not None else None
+        self._run = run
         self.step_id = step_id
         self.started = 0
         """Children started by this attempt of the step so far (their call order)."""
+
+    # Read from the run when asked (rarely: a child started in a step), not at every step.
+    @property
+    def run_id(self) -> str | None:
+        return self._run.run_id if self._run is not None else None
+
+    @property
+    def depth(self) -> int:
+        return self._run.state.nesting_depth if self._run is not None else 0
+
+    @property
+    def children(self) -> ChildRuntime | None:
+        return self._run.children if self._run is not None else None
 
 
 _step_view: ContextVar[StepView | None] = ContextVar("pyworkflow_step_view", default=None)
@@ -331,13 +343,19 @@ def detached() -> Iterator[None]:
         restore_run(tokens)
 
 
-@contextmanager
-def running(ctx: RunContext | TransientContext | None) -> Iterator[None]:
-    """Make ``ctx`` the current run for the code inside the block."""
-    token = _current.set(ctx)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class running:
+    """Make ``ctx`` the current run for the code inside the block. (A class, not a
+    generator: every activation enters one.)"""
+
+    __slots__ = ("_ctx", "_token")
+
+    def __init__(self, ctx: RunContext | TransientContext | None) -> None:
+        self._ctx = ctx
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._ctx)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 

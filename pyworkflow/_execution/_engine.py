@@ -166,9 +166,24 @@ class Engine:
             wf.codec.bind(wf.name, args, kwargs)
             await wf._inline(args, kwargs)
             return new_run_id()
-        run_id, created = await self.begin(wf, args, kwargs, idempotency_key=idempotency_key)
-        if created:
-            await self.follow(run_id, fresh=True)
+        raw_args, raw_kwargs = encode_start(wf, args, kwargs, idempotency_key)
+        run_id, started = await self.prepare_start(
+            new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+        )
+        if started is None:
+            return run_id  # the key's run
+        # The run's start is written by its first commit, with the workflow's first events.
+        opening = Opening(started)
+        try:
+            await self.follow(run_id, fresh=True, opening=opening)
+        except Exception:
+            stopped = opening.error
+            cause = stopped.__cause__ if isinstance(stopped, OwnerStopped) else None
+            if isinstance(cause, ConflictError) and not isinstance(cause, RunLockedError):
+                return run_id  # another writer started it first (the key's claimer): it runs it
+            raise
+        if opening.done and opening.error is None:
+            self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
         return run_id
 
     async def begin(
@@ -316,13 +331,21 @@ class Engine:
             await self.tree.resume_children(run_id)  # their ends wake it
         return await self.follow(run_id, fresh=False, strict=True)
 
-    async def follow(self, run_id: str | None, *, fresh: bool, strict: bool = False) -> Any:
+    async def follow(
+        self,
+        run_id: str | None,
+        *,
+        fresh: bool,
+        strict: bool = False,
+        opening: Opening | None = None,
+    ) -> Any:
         """Host ``run_id`` and, while it ends ``continued_as_new``, its successors, each until
         it rests (a loop, not a recursion: chains may be long); then the runs their rests
         handed work to (``RunTree.handed``: a parent told of its child's end, children its
         end cancelled), each once. Returns the result of the chain's last run if it
         completed here, else None. A run that another task or process executes right now
-        is left to it (``strict``: RunLockedError for ``run_id`` itself)."""
+        is left to it (``strict``: RunLockedError for ``run_id`` itself). ``opening``:
+        ``run_id``'s start, not written yet (see ``activate``)."""
         result = None
         chain, handed, seen = run_id, list[str](), set[str]()
         while chain is not None or handed:
@@ -330,7 +353,7 @@ class Engine:
             fresh = (fresh and current == chain) or current in self.begun
             self.begun.discard(current)
             try:
-                outcome, state = await self.activate(current, fresh=fresh)
+                outcome, state = await self.activate(current, fresh=fresh, opening=opening)
             except RunLockedError:  # someone else executes it already
                 if strict and current == run_id:
                     raise
@@ -340,6 +363,8 @@ class Engine:
                 if current == chain:
                     raise
                 continue
+            finally:
+                opening = None
             seen.add(current)
             if current == chain:
                 result, chain, fresh = outcome, state.continued_to, False
@@ -521,7 +546,12 @@ class Engine:
             ctx = RunContext(
                 owner=owner, clock=self.clock, log=log, prelude=prelude, children=self.tree
             )
-            outcome = await self._run_once(ctx, wf)
+            try:
+                outcome = await self._run_once(ctx, wf)
+            except Exception:
+                if ctx.fatal is not None:  # a code error: the run stays started
+                    await owner.write_start_alone()
+                raise
             await ctx.idle()  # steps of other branches finish and queue their outcomes
             match outcome:
                 case Done(result=raw):

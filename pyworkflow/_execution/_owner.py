@@ -100,24 +100,26 @@ class Opening:
     writer started the run first) if the start could not be written.
     """
 
-    __slots__ = ("_done", "error", "started")
+    __slots__ = ("_event", "done", "error", "started")
 
     def __init__(self, started: WorkflowStarted) -> None:
         self.started = started
         self.error: BaseException | None = None
-        self._done = anyio.Event()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
+        self.done = False
+        self._event: anyio.Event | None = None
+        """Made when someone waits (an event costs ~2 µs: a run started inline has none)."""
 
     def finish(self, error: BaseException | None = None) -> None:
-        if not self._done.is_set():
+        if not self.done:
             self.error = error
-            self._done.set()
+            self.done = True
+            if self._event is not None:
+                self._event.set()
 
     async def wait(self) -> None:
-        await self._done.wait()
+        if not self.done:
+            self._event = self._event or anyio.Event()
+            await self._event.wait()
         if self.error is not None:
             raise self.error
 
@@ -236,6 +238,15 @@ class RunOwner:
         if (self._queue or self._unwritten) and not self._closed:
             await self.ask(_nothing)
 
+    async def write_start_alone(self) -> None:
+        """Write the run's start if it is not written yet, and nothing else: a code error
+        (non-determinism, an annotation that can't be resolved) stops the execution, and
+        the run stays started, to be resumed once the code is fixed. What else is queued
+        goes with the execution, as it would without a start to write."""
+        if self._unwritten and not self._closed and not self._writing:
+            self._queue.clear()
+            await self.ask(_nothing)
+
     @property
     def closed(self) -> bool:
         """No more requests are taken (the execution is ending, or its owner stopped)."""
@@ -270,7 +281,8 @@ class RunOwner:
                         await self.storage.append(self.run_id, events, expected_sequence=seq)
                     except (ConflictError, StorageError) as exc:
                         await self._recommit(accepted, seq, exc)
-                    self._written()
+                    if self._unwritten:
+                        self._written()
                 self._acked = self.state.last_sequence
                 for request in accepted:
                     request.finish()

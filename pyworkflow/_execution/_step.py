@@ -165,7 +165,11 @@ class Step(Generic[P, R]):
             try:
                 await ctx.ask(_start(ctx, started, shield))
                 try:
-                    value = await self._attempt(args, kwargs, step_id)
+                    hidden = hide_run(step_id)  # _attempt, inline: every step's path
+                    try:
+                        value = await self.fn(*args, **kwargs)
+                    finally:
+                        restore_run(hidden)
                     raw = self.codec.encode_result(value, what=self._what_result)
                 except Exception as exc:
                     ids = {

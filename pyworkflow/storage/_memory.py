@@ -22,8 +22,8 @@ __all__ = ["InMemoryStorageBackend"]
 
 # Appends with these are projected at once: they are checked against the records (a log
 # starts with workflow_started, only once; hook events need their hook). Step events, and a
-# new log's lone workflow_started, are projected when something reads a record, which keeps
-# the per-step append (and the start) cheap.
+# new log's workflow_started with what follows it but these, are projected when something
+# reads a record, which keeps the per-step append (and the start) cheap.
 _EAGER = frozenset({WorkflowStarted, HookCreated, HookReceived, HookExpired})
 # Appends with these may move the run in the due index: due_runs projects them first.
 _DUE = frozenset(DUE_EVENTS)
@@ -63,9 +63,14 @@ class InMemoryStorageBackend:
             if log is not None and _NOTABLE.isdisjoint(map(type, events)):
                 log.extend(events)
                 self._dirty.add(run_id)
-            elif log is None and len(events) == 1 and type(events[0]) is WorkflowStarted:
-                # A new run's first event is all it takes to be valid: projected when read.
-                self._events[run_id] = [events[0]]
+            elif (
+                log is None
+                and type(events[0]) is WorkflowStarted
+                and _EAGER.isdisjoint(map(type, events[1:]))
+            ):
+                # A new run's start (with its first step's or its end's events, written by
+                # the run's first commit) is all it takes to be valid: projected when read.
+                self._events[run_id] = list(events)
                 self._dirty.add(run_id)
                 self._due_dirty.add(run_id)
             elif log is None or not _EAGER.isdisjoint(map(type, events)):
