@@ -40,6 +40,8 @@ class LazyExports:
     ``extras`` maps a name to the optional dependency (a top-level module) and the extra
     that installs it: when that dependency is missing, the access raises an ``ImportError``
     that says what to install, instead of a ``ModuleNotFoundError`` deep in the import.
+    A private package (``pyworkflow._execution``) may defer a costly module the same way;
+    its names are not published (they keep the module that defines them).
     """
 
     __slots__ = ("_extras", "_namespace", "_where")
@@ -70,7 +72,8 @@ class LazyExports:
             msg = f"{name} needs {dependency}: pip install 'pyworkflow[{extra}]'"
             raise ImportError(msg, name=name) from exc
         found = getattr(module, name)
-        publish({"__name__": package, name: found}, [name])
+        if "._" not in package:
+            publish({"__name__": package, name: found}, [name])
         self._namespace[name] = found
         return found
 
