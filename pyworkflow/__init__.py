@@ -48,9 +48,6 @@ from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
-from ._execution._children import ChildWorkflowHandle as ChildWorkflowHandle
-from ._execution._children import start_child_workflow as start_child_workflow
-from ._execution._continuation import continue_as_new as continue_as_new
 from ._execution._hooks import TypedHook as TypedHook
 from ._execution._hooks import define_hook as define_hook
 from ._execution._hooks import hook as hook
@@ -69,6 +66,9 @@ if _typing.TYPE_CHECKING:
     from ._core._schedule import Schedule as Schedule
     from ._core._schedule import ScheduleSpec as ScheduleSpec
     from ._core._schedule import ScheduleStatus as ScheduleStatus
+    from ._execution._children import ChildWorkflowHandle as ChildWorkflowHandle
+    from ._execution._children import start_child_workflow as start_child_workflow
+    from ._execution._continuation import continue_as_new as continue_as_new
     from ._schedule_api import create_schedule as create_schedule
     from ._schedule_api import delete_schedule as delete_schedule
     from ._schedule_api import get_schedule as get_schedule
@@ -155,8 +155,9 @@ __all__ = [
     "workflow",
 ]
 
-# Imported on first access (see ``_public``): schedules and the local scheduler (the actor
-# runtime, asyncio) are not needed to define and start workflows.
+# Imported on first access (see ``_public``): child workflows, continue_as_new, schedules and
+# the local scheduler (the actor runtime, asyncio) are not needed to define and start
+# workflows.
 _LAZY = _public.LazyExports(
     globals(),
     {
@@ -164,6 +165,9 @@ _LAZY = _public.LazyExports(
         "Schedule": "._core._schedule",
         "ScheduleSpec": "._core._schedule",
         "ScheduleStatus": "._core._schedule",
+        "ChildWorkflowHandle": "._execution._children",
+        "start_child_workflow": "._execution._children",
+        "continue_as_new": "._execution._continuation",
         "create_schedule": "._schedule_api",
         "delete_schedule": "._schedule_api",
         "get_schedule": "._schedule_api",

@@ -7,8 +7,8 @@ be guessed from the run id.
 from __future__ import annotations
 
 import inspect
+import os
 import re
-import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -104,7 +104,9 @@ async def _durable_hook(
 ) -> Any:
     if cp is None:
         ctx.check_cancelled()
-        hook_id = f"hook_{secrets.token_hex(16)}"
+        # secrets.token_hex(16) is os.urandom(16).hex(); importing secrets costs import
+        # pyworkflow ~3 ms (hmac, OpenSSL's hashlib)
+        hook_id = f"hook_{os.urandom(16).hex()}"
         expires = None if timeout_s is None else ctx.now() + timedelta(seconds=timeout_s)
         fields = {
             "hook_id": hook_id,
