@@ -21,7 +21,7 @@ from .._core._events import HookCreated, HookExpired
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, HookExpiredError, HookPayloadError, InvalidTokenError
 from ._context import RunContext, current_context, is_shielded
-from ._owner import Derive, Draft
+from ._drafts import Derive, Draft
 from ._registry import registry
 
 __all__ = ["TypedHook", "define_hook", "hook", "parse_token", "validate_payload"]

@@ -26,9 +26,9 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -41,6 +41,7 @@ from .._core._events import (
 )
 from .._core._replay import RunState, fold
 from .._exceptions import ConflictError, CorruptRecordError, RunLockedError, StorageError
+from ._drafts import Derive, Draft
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
@@ -49,24 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backoff",
-    "Derive",
-    "Draft",
     "Opening",
     "OwnerStopped",
     "OwnerStoppedSignal",
     "RunOwner",
 ]
 
-
-class Draft(NamedTuple):
-    """An event to append, before it gets its run id, sequence and timestamp."""
-
-    cls: type[Any]
-    fields: dict[str, Any]
-
-
-Derive = Callable[[RunState], Sequence[Draft]]
-"""What a request asks for, as the events to write given the state at writing time."""
 
 _EXTERNAL = (CancellationRequested, HookReceived, *CHILD_OUTCOMES)
 """Events that other writers may append to a run that is being executed (a child's
