@@ -176,6 +176,7 @@ _LAZY = _public.LazyExports(
         "resume_schedule": "._schedule_api",
         "trigger_schedule": "._schedule_api",
         "LocalScheduler": ".actors._scheduler",
+        "actors": ".actors",  # a subpackage: reachable after a plain import, as it always was
     },
 )
 

@@ -37,6 +37,9 @@ def publish(namespace: Mapping[str, object], names: Iterable[str]) -> None:
 class LazyExports:
     """The names a public package imports on first access, and where each is defined.
 
+    A name that maps to its own submodule (``{"actors": ".actors"}``) is that subpackage,
+    imported on first access.
+
     ``extras`` maps a name to the optional dependency (a top-level module) and the extra
     that installs it: when that dependency is missing, the access raises an ``ImportError``
     that says what to install, instead of a ``ModuleNotFoundError`` deep in the import.
@@ -71,7 +74,7 @@ class LazyExports:
                 raise
             msg = f"{name} needs {dependency}: pip install 'pyworkflow[{extra}]'"
             raise ImportError(msg, name=name) from exc
-        found = getattr(module, name)
+        found = module if module_name == f".{name}" else getattr(module, name)
         if "._" not in package:
             publish({"__name__": package, name: found}, [name])
         self._namespace[name] = found

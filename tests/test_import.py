@@ -88,9 +88,11 @@ def test_lazy_exports_are_listed_and_report_the_public_path() -> None:
         "from pyworkflow.storage import FileStorageBackend, StorageBackend\n"
         "owners = [o.__module__ for o in (LocalScheduler, Schedule, continue_as_new)]\n"
         "owners += [o.__module__ for o in (FileStorageBackend, StorageBackend)]\n"
+        "owners.append(pyworkflow.actors.Supervisor.__module__)  # no import pyworkflow.actors\n"
         "print(json.dumps([listed, owners, pyworkflow.Schedule is Schedule]))\n"
     )
-    assert _run(code) == [True, ["pyworkflow"] * 3 + ["pyworkflow.storage"] * 2, True]
+    owners = ["pyworkflow"] * 3 + ["pyworkflow.storage"] * 2 + ["pyworkflow.actors"]
+    assert _run(code) == [True, owners, True]
 
 
 def test_exceptions_report_the_public_path_before_any_access() -> None:
