@@ -11,6 +11,9 @@ lists them in a :class:`LazyExports` and forwards its module ``__getattr__`` and
 ``__dir__`` to it (PEP 562). The first access imports the defining module, publishes the
 object like an eager export and stores it in the package, so later accesses are plain
 attribute reads. Type checkers see the same names through ``if TYPE_CHECKING:`` imports.
+Until that first access, code that reaches such an object through its private module sees
+the private ``__module__``: so a class whose module path is persisted (an exception, whose
+recorded failures name it) is always an eager export.
 """
 
 import importlib
