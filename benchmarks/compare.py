@@ -4,6 +4,7 @@ Each scenario runs as a subprocess per library, alternating (ours, ref, ours, re
 ``--rounds`` rounds; each subprocess warms up once and then times ``--repeat`` samples.
 The table shows the minimum and median of all samples of each library and the ratio reference/ours
 (> 1: ours is faster), of the minima as issue 14 measures them (medians shown too). Peak memory is each scenario process's ``ru_maxrss`` (median).
+Both packages are byte-compiled before the import is timed, as pip leaves an installed one.
 
 Run: just bench-compare            (builds .bench-venv-ref/ with pyworkflow-engine==0.4.0)
      python benchmarks/compare.py --ref-python .bench-venv-ref/bin/python [--rounds 3]
@@ -99,6 +100,19 @@ def run_scenario(impl: Impl, sc: Scenario, cwd: str) -> None:
 
 
 _IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| pyworkflow$")
+
+
+# pip byte-compiles what it installs (the reference); an editable tree under
+# PYTHONDONTWRITEBYTECODE=1 (ours here) would be compiled from source at every import.
+_COMPILE = (
+    "import compileall, os, pyworkflow; "
+    "compileall.compile_dir(os.path.dirname(pyworkflow.__file__), quiet=1)"
+)
+
+
+def byte_compile(impl: Impl, cwd: str) -> None:
+    """Byte-compile the package ``impl`` imports, so both import from bytecode, as installed."""
+    subprocess.run([impl.python, "-c", _COMPILE], cwd=cwd, check=True, capture_output=True)
 
 
 def import_time(impl: Impl, cwd: str) -> None:
@@ -225,6 +239,7 @@ def main() -> None:
         ref = Impl("reference", str(Path(args.ref_python).absolute()), Path(tmp) / "ref")
         for impl in (ours, ref):
             build(impl, tmp)
+            byte_compile(impl, tmp)
         chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
         for rnd in range(args.rounds):
             print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)

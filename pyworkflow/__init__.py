@@ -1,5 +1,7 @@
 """pyworkflow: durable, event-sourced workflows for Python on asyncio and trio."""
 
+import typing as _typing  # aliased: dir(pyworkflow) lists public names only
+
 from . import _public
 from ._api import cancel_workflow as cancel_workflow
 from ._api import get_workflow_chain as get_workflow_chain
@@ -19,10 +21,6 @@ from ._core._records import RunPage as RunPage
 from ._core._records import RunStatus as RunStatus
 from ._core._records import StepRecord as StepRecord
 from ._core._records import WorkflowRun as WorkflowRun
-from ._core._schedule import OverlapPolicy as OverlapPolicy
-from ._core._schedule import Schedule as Schedule
-from ._core._schedule import ScheduleSpec as ScheduleSpec
-from ._core._schedule import ScheduleStatus as ScheduleStatus
 from ._exceptions import CancellationError as CancellationError
 from ._exceptions import ChildWorkflowCancelledError as ChildWorkflowCancelledError
 from ._exceptions import ChildWorkflowFailedError as ChildWorkflowFailedError
@@ -50,9 +48,6 @@ from ._exceptions import WorkflowError as WorkflowError
 from ._exceptions import WorkflowFailedError as WorkflowFailedError
 from ._exceptions import WorkflowNotRegisteredError as WorkflowNotRegisteredError
 from ._execution._cancellation import shield as shield
-from ._execution._children import ChildWorkflowHandle as ChildWorkflowHandle
-from ._execution._children import start_child_workflow as start_child_workflow
-from ._execution._continuation import continue_as_new as continue_as_new
 from ._execution._hooks import TypedHook as TypedHook
 from ._execution._hooks import define_hook as define_hook
 from ._execution._hooks import hook as hook
@@ -65,14 +60,23 @@ from ._execution._step_context import has_step_context as has_step_context
 from ._execution._step_context import set_step_context as set_step_context
 from ._execution._workflow import Workflow as Workflow
 from ._execution._workflow import workflow as workflow
-from ._schedule_api import create_schedule as create_schedule
-from ._schedule_api import delete_schedule as delete_schedule
-from ._schedule_api import get_schedule as get_schedule
-from ._schedule_api import list_schedules as list_schedules
-from ._schedule_api import pause_schedule as pause_schedule
-from ._schedule_api import resume_schedule as resume_schedule
-from ._schedule_api import trigger_schedule as trigger_schedule
-from .actors._scheduler import LocalScheduler as LocalScheduler
+
+if _typing.TYPE_CHECKING:
+    from ._core._schedule import OverlapPolicy as OverlapPolicy
+    from ._core._schedule import Schedule as Schedule
+    from ._core._schedule import ScheduleSpec as ScheduleSpec
+    from ._core._schedule import ScheduleStatus as ScheduleStatus
+    from ._execution._children import ChildWorkflowHandle as ChildWorkflowHandle
+    from ._execution._children import start_child_workflow as start_child_workflow
+    from ._execution._continuation import continue_as_new as continue_as_new
+    from ._schedule_api import create_schedule as create_schedule
+    from ._schedule_api import delete_schedule as delete_schedule
+    from ._schedule_api import get_schedule as get_schedule
+    from ._schedule_api import list_schedules as list_schedules
+    from ._schedule_api import pause_schedule as pause_schedule
+    from ._schedule_api import resume_schedule as resume_schedule
+    from ._schedule_api import trigger_schedule as trigger_schedule
+    from .actors._scheduler import LocalScheduler as LocalScheduler
 
 __version__ = "0.1.0"
 
@@ -151,4 +155,37 @@ __all__ = [
     "workflow",
 ]
 
-_public.publish(globals(), __all__)
+# Imported on first access (see ``_public``): child workflows, continue_as_new, schedules and
+# the local scheduler (the actor runtime, asyncio) are not needed to define and start
+# workflows.
+_LAZY = _public.LazyExports(
+    globals(),
+    {
+        "OverlapPolicy": "._core._schedule",
+        "Schedule": "._core._schedule",
+        "ScheduleSpec": "._core._schedule",
+        "ScheduleStatus": "._core._schedule",
+        "ChildWorkflowHandle": "._execution._children",
+        "start_child_workflow": "._execution._children",
+        "continue_as_new": "._execution._continuation",
+        "create_schedule": "._schedule_api",
+        "delete_schedule": "._schedule_api",
+        "get_schedule": "._schedule_api",
+        "list_schedules": "._schedule_api",
+        "pause_schedule": "._schedule_api",
+        "resume_schedule": "._schedule_api",
+        "trigger_schedule": "._schedule_api",
+        "LocalScheduler": ".actors._scheduler",
+        "actors": ".actors",  # a subpackage: reachable after a plain import, as it always was
+    },
+)
+
+_public.publish(globals(), [name for name in __all__ if name not in _LAZY])
+
+
+def __getattr__(name: str) -> _typing.Any:
+    return _LAZY.load(name)
+
+
+def __dir__() -> list[str]:
+    return _LAZY.dir()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _execution
 from ._config import Host, default_storage, host_for, settings, state_cache
-from ._core._events import Event
 from ._core._records import RunPage, RunStatus, WorkflowRun
 from ._exceptions import RunNotFoundError
-from ._execution._engine import Engine
-from ._execution._workflow import Workflow
-from .storage import StorageBackend
+
+if TYPE_CHECKING:
+    from ._core._events import Event
+    from ._execution._engine import Engine
+    from ._execution._workflow import Workflow
+    from .storage import StorageBackend
 
 __all__ = [
     "cancel_workflow",
@@ -25,7 +28,8 @@ __all__ = [
 
 
 def _engine(storage: StorageBackend | None) -> Engine:
-    return Engine(
+    """An engine on ``storage``; the first call imports the engine (a lazy attribute)."""
+    return _execution.Engine(
         storage if storage is not None else default_storage(), settings(), state_cache()
     )
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import storage as storage_package
 from ._exceptions import ConfigurationError
 from ._execution._clock import Clock, SystemClock
 from ._execution._state_cache import StateCache
 from ._logging import PROCESS_LOG, make_logger
-from .storage._memory import InMemoryStorageBackend
 
 if TYPE_CHECKING:
     from ._core._records import WorkflowRun
@@ -118,7 +118,7 @@ def default_storage() -> StorageBackend:
     if configured is not None:
         return configured
     if _holder.fallback_storage is None:
-        _holder.fallback_storage = InMemoryStorageBackend()
+        _holder.fallback_storage = storage_package.InMemoryStorageBackend()  # a lazy export
     return _holder.fallback_storage
 
 

@@ -58,8 +58,8 @@ from .._exceptions import (
     RetryableError,
 )
 from ._context import ChildRuntime, RunContext, current_context, is_shielded, step_view
+from ._drafts import Derive, Draft
 from ._linked import derived_id, placement
-from ._owner import Derive, Draft
 from ._signals import DrainSignal, SuspendSignal
 from ._sleep import start_timer, timer_done
 from ._workflow import Workflow

@@ -33,7 +33,7 @@ from .._exceptions import (
     NonDeterminismError,
     WorkflowError,
 )
-from ._owner import Derive, Draft, RunOwner
+from ._drafts import Derive, Draft
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .._core._records import RunStatus
     from ..storage import StorageBackend
     from ._clock import Clock
+    from ._owner import RunOwner
 
 __all__ = [
     "ChildRuntime",

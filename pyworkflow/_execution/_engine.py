@@ -53,6 +53,7 @@ from .._exceptions import (
 from ..storage import StorageBackend
 from ._context import RunContext, running
 from ._continuation import start_successor
+from ._drafts import Derive, Draft, stamp
 from ._hooks import parse_token, validate_payload
 from ._outcomes import (
     Cancelled,
@@ -65,16 +66,7 @@ from ._outcomes import (
     classify,
     leaves_of,
 )
-from ._owner import (
-    Backoff,
-    Derive,
-    Draft,
-    Opening,
-    OwnerStopped,
-    OwnerStoppedSignal,
-    RunOwner,
-    stamp,
-)
+from ._owner import Backoff, Opening, OwnerStopped, OwnerStoppedSignal, RunOwner
 from ._registry import registry
 from ._requests import CancelRequest
 from ._state_cache import StateCache

@@ -7,8 +7,8 @@ be guessed from the run id.
 from __future__ import annotations
 
 import inspect
+import os
 import re
-import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -21,7 +21,7 @@ from .._core._events import HookCreated, HookExpired
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, HookExpiredError, HookPayloadError, InvalidTokenError
 from ._context import RunContext, current_context, is_shielded
-from ._owner import Derive, Draft
+from ._drafts import Derive, Draft
 from ._registry import registry
 
 __all__ = ["TypedHook", "define_hook", "hook", "parse_token", "validate_payload"]
@@ -104,7 +104,9 @@ async def _durable_hook(
 ) -> Any:
     if cp is None:
         ctx.check_cancelled()
-        hook_id = f"hook_{secrets.token_hex(16)}"
+        # secrets.token_hex(16) is os.urandom(16).hex(); importing secrets costs import
+        # pyworkflow ~3 ms (hmac, OpenSSL's hashlib)
+        hook_id = f"hook_{os.urandom(16).hex()}"
         expires = None if timeout_s is None else ctx.now() + timedelta(seconds=timeout_s)
         fields = {
             "hook_id": hook_id,

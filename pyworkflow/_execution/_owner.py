@@ -26,13 +26,11 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from msgspec.structs import replace as _replace
 
 from .._core._events import (
     CHILD_OUTCOMES,
@@ -43,6 +41,7 @@ from .._core._events import (
 )
 from .._core._replay import RunState, fold
 from .._exceptions import ConflictError, CorruptRecordError, RunLockedError, StorageError
+from ._drafts import Derive, Draft, stamp
 from ._signals import SuspendSignal
 
 if TYPE_CHECKING:
@@ -50,45 +49,17 @@ if TYPE_CHECKING:
     from ._clock import Clock
 
 __all__ = [
-    "UNSTAMPED",
     "Backoff",
-    "Derive",
-    "Draft",
     "Opening",
     "OwnerStopped",
     "OwnerStoppedSignal",
     "RunOwner",
-    "stamp",
 ]
 
-
-class Draft(NamedTuple):
-    """An event to append, before it gets its run id, sequence and timestamp."""
-
-    cls: type[Any]
-    fields: dict[str, Any]
-
-
-UNSTAMPED = datetime(1970, 1, 1, tzinfo=UTC)
-"""The timestamp of an event drafted whole: a request may return the event itself, with
-sequence 0 and this timestamp, instead of a :class:`Draft` (no fields dict to unpack: the
-step's path); the commit stamps it with its sequence and the commit's time."""
-
-Derive = Callable[[RunState], Sequence[Draft | Event]]
-"""What a request asks for, as the events to write given the state at writing time."""
 
 _EXTERNAL = (CancellationRequested, HookReceived, *CHILD_OUTCOMES)
 """Events that other writers may append to a run that is being executed (a child's
 outcome is written by the child's host when the child ends)."""
-
-
-def stamp(draft: Draft | Event, run_id: str, sequence: int, timestamp: datetime) -> Event:
-    """The event ``draft`` stands for, at ``sequence`` and ``timestamp``."""
-    if isinstance(draft, Draft):
-        return draft.cls(  # type: ignore[no-any-return]
-            run_id=run_id, sequence=sequence, timestamp=timestamp, **draft.fields
-        )
-    return _replace(draft, sequence=sequence, timestamp=timestamp)
 
 
 class Opening:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from .._core._events import CancellationRequested
 from .._core._replay import RunState
 from .._exceptions import ConfigurationError
-from ._owner import Draft
+from ._drafts import Draft
 
 __all__ = ["CancelRequest"]
 

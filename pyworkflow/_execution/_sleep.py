@@ -12,7 +12,7 @@ from .._core._events import SleepCompleted, SleepStarted
 from .._core._replay import Checkpoint, Kind, RunState
 from ._clock import Clock
 from ._context import RunContext, current_context, is_shielded
-from ._owner import Derive, Draft
+from ._drafts import Derive, Draft
 
 __all__ = ["sleep", "start_timer", "timer_done"]
 

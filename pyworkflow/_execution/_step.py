@@ -22,7 +22,7 @@ from ._context import (
     is_shielded,
     restore_run,
 )
-from ._owner import UNSTAMPED, Derive, Draft
+from ._drafts import UNSTAMPED, Derive, Draft
 from ._registry import registry
 from ._signals import DrainSignal, SuspendSignal
 

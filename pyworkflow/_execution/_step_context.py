@@ -19,7 +19,7 @@ from .._core._events import StepContextSet
 from .._core._replay import Checkpoint, Kind, RunState
 from .._exceptions import ConfigurationError, SerializationError
 from ._context import RunContext, TransientContext, current_context, step_view
-from ._owner import Derive, Draft
+from ._drafts import Derive, Draft
 from ._registry import registry
 
 __all__ = ["StepContext", "get_step_context", "has_step_context", "set_step_context"]

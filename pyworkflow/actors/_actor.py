@@ -11,7 +11,8 @@ import anyio
 from .._core._events import Event
 from .._core._replay import RunState
 from .._exceptions import TransientStorageError
-from .._execution._owner import Derive, Draft, Opening, RunOwner
+from .._execution._drafts import Derive, Draft
+from .._execution._owner import Opening, RunOwner
 
 __all__ = ["Command", "RunActor"]
 

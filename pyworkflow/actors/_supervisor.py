@@ -29,8 +29,9 @@ from .._exceptions import (
     WorkflowNotRegisteredError,
 )
 from .._execution._clock import Clock
+from .._execution._drafts import Derive
 from .._execution._engine import Engine, encode_start, new_run_id
-from .._execution._owner import Backoff, Derive, Opening, OwnerStopped, OwnerStoppedSignal
+from .._execution._owner import Backoff, Opening, OwnerStopped, OwnerStoppedSignal
 from .._execution._registry import registry
 from .._execution._requests import CancelRequest
 from .._execution._scheduling import ScheduleFirer

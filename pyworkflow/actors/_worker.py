@@ -37,7 +37,8 @@ from .._exceptions import (
     WorkflowError,
 )
 from .._execution._clock import Clock
-from .._execution._owner import Backoff, Derive
+from .._execution._drafts import Derive
+from .._execution._owner import Backoff
 from .._execution._requests import CancelRequest
 from ..storage._kafka._backend import KafkaStorageBackend
 from ..storage._kafka._errors import PartitionFencedError

@@ -14,7 +14,8 @@ import aiokafka  # noqa: F401  (creates the library's loggers the relay attaches
 import pytest
 
 from pyworkflow import configure
-from pyworkflow._logging import FollowingLogger, LibraryLogRelay
+from pyworkflow._log_relay import LibraryLogRelay
+from pyworkflow._logging import FollowingLogger
 
 
 class FakeClock:

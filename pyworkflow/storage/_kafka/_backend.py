@@ -160,7 +160,8 @@ from ..._core._events import Event
 from ..._core._records import HookRecord, RunPage, RunStatus, StepRecord, WorkflowRun
 from ..._core._schedule import Schedule
 from ..._exceptions import StorageError
-from ..._logging import FollowingLogger, LibraryLogRelay
+from ..._log_relay import LibraryLogRelay
+from ..._logging import FollowingLogger
 from .._children import children_of
 from .._held import HeldRuns
 from .._paging import check_limit
