@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _execution
-from ._config import Host, default_storage, host_for, settings, state_cache
+from ._config import Host, Settings, default_storage, engine_for, host_for, state_cache
 from ._core._records import RunPage, RunStatus, WorkflowRun
 from ._exceptions import RunNotFoundError
 
@@ -29,9 +29,11 @@ __all__ = [
 
 def _engine(storage: StorageBackend | None) -> Engine:
     """An engine on ``storage``; the first call imports the engine (a lazy attribute)."""
-    return _execution.Engine(
-        storage if storage is not None else default_storage(), settings(), state_cache()
-    )
+    return engine_for(storage if storage is not None else default_storage(), _make_engine)
+
+
+def _make_engine(storage: StorageBackend, settings: Settings) -> Engine:
+    return _execution.Engine(storage, settings, state_cache())
 
 
 def _store(storage: StorageBackend | None) -> StorageBackend:

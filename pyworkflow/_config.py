@@ -7,8 +7,9 @@ keeps it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import storage as storage_package
 from ._exceptions import ConfigurationError
@@ -26,6 +27,7 @@ __all__ = [
     "add_host",
     "configure",
     "default_storage",
+    "engine_for",
     "host_for",
     "remove_host",
     "reset_config",
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 _UNSET: Any = object()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,9 @@ class _Holder:
         self.states = StateCache()
         self.hosts: dict[int, tuple[StorageBackend, Host]] = {}
         """Supervisors open in this process, by the id of the storage whose runs they host."""
+        self.engine: tuple[StorageBackend, Settings, Any] | None = None
+        """The module-level API's last engine, with the storage and settings it was made
+        for (an engine serves any number of runs at once: the Supervisor shares one)."""
 
 
 _holder = _Holder()
@@ -88,6 +94,17 @@ def settings() -> Settings:
 def state_cache() -> StateCache:
     """The process-wide cache of folded run states (see ``_state_cache``)."""
     return _holder.states
+
+
+def engine_for(storage: StorageBackend, make: Callable[[StorageBackend, Settings], T]) -> T:
+    """The module-level API's engine on ``storage`` under the settings in force: the one
+    made last if it was made for both, else ``make(storage, settings)``, kept."""
+    kept, current = _holder.engine, _holder.current
+    if kept is not None and kept[0] is storage and kept[1] is current:
+        return kept[2]  # type: ignore[no-any-return]
+    engine = make(storage, current)
+    _holder.engine = (storage, current, engine)
+    return engine
 
 
 def host_for(storage: StorageBackend) -> Host | None:
@@ -177,6 +194,7 @@ def reset_config() -> None:
     PROCESS_LOG.logger = _holder.current.log
     _holder.fallback_storage = None
     _holder.states = StateCache()
+    _holder.engine = None
 
 
 def _looks_like_storage(obj: object) -> bool:

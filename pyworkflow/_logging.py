@@ -101,19 +101,24 @@ class Logger:
         self._emit(level, _METHODS[_nearest(level)], event, values)
 
     def debug(self, event: str, **values: Any) -> None:
-        self._emit(10, "debug", event, values)
+        if self._level <= 10:  # tested here too: quiet lines cost one comparison
+            self._emit(10, "debug", event, values)
 
     def info(self, event: str, **values: Any) -> None:
-        self._emit(20, "info", event, values)
+        if self._level <= 20:  # tested here too: quiet lines cost one comparison
+            self._emit(20, "info", event, values)
 
     def warning(self, event: str, **values: Any) -> None:
-        self._emit(30, "warning", event, values)
+        if self._level <= 30:  # tested here too: quiet lines cost one comparison
+            self._emit(30, "warning", event, values)
 
     def error(self, event: str, **values: Any) -> None:
-        self._emit(40, "error", event, values)
+        if self._level <= 40:  # tested here too: quiet lines cost one comparison
+            self._emit(40, "error", event, values)
 
     def critical(self, event: str, **values: Any) -> None:
-        self._emit(50, "critical", event, values)
+        if self._level <= 50:  # tested here too: quiet lines cost one comparison
+            self._emit(50, "critical", event, values)
 
 
 def make_logger(level: str = "warning", fmt: str = "console") -> Logger:

@@ -54,6 +54,7 @@ def _dec_hook(tp: type, obj: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="string")
 _MSGPACK = msgspec.msgpack.Encoder(enc_hook=_enc_hook, decimal_format="string")
 _ANY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+_NO_KWARGS = msgspec.Raw(b"{}")
 
 # In msgpack: a bin header (bytes, bytearray, memoryview), or a float64 whose exponent bits
 # are all set (NaN, +-inf). Other bytes may match too (UTF-8 text, integer bodies): such a
@@ -246,20 +247,24 @@ class Codec:
     ) -> tuple[msgspec.Raw, msgspec.Raw]:
         return (
             encode_value(list(args), what=f"the positional arguments of {name}", path="args"),
-            encode_value(kwargs, what=f"the keyword arguments of {name}", path="kwargs"),
+            encode_value(kwargs, what=f"the keyword arguments of {name}", path="kwargs")
+            if kwargs
+            else _NO_KWARGS,
         )
 
     def decode_args(
         self, raw_args: msgspec.Raw, raw_kwargs: msgspec.Raw
     ) -> tuple[list[Any], dict[str, Any]]:
         self.resolve()
-        names = list(self._params)
+        types = list(self._params.values())
         plain_args = decode_value(raw_args, list[msgspec.Raw], what="arguments")
-        plain_kwargs = decode_value(raw_kwargs, dict[str, msgspec.Raw], what="arguments")
         args = [
-            decode_value(raw, self._params[names[i]] if i < len(names) else Any)
+            decode_value(raw, types[i] if i < len(types) else Any)
             for i, raw in enumerate(plain_args)
         ]
+        if raw_kwargs == _NO_KWARGS:  # the usual case: positional arguments only
+            return args, {}
+        plain_kwargs = decode_value(raw_kwargs, dict[str, msgspec.Raw], what="arguments")
         kwargs = {k: decode_value(v, self._params.get(k, Any)) for k, v in plain_kwargs.items()}
         return args, kwargs
 

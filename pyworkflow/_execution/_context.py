@@ -16,7 +16,7 @@ it, together with whatever else is ready (on the sequential path, the next step'
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import datetime
@@ -223,16 +223,19 @@ class RunContext:
             raise self.fatal
         return self.owner.ask(derive if self._prelude is None else self._with_prelude(derive))
 
-    async def record(self, derive: Derive) -> None:
-        """Record a step's outcome (called while the step still counts as in flight).
+    def record(self, derive: Derive) -> Awaitable[None]:
+        """Record a step's outcome (called while the step still counts as in flight): await
+        the result.
 
         With other steps in flight (concurrent branches) it is written now, with whatever
         else is ready, so that it is never held back while a sibling still runs. Else it
         is queued and rides with the run's next request: on the sequential path the next
-        step's start (one write per step), at the latest the run's rest or end."""
+        step's start (one write per step), at the latest the run's rest or end (and the
+        awaitable is done at once: no coroutine on the sequential path)."""
         self.owner.submit(derive if self._prelude is None else self._with_prelude(derive))
         if self._inflight > 1:
-            await self.owner.flush()
+            return self.owner.flush()
+        return _READY
 
     def _with_prelude(self, derive: Derive) -> Derive:
         prelude = self._prelude
@@ -244,6 +247,19 @@ class RunContext:
             return [*prelude(state), *derive(state)]
 
         return with_prelude
+
+
+class _Ready:
+    """An awaitable that is done at once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_READY = _Ready()
 
 
 _current: ContextVar[RunContext | TransientContext | None] = ContextVar(
@@ -358,5 +374,3 @@ class running:
 
     def __exit__(self, *exc: object) -> None:
         _current.reset(self._token)
-
-

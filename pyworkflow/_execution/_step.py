@@ -141,7 +141,8 @@ class Step(Generic[P, R]):
         owner = ctx.owner
         while True:  # a step's outcome returns or raises; only retries loop
             state = owner.state
-            ctx.check_cancelled(state, shield=shield)
+            if state.cancel_requested:
+                ctx.check_cancelled(state, shield=shield)
             if ctx.suspending:
                 raise SuspendSignal  # a concurrent branch is suspending the run
             if owner.draining:
