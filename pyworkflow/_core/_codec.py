@@ -61,6 +61,7 @@ _NO_KWARGS = msgspec.Raw(b"{}")
 # value is walked, and passes if the walk finds nothing.
 _SUSPECT = re.compile(rb"[\xc4-\xc6]|\xcb[\x7f\xff][\xf0-\xff]")
 _NEVER_SUSPECT = frozenset({str, int, bool, type(None)})
+_EXACT = _NEVER_SUSPECT  # and their JSON decodes to an equal value of the same type
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
@@ -270,6 +271,15 @@ class Codec:
 
     def encode_result(self, value: Any, *, what: str) -> msgspec.Raw:
         return encode_value(value, what=what, path="result")
+
+    def live_result(self, value: Any, raw: msgspec.Raw) -> Any:
+        """What the caller of a step that just returned ``value`` (encoded as ``raw``) gets:
+        what a replay would give, ``decode_result(raw)``. An int, str, bool or None that the
+        return annotation takes as it is comes back unchanged, which is what decoding it
+        would give (JSON holds those exactly), without decoding."""
+        if type(value) in _EXACT and (self._return is Any or self._return is type(value)):
+            return value
+        return self.decode_result(raw)
 
     def decode_result(self, raw: msgspec.Raw) -> Any:
         """``decode_value(raw, <return annotation>, what="result")``, with the decoder kept

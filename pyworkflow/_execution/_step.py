@@ -193,7 +193,7 @@ class Step(Generic[P, R]):
                     )
                     await ctx.record(_completed(completed))
                     ctx.log.debug("step_completed", step=self.name, attempt=attempt)
-                    return self.codec.decode_result(raw)  # type: ignore[no-any-return]
+                    return self.codec.live_result(value, raw)  # type: ignore[no-any-return]
             finally:
                 ctx.step_done()
             # A failure to retry: run again at once, or wait for its timer.
