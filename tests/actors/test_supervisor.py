@@ -493,3 +493,35 @@ async def test_a_due_run_without_code_here_is_left_alone_after_one_warning(
         known["sv_approval"] = saved
     assert capsys.readouterr().err.count("run_not_hosted") == 1
     assert await status(storage, run_id) is RunStatus.SUSPENDED
+
+
+@step(name="sv_ghost")
+async def ghost() -> Ghost:  # type: ignore[name-defined]  # noqa: F821
+    raise AssertionError("never runs: its annotation can't be resolved")
+
+
+@workflow(durable=True, name="sv_haunted")
+async def haunted() -> object:
+    return await ghost()
+
+
+async def test_a_code_error_at_the_first_step_leaves_the_run_started(
+    storage: StorageBackend, clock: ManualClock
+) -> None:
+    """The actor writes a run's start with its first events; a code error (here a step's
+    annotation that can't be resolved) stops the execution before any: the start alone is
+    written, so the run is there to resume once the code is fixed, as inline. (A code error
+    crashes the actor: the supervisor's exit raises it too.)"""
+    started: list[str] = []
+
+    async def host() -> None:
+        async with Supervisor(storage=storage, clock=clock) as sup:
+            run_id = await sup.start(haunted)
+            started.append(run_id)
+            assert await types(storage, run_id) == ["workflow_started"]
+            with pytest.raises(ConfigurationError, match=r"step 'sv_ghost'.*'Ghost'"):
+                await sup.result(run_id, timeout=10)
+
+    with pytest.raises(ConfigurationError, match=r"step 'sv_ghost'.*'Ghost'"):
+        await host()
+    assert await status(storage, started[0]) is RunStatus.RUNNING  # not failed: fix, resume
