@@ -16,18 +16,22 @@ its expected sequence with one ``fstat`` and reads only what others appended sin
 Decoding: a stretch of lines is decoded with one msgspec call (``Decoder.decode_lines``:
 no copy, about twice as fast as a call per line); only if that fails, or yields another
 number of events than lines or an event of another run, is it decoded line by line, to
-skip the bad lines. Counting the lines is a byte-by-byte pass (~0.15 ms for a log of 2,000
-events, a quarter of its decode), so a reader that knows how many lines a prefix holds (a
-:class:`Lines` hint: the run file's ``log_end`` and ``last_sequence``, see ``_file_view``)
-counts only the bytes after it. The hint only ever spares a sound log work: if the events
-don't fit it, the lines are counted as before. Within the hinted prefix the run id is
-checked on its first and last events only: each event was checked by the append that
-wrote it, and a foreign line would have to replace exactly one of ours, line for line, to
-keep the count (a duplicated line of the run's own was never caught either).
+skip the bad lines.
+
+Counting the lines is a pass over every byte (~0.05 ms for a log of 2,000 events, a tenth
+of its decode), so a reader that knows how many lines a prefix holds (a :class:`Lines`
+hint: the run file's ``log_end`` and ``last_sequence``, ``_file_view``) counts only the
+lines after it. The hint only spares a sound log work: if the events don't fit it, or the
+log's last line is not its last event on its own, the lines are counted as before. Within
+the prefix it vouches for, the run id is checked on its first and last events only: the
+append that wrote each event checked it, and the view trusts the run file for that
+prefix too (it never folds it again), so a hand-made line in the middle of it (one with
+a newline between two tokens, or another run's event) is taken as the view takes it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
@@ -46,6 +50,7 @@ __all__ = [
     "sync_mark",
 ]
 
+_COUNT_BATCH = 1 << 20
 _BACK_WINDOW = 4096
 """The first stretch read from a log's end to find its last line (grows x4 until one fits)."""
 
@@ -124,7 +129,7 @@ def decode_lines(run_id: str, data: bytes, hint: Lines | None = None) -> tuple[l
         events = None
     if events is not None and hint is not None and _fits(run_id, events, data, hint):
         return events, 0
-    lines = data.count(b"\n")
+    lines = _count_lines(data)
     # JSON may span lines: two garbage lines could make one valid event; the count
     # guards that.
     if events is not None and len(events) == lines and {e.run_id for e in events} == {run_id}:
@@ -132,6 +137,17 @@ def decode_lines(run_id: str, data: bytes, hint: Lines | None = None) -> tuple[l
     decoded = [_decode(run_id, line) for line in data[:-1].split(b"\n")]
     events = [event for event in decoded if event is not None]
     return events, lines - len(events)
+
+
+def _count_lines(data: bytes) -> int:
+    """``data.count(b"\\n")`` for ``data`` ending in a newline, three times faster (0.05
+    against 0.17 ms for 418 KB): ``BytesIO`` finds line ends with ``memchr``, ``count``
+    tests byte by byte. In batches of ~1 MiB, so the line copies it makes stay small."""
+    buffer = io.BytesIO(data)
+    lines = 0
+    while batch := buffer.readlines(_COUNT_BATCH):
+        lines += len(batch)
+    return lines
 
 
 def _fits(run_id: str, events: list[Event], data: bytes, hint: Lines) -> bool:
@@ -145,6 +161,12 @@ def _fits(run_id: str, events: list[Event], data: bytes, hint: Lines) -> bool:
     if first.sequence != 1 or last.sequence != count:
         return False
     if first.run_id != run_id or last.run_id != run_id:
+        return False
+    # The log's last line must be its last event on its own, as for sync_mark, which
+    # reads the last line alone.
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    alone = _decode(run_id, data[start:-1])
+    if alone is None or alone.sequence != events[-1].sequence:
         return False
     return all(event.run_id == run_id for event in events[count:])
 
