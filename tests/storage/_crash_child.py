@@ -31,7 +31,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow._core._events import StepCompleted, encode_event
+from pyworkflow._core._events import StepCompleted, StepStarted, encode_event
 from pyworkflow.storage import FileStorageBackend
 
 LOCKED_EXIT = 3
@@ -158,6 +158,30 @@ async def cmd_append_loop(base: str, run_id: str, pad: int) -> None:
         seq += 1
 
 
+async def cmd_append_batches(base: str, run_id: str, pad: int) -> None:
+    """Append a step's two events per append (the second one big, so a write spans pages),
+    as fast as possible until killed; the log's 64 KiB flushes write its run file."""
+    storage = FileStorageBackend(base, durability="none")
+    seq = len(await storage.read(run_id))
+    blob = msgspec.Raw(b'"' + b"x" * pad + b'"')
+    while True:
+        checkpoint = seq // 2 + 1
+        fields: dict[str, Any] = {
+            "run_id": run_id,
+            "timestamp": datetime.now(UTC),
+            "step_id": f"{run_id}.{checkpoint}",
+            "step_name": "bulk",
+            "checkpoint": checkpoint,
+            "attempt": 1,
+        }
+        batch = [
+            StepStarted(sequence=seq + 1, **fields),
+            StepCompleted(sequence=seq + 2, result=blob, **fields),
+        ]
+        await storage.append(run_id, batch, expected_sequence=seq)
+        seq += 2
+
+
 async def cmd_torn_self(base: str, run_id: str) -> None:
     """Write half an event line, as a crash in the middle of write() would, and die."""
     storage = FileStorageBackend(base)
@@ -188,6 +212,8 @@ def main(argv: list[str]) -> None:
         anyio.run(cmd_resume, *args)
     elif command == "append-loop":
         anyio.run(cmd_append_loop, args[0], args[1], int(args[2]))
+    elif command == "append-batches":
+        anyio.run(cmd_append_batches, args[0], args[1], int(args[2]))
     elif command == "torn-self":
         anyio.run(cmd_torn_self, *args)
     else:

@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from pyworkflow import RunStatus, StepRecord, WorkflowRun
-from pyworkflow._core._events import Event, StepStarted, WorkflowResumed
+from pyworkflow._core._events import Event, StepCompleted, StepStarted, WorkflowResumed
 from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
 
@@ -219,6 +219,30 @@ def test_a_half_written_line_of_a_killed_process_is_recovered(lab: Lab) -> None:
 
     assert [e.type.value for e in events] == ["workflow_started", "step_started"]
     assert log.read_bytes().endswith(b"\n") and log.read_bytes().count(b"\n") == 2
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_readers_see_whole_appends_while_another_process_appends(lab: Lab, loop: str) -> None:
+    """A fresh reader (what another process opens) while a process appends two events per
+    append, the second spanning pages: every read is the log up to a whole append, whether
+    or not a run file (written by the 64 KiB flushes) vouches for part of it."""
+    h = _seeded_run(lab)
+    log = lab.base / "events" / f"{h.run_id}.jsonl"
+    child = lab.spawn("append-batches", str(lab.base), h.run_id, "9000")
+    wait_until(lambda: log.stat().st_size > 64 * 1024, "appends")
+    counts = set()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline or len(counts) < 20:
+        reader = FileStorageBackend(lab.base, durability="none")
+        events = anyio.run(reader.read, h.run_id, backend=loop)
+        counts.add(len(events))
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert len(events) % 2 == 1, "half an append was read"
+        assert isinstance(events[-1], StepCompleted) or len(events) == 1
+    assert (lab.base / "runs" / f"{h.run_id}.json").exists()  # the hint was there to use
+    kill(child)
+    events = lab.events(h.run_id)
+    assert len(events) % 2 == 1 and len(events) >= max(counts)
 
 
 # -- (c) two processes resume the same run at once ------------------------------------------------

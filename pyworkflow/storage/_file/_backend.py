@@ -13,8 +13,9 @@ Design (see ``_file_paths.Layout`` for the folders):
   then ``runs/{run_id}.json``. Not at ``workflow_started``: a run that has not reached its
   first flush point has no run file (readers fold its log, short until then), which spares
   every run one file write, and a run that starts and ends in one go writes its files once.
-  A hook event writes that hook's file at once
-  (``get_hook`` finds a hook by its id); and a run whose log grew ``FLUSH_BYTES`` (64 KiB)
+  A hook's creation writes its file at once (``get_hook`` finds a hook by its id, and
+  the file names its run; the hook's later events wait for the next flush point, like a
+  step's); and a run whose log grew ``FLUSH_BYTES`` (64 KiB)
   past its run file is flushed too. So a step's file is written once, with its state at
   the next flush point, not twice per step; while a run is suspended or finished every
   file is current, and the run file's status always is. Why: on ext4 creating or replacing

@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 if sys.platform != "win32":
@@ -72,16 +72,26 @@ def try_flock(fd: int, *, exclusive: bool, wait: bool) -> bool:
 
 
 @contextmanager
-def flocked(path: str, *, exclusive: bool, wait: bool) -> Iterator[int]:
+def flocked(
+    path: str, *, exclusive: bool, wait: bool, make: Callable[[], None] | None = None
+) -> Iterator[int]:
     """Hold a flock on the lock file ``path`` (created if missing) for the block.
 
     flock locks belong to the open file description, so two holders in one process
-    exclude each other too; the OS drops the lock when the holder dies.
+    exclude each other too; the OS drops the lock when the holder dies. ``make``: called
+    if the lock file's folder is missing (then the open is tried again).
 
     Raises:
         Offload: ``wait`` is False and someone else holds a conflicting lock.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, _FILE_MODE)
+    except FileNotFoundError:
+        if make is None:
+            raise
+        make()
+        fd = os.open(path, flags, _FILE_MODE)
     try:
         if not try_flock(fd, exclusive=exclusive, wait=wait):
             raise Offload
@@ -156,11 +166,15 @@ def read_bytes(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
+        # One read of the size fstat gives (+1 to see the end), not a 1 MiB buffer each
+        # time: an allocation that large is an mmap, a mremap and a munmap.
+        size = min(os.fstat(fd).st_size + 1, _CHUNK)
         chunks: list[bytes] = []
-        while chunk := os.read(fd, _CHUNK):
+        while chunk := os.read(fd, size):
             chunks.append(chunk)
-            if len(chunk) < _CHUNK:  # a short read of a regular file: its end
+            if len(chunk) < size:  # a short read of a regular file: its end
                 break
+            size = _CHUNK
         return b"".join(chunks)
     finally:
         os.close(fd)

@@ -19,6 +19,7 @@ import msgspec
 from ..._core._records import HookRecord, StepRecord, WorkflowRun
 from ..._exceptions import CorruptRecordError
 from ._io import read_bytes
+from ._log import Lines
 
 __all__ = [
     "CLAIM",
@@ -30,6 +31,7 @@ __all__ = [
     "RecordType",
     "encode_record",
     "encode_run",
+    "load_lines",
     "load_record",
     "load_run",
 ]
@@ -85,6 +87,15 @@ class _LogEnd(msgspec.Struct):
 _LOG_END = msgspec.json.Decoder(_LogEnd)
 
 
+class _Lines(msgspec.Struct):
+    run_id: str = ""
+    last_sequence: int = 0
+    log_end: int = -1
+
+
+_LINES = msgspec.json.Decoder(_Lines)
+
+
 def encode_record(record: msgspec.Struct) -> bytes:
     """A record as indented JSON, for people reading the folder."""
     return msgspec.json.format(_ENCODER.encode(record), indent=2) + b"\n"
@@ -112,6 +123,22 @@ def load_run(path: str) -> tuple[WorkflowRun, int] | None:
     except msgspec.DecodeError:
         log_end = -1
     return run, log_end
+
+
+def load_lines(path: str, run_id: str) -> Lines | None:
+    """What the run file at ``path`` says of the log it was projected from: its bytes
+    ``[0, log_end)`` hold the lines of events ``1..last_sequence`` (a hint for decoding,
+    ``_file_log``). None if there is no usable run file (missing, corrupt, older)."""
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        lines = _LINES.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if lines.run_id != run_id or lines.log_end <= 0 or lines.last_sequence <= 0:
+        return None
+    return Lines(lines.log_end, lines.last_sequence)
 
 
 def load_record(path: str, kind: RecordType[T]) -> T | None:
