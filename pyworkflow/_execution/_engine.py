@@ -165,7 +165,7 @@ class Engine:
         if started is None:
             return run_id  # the key's run
         # The run's start is written by its first commit, with the workflow's first events.
-        opening = Opening(started)
+        opening = Opening(started, retry=False)
         try:
             await self.follow(run_id, fresh=True, opening=opening)
         except Exception:
@@ -347,8 +347,8 @@ class Engine:
             try:
                 outcome, state = await self.activate(current, fresh=fresh, opening=opening)
             except RunLockedError:  # someone else executes it already
-                if strict and current == run_id:
-                    raise
+                if (strict or opening is not None) and current == run_id:
+                    raise  # (or, opening it, its start was refused: not this writer's)
                 chain = None if current == chain else chain
                 continue
             except RunNotFoundError:

@@ -69,12 +69,18 @@ class Opening:
 
     Raises from :meth:`wait` OwnerStopped (with a ConflictError as its cause when another
     writer started the run first) if the start could not be written.
+
+    ``retry``: a storage error of the commit that holds the start is retried like any
+    other (a supervisor's actor; its starter waits); False for a start executed inline by
+    its caller (module-level ``start()``), who gets the error at once, as from any write
+    of a start: nothing started (or, for an uncertain write, the start may land later).
     """
 
-    __slots__ = ("_event", "done", "error", "started")
+    __slots__ = ("_event", "done", "error", "retry", "started")
 
-    def __init__(self, started: WorkflowStarted) -> None:
+    def __init__(self, started: WorkflowStarted, *, retry: bool = True) -> None:
         self.started = started
+        self.retry = retry
         self.error: BaseException | None = None
         self.done = False
         self._event: anyio.Event | None = None
@@ -305,6 +311,9 @@ class RunOwner:
                 msg = f"run {self.run_id!r}: {error}; this execution stops"
                 raise OwnerStopped(msg) from error
             if not isinstance(error, ConflictError):
+                if self._unwritten and self._opening is not None and not self._opening.retry:
+                    msg = f"run {self.run_id!r}: its start could not be written: {error}"
+                    raise OwnerStopped(msg) from error
                 await self._retry_later(error, delays, "append")
             await self._reload(seq, attempts, delays)
             seq = self.state.last_sequence - len(self._unwritten)
