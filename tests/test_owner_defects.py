@@ -364,8 +364,15 @@ async def ship(order: str) -> str:
     return f"shipped {order}"
 
 
+@step(name="owner_defects_pack")
+async def pack(order: str) -> str:
+    trail.append(f"pack {order}")
+    return f"packed {order}"
+
+
 @workflow(durable=True, name="owner_defects_ship_or_skip")
 async def ship_or_skip(order: str) -> str:
+    await pack(order)  # the run's first write carries its start: ship's start is a later one
     try:
         return await ship(order)
     except Exception as exc:
@@ -378,9 +385,25 @@ async def test_a_storage_failure_is_never_the_workflows_outcome(faulty: FaultySt
     run_id = await start(ship_or_skip, "o-3")
     run = await settle(run_id)
     assert seen == [], "the workflow's except Exception caught the storage failure"
-    assert trail == ["ship o-3"]
+    assert trail == ["pack o-3", "ship o-3"]
     assert run is not None and run.status is RunStatus.COMPLETED
     assert run.result == "shipped o-3"
+
+
+async def test_a_failure_of_the_runs_first_write_goes_to_the_caller_of_start(
+    faulty: FaultyStorage,
+) -> None:
+    """Inline, a run's start is written with its first step's start: when that write fails,
+    start() raises the storage error (nothing started, as when the start was written alone),
+    and the workflow never sees it."""
+    faulty.fail_when(step_started("owner_defects_pack"))
+    with pytest.raises(DEFAULT_ERROR, match=r"workflow_started, step_started"):
+        await start(ship_or_skip, "o-4")
+    assert seen == [] and trail == []
+    assert (await faulty.list_runs()).runs == []
+    run_id = await start(ship_or_skip, "o-4")  # the fault is spent
+    run = await settle(run_id)
+    assert run is not None and run.result == "shipped o-4" and seen == []
 
 
 # -- defect 4: shield() is per run, not per task ------------------------------------------
@@ -657,24 +680,16 @@ async def test_faulty_storage_fails_holds_and_yields_as_programmed(clock: Manual
     inner = InMemoryStorageBackend()
     storage = FaultyStorage(inner, delay=3)
     configure(storage=storage, clock=clock)
-    # Permanent errors: the owner retries transient ones, so these reach the caller.
-    storage.fail_appends(1, error=pyworkflow.StorageError)
-    with pytest.raises(pyworkflow.StorageError, match=r"append #1 .*workflow_started.*before"):
+    storage.fail_appends(1)  # the start's write (with the step's start): to the caller
+    with pytest.raises(DEFAULT_ERROR, match=r"append #1 .*workflow_started.*before writing"):
         await start(one_step)
     assert (await inner.list_runs()).runs == []  # nothing written
 
-    storage.fail_appends(2, when="after", error=pyworkflow.StorageError)
-    with pytest.raises(pyworkflow.StorageError, match="after writing"):
+    storage.fail_appends(2, when="after")
+    with pytest.raises(DEFAULT_ERROR, match="after writing"):
         await start(one_step)
     [run] = (await inner.list_runs()).runs  # written all the same
     assert run.status is RunStatus.RUNNING
-
-    storage.fail_appends(3)  # transient: retried by the run's owner, the caller never sees it
-    await start(one_step)
-    assert sorted(r.status for r in (await inner.list_runs()).runs) == [
-        RunStatus.COMPLETED,
-        RunStatus.RUNNING,
-    ]
 
     ticks = 0
 
@@ -701,11 +716,8 @@ async def test_faulty_storage_fails_holds_and_yields_as_programmed(clock: Manual
     assert [r.outcome for r in storage.history] == [
         "failed before writing",
         "failed after writing",
-        "failed before writing",
-        "written",  # the retry: the start with the step's start
+        "written",  # the start with the step's start
         "written",  # the step's outcome with the run's end
-        "written",
-        "written",
     ]
 
 
