@@ -34,6 +34,7 @@ bench:
     {{python}} benchmarks/bench_file.py
     {{python}} benchmarks/bench_kafka.py
     {{python}} benchmarks/bench_logging.py
+    {{python}} benchmarks/bench_floor.py
     {{python}} benchmarks/bench_actors.py
     {{python}} benchmarks/bench_workers.py
     {{python}} benchmarks/bench_takeover.py
