@@ -11,7 +11,8 @@ requests and commits, the run context, the step's bookkeeping):
 * **replay**: a call, a dict lookup of the recorded outcome, a coroutine that returns it
   decoded (one JSON decode).
 
-Run: ``python benchmarks/bench_floor.py [--samples N]``; prints one line per scenario.
+Ours runs ``workload.py``'s workflows, as ``just bench-compare`` does. Run: ``python
+benchmarks/bench_floor.py [--samples N]``; prints one line per scenario.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from workload import REPLAY_STEPS, TOKENS, many_steps, quiet_logs, steps_then_hook, use
 
-import pyworkflow
-from pyworkflow import hook, resume_hook, start, step, workflow
+from pyworkflow import resume_hook, start
 from pyworkflow._core._events import StepCompleted, StepStarted
 from pyworkflow._core._replay import RunState
 from pyworkflow.storage import InMemoryStorageBackend
 
 STEPS = 200
-REPLAYED = 1000
+REPLAYED = REPLAY_STEPS
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder(int).decode
 
@@ -106,39 +107,10 @@ async def floor_replay() -> float:
     return time.perf_counter() - t0
 
 
-@step(name="floor_add_one")
-async def add_one(x: int) -> int:
-    return x + 1
-
-
-@workflow(durable=True, name="floor_many_steps")
-async def many_steps(n: int) -> int:
-    total = 0
-    for _ in range(n):
-        total = await add_one(total)
-    return total
-
-
-_TOKENS: list[str] = []
-
-
-async def _keep(token: str) -> None:
-    _TOKENS.append(token)
-
-
-@workflow(durable=True, name="floor_steps_then_hook")
-async def steps_then_hook(n: int) -> int:
-    total = 0
-    for _ in range(n):
-        total = await add_one(total)
-    payload = await hook("go", on_created=_keep)
-    return total + int(payload["add"])
-
-
 async def ours_steps() -> float:
     """``start()`` of a run of ``STEPS`` steps on a fresh memory backend (bench-compare's
     memory row, which also counts the run's set-up)."""
-    pyworkflow.configure(storage=InMemoryStorageBackend())
+    use(InMemoryStorageBackend())
     t0 = time.perf_counter()
     await start(many_steps, STEPS)
     return time.perf_counter() - t0
@@ -147,9 +119,9 @@ async def ours_steps() -> float:
 async def ours_replay() -> float:
     """``resume_hook()`` of a run of ``REPLAYED`` completed steps (its replay), with its
     hook delivery and the run's end."""
-    pyworkflow.configure(storage=InMemoryStorageBackend())
+    use(InMemoryStorageBackend())
     await start(steps_then_hook, REPLAYED)
-    token = _TOKENS.pop()
+    token = TOKENS["last"]
     t0 = time.perf_counter()
     await resume_hook(token, {"add": 1})
     return time.perf_counter() - t0
@@ -178,4 +150,5 @@ async def main(samples: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=50)
+    quiet_logs()
     asyncio.run(main(parser.parse_args().samples))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -29,6 +30,9 @@ from pyworkflow._core._events import (
 )
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+if TYPE_CHECKING:
+    from pyworkflow.storage import FileStorageBackend
 
 
 def raw(value: Any) -> msgspec.Raw:
@@ -187,3 +191,14 @@ def waiting_on_hook(h: History, expires_at: datetime | None = None) -> list[Even
           expires_at=expires_at)  # fmt: skip
     h.add(WorkflowSuspended, reason="hook", resume_at=expires_at)
     return h.events
+
+
+async def append_all(backend: FileStorageBackend, events: list[Event]) -> None:
+    """Append ``events`` one by one, each at its own sequence."""
+    for event in events:
+        await backend.append(event.run_id, [event], expected_sequence=event.sequence - 1)
+
+
+def log_path(base: Path, run_id: str) -> Path:
+    """The log file of ``run_id`` in a file store at ``base``."""
+    return base / "events" / f"{run_id}.jsonl"

@@ -29,16 +29,15 @@ from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
 from pyworkflow.storage._file._view import FLUSH_BYTES
 
-from .helpers import History, full_history, new_hook_id, raw, started
-
-
-async def append_all(backend: FileStorageBackend, events: list[Event]) -> None:
-    for event in events:
-        await backend.append(event.run_id, [event], expected_sequence=event.sequence - 1)
-
-
-def log_path(base: Path, run_id: str) -> Path:
-    return base / "events" / f"{run_id}.jsonl"
+from .helpers import (
+    History,
+    append_all,
+    full_history,
+    log_path,
+    new_hook_id,
+    raw,
+    started,
+)
 
 
 def run_file(base: Path, run_id: str) -> WorkflowRun:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pyworkflow._core._events import (
-    Event,
     HookReceived,
     StepCompleted,
     StepStarted,
@@ -26,16 +25,7 @@ from pyworkflow._core._events import (
 from pyworkflow._core._projection import project
 from pyworkflow.storage import FileStorageBackend
 
-from .helpers import History, raw, started, waiting_on_hook
-
-
-async def append_all(backend: FileStorageBackend, events: list[Event]) -> None:
-    for event in events:
-        await backend.append(event.run_id, [event], expected_sequence=event.sequence - 1)
-
-
-def log_path(base: Path, run_id: str) -> Path:
-    return base / "events" / f"{run_id}.jsonl"
+from .helpers import History, append_all, log_path, raw, started, waiting_on_hook
 
 
 async def suspended_run(base: Path, steps: int = 3) -> History:
