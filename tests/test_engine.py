@@ -192,6 +192,43 @@ async def test_idempotency_under_concurrent_starts(memory: InMemoryStorageBacken
     assert len(await list_runs()) == 1
 
 
+async def test_a_start_with_a_key_whose_run_is_not_written_yet_returns_that_run(
+    memory: InMemoryStorageBackend,
+) -> None:
+    """A run's start is written with its first step's: between the key's claim and that
+    write, the claimer's workflow code runs. A second start with the key then finds no
+    start in the log and the run locked by the claimer: it returns the run, not an error."""
+    before_first_step = anyio.Event()
+    release = anyio.Event()
+
+    @step(name="engine.after_gate")
+    async def after_gate(label: str) -> str:
+        executions.append(label)
+        return label
+
+    @workflow(durable=True, name="engine.gated_idem")
+    async def gated_idem(label: str) -> str:
+        before_first_step.set()
+        await release.wait()  # not durable: nothing is written yet
+        return await after_gate(label)
+
+    ids: list[str] = []
+
+    async def starter() -> None:
+        ids.append(await start(gated_idem, "h", idempotency_key="k-3"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(starter)
+        with anyio.fail_after(5):
+            await before_first_step.wait()
+        assert await memory.read(ids[0] if ids else "none") == []
+        second = await start(gated_idem, "h", idempotency_key="k-3")
+        release.set()
+    assert ids == [second]
+    assert executions == ["h"]
+    assert len(await list_runs()) == 1
+
+
 async def test_an_orphaned_idempotency_claim_is_taken_over(memory: InMemoryStorageBackend) -> None:
     """A claimer that died before writing workflow_started doesn't block the key forever."""
     await memory.claim_idempotency_key("k-2", "run_00000000000000aa")

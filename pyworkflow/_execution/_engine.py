@@ -159,8 +159,9 @@ class Engine:
             await wf._inline(args, kwargs)
             return new_run_id()
         raw_args, raw_kwargs = encode_start(wf, args, kwargs, idempotency_key)
+        fresh_id = new_run_id()
         run_id, started = await self.prepare_start(
-            new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+            fresh_id, wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
         )
         if started is None:
             return run_id  # the key's run
@@ -168,6 +169,11 @@ class Engine:
         opening = Opening(started, retry=False)
         try:
             await self.follow(run_id, fresh=True, opening=opening)
+        except RunLockedError:
+            if run_id != fresh_id and not opening.done:
+                # The key's claimer executes the run and has not written its start yet.
+                return run_id
+            raise  # (a start refused by a fence: not this writer's to start)
         except Exception:
             stopped = opening.error
             cause = stopped.__cause__ if isinstance(stopped, OwnerStopped) else None

@@ -450,6 +450,10 @@ class Supervisor:
             )
             actor.error = None
         except RunLockedError as exc:
+            if opening is not None and run_id not in self._starting:
+                # A key's run whose claimer (another process) executes it and has not
+                # written its start yet: started elsewhere, as a start delivered twice.
+                opening.finish(_started_elsewhere(run_id))
             await self._locked_out(actor, first, exc)
         except RunNotFoundError as exc:  # gone from this host's storage (a worker's, say)
             self.log.warning("run_not_found", run_id=run_id)
@@ -647,3 +651,12 @@ def outcome_of_state(state: RunState) -> Any:
     if wf is None:
         return msgspec.json.decode(state.result)
     return wf.codec.decode_result(state.result)
+
+
+def _started_elsewhere(run_id: str) -> OwnerStopped:
+    """What an opening ends with when another writer starts the run (``Engine.opened``
+    answers False: the run is someone else's to execute)."""
+    cause = ConflictError(f"run {run_id!r} is being started by another process")
+    stopped = OwnerStopped(str(cause))
+    stopped.__cause__ = cause
+    return stopped

@@ -525,3 +525,48 @@ async def test_a_code_error_at_the_first_step_leaves_the_run_started(
     with pytest.raises(ConfigurationError, match=r"step 'sv_ghost'.*'Ghost'"):
         await host()
     assert await status(storage, started[0]) is RunStatus.RUNNING  # not failed: fix, resume
+
+
+before_first_step = {"reached": anyio.Event(), "release": anyio.Event()}
+
+
+@workflow(durable=True, name="sv_gated")
+async def gated(label: str) -> int:
+    before_first_step["reached"].set()
+    await before_first_step["release"].wait()  # not durable: nothing is written yet
+    return await add(1, 2)
+
+
+async def test_a_key_whose_run_another_process_is_starting_returns_that_run(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Two supervisors on one folder (two processes, as far as the storage can tell). The
+    first claims a key and executes its run, whose start is written with its first step's;
+    a start with that key on the second, meanwhile, finds no start in the log and the run
+    locked: it returns the run (which the first executes), not an internal error."""
+    before_first_step["reached"], before_first_step["release"] = anyio.Event(), anyio.Event()
+    first_store = FileStorageBackend(tmp_path / "data", durability="none")
+    second_store = FileStorageBackend(tmp_path / "data", durability="none")
+    ids: list[str] = []
+    first_returned = anyio.Event()
+    async with (
+        Supervisor(storage=first_store, clock=clock) as one,
+        Supervisor(storage=second_store, clock=clock) as two,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def first_start() -> None:
+            ids.append(await one.start(gated, "x", idempotency_key="k-gated"))
+            first_returned.set()
+
+        tg.start_soon(first_start)
+        with anyio.fail_after(10):
+            await before_first_step["reached"].wait()
+        second = await two.start(gated, "x", idempotency_key="k-gated")
+        before_first_step["release"].set()
+        with anyio.fail_after(10):
+            await first_returned.wait()
+        assert await one.result(ids[0], timeout=10) == 3
+    assert second == ids[0]
+    assert ran == ["add 1 2"]
+    assert len((await first_store.list_runs()).runs) == 1
