@@ -17,10 +17,10 @@ from .._exceptions import ConfigurationError, FatalError, RetryableError, Serial
 from ._context import (
     RunContext,
     TransientContext,
-    current_context,
     hide_run,
     is_shielded,
     restore_run,
+    run_or_step,
 )
 from ._drafts import UNSTAMPED, Derive, Draft
 from ._registry import registry
@@ -94,7 +94,7 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-        ctx = current_context()
+        ctx = run_or_step()  # in a step's body (a StepView) the call is a plain one
         if isinstance(ctx, RunContext):
             if not self.codec.resolved:
                 ctx.resolve(self.codec)
