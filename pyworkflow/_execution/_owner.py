@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from msgspec.structs import replace as _replace
 
 from .._core._events import (
     CHILD_OUTCOMES,
@@ -343,7 +344,10 @@ class RunOwner:
                 request.finish(exc)
                 continue
             for draft in drafts:
-                event = stamp(draft, run_id, state.last_sequence + 1, timestamp)
+                if isinstance(draft, Draft):
+                    event = stamp(draft, run_id, state.last_sequence + 1, timestamp)
+                else:  # drafted whole (a step's events): stamped here, one call less
+                    event = _replace(draft, sequence=state.last_sequence + 1, timestamp=timestamp)
                 try:
                     state.apply(event)  # the fold validates what is about to be written
                 except CorruptRecordError as exc:  # an engine bug: write nothing, stop
