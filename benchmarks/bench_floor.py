@@ -11,6 +11,10 @@ requests and commits, the run context, the step's bookkeeping):
 * **replay**: a call, a dict lookup of the recorded outcome, a coroutine that returns it
   decoded (one JSON decode).
 
+It also prints the share of a step that the run's owner takes alone: a step's two requests
+(its start asked, its outcome queued) through ``RunOwner`` on a memory backend, with no
+workflow, step body or run context.
+
 Ours runs ``workload.py``'s workflows, as ``just bench-compare`` does. Run: ``python
 benchmarks/bench_floor.py [--samples N]``; prints one line per scenario.
 """
@@ -28,8 +32,11 @@ import msgspec
 from workload import REPLAY_STEPS, TOKENS, many_steps, quiet_logs, steps_then_hook, use
 
 from pyworkflow import resume_hook, start
-from pyworkflow._core._events import StepCompleted, StepStarted
-from pyworkflow._core._replay import RunState
+from pyworkflow._core._events import StepCompleted, StepStarted, WorkflowStarted
+from pyworkflow._core._replay import RunState, fold
+from pyworkflow._execution._clock import SystemClock
+from pyworkflow._execution._drafts import UNSTAMPED, Derive
+from pyworkflow._execution._owner import Backoff, RunOwner
 from pyworkflow.storage import InMemoryStorageBackend
 
 STEPS = 200
@@ -107,6 +114,58 @@ async def floor_replay() -> float:
     return time.perf_counter() - t0
 
 
+def _start_request(event: StepStarted) -> Derive:
+    def derive(state: RunState) -> tuple[StepStarted, ...]:
+        cp = state.checkpoints.get(event.checkpoint)
+        return () if cp is not None and cp.attempts >= event.attempt else (event,)
+
+    return derive
+
+
+def _outcome_request(event: StepCompleted) -> Derive:
+    def derive(state: RunState) -> tuple[StepCompleted, ...]:
+        return () if state.checkpoints[event.checkpoint].resolved else (event,)
+
+    return derive
+
+
+async def owner_steps() -> float:
+    """``STEPS`` steps' requests through a run's owner alone, as a step makes them (its
+    start asked, its outcome queued), with no workflow, step body or run context: the
+    owner's share of a step."""
+    storage = InMemoryStorageBackend()
+    first = WorkflowStarted(run_id="r", sequence=1, timestamp=datetime.now(UTC), workflow_name="w")
+    await storage.append("r", [first], expected_sequence=0)
+    owner = RunOwner(fold("r", [first]), storage, SystemClock(), None, Backoff())
+    result = msgspec.Raw(b"1")
+    t0 = time.perf_counter()
+    for i in range(1, STEPS + 1):
+        step_id = f"r.{i}"
+        started = StepStarted(
+            run_id="r",
+            sequence=0,
+            timestamp=UNSTAMPED,
+            step_id=step_id,
+            step_name="a",
+            checkpoint=i,
+            attempt=1,
+        )
+        await owner.ask(_start_request(started))
+        completed = StepCompleted(
+            run_id="r",
+            sequence=0,
+            timestamp=UNSTAMPED,
+            step_id=step_id,
+            step_name="a",
+            checkpoint=i,
+            attempt=1,
+            result=result,
+        )
+        owner.submit(_outcome_request(completed))
+    await owner.flush()
+    return time.perf_counter() - t0
+
+
 async def ours_steps() -> float:
     """``start()`` of a run of ``STEPS`` steps on a fresh memory backend (bench-compare's
     memory row, which also counts the run's set-up)."""
@@ -138,6 +197,8 @@ async def main(samples: int) -> None:
         (f"{STEPS} sequential steps", floor_steps, ours_steps, STEPS),
         (f"replay of {REPLAYED} steps", floor_replay, ours_replay, REPLAYED),
     ]
+    owner = await best(owner_steps, samples)
+    print(f"the owner's share of a step: {owner / STEPS * 1e6:.2f} µs ({STEPS} steps)")
     for name, floor, ours, count in rows:
         low, got = await best(floor, samples), await best(ours, samples)
         print(
