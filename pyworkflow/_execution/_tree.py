@@ -127,6 +127,11 @@ class RunTree:
         if owner is not None:  # executing here (hosting this child inline, say): its owner
             with suppress(SuspendSignal, OwnerStoppedSignal):  # ...unless it just ended
                 await owner.ask(told)
+                # A wake, as another writer's outcome would be: the parent may have looked
+                # at the child (still running) and be suspending on it in this same turn;
+                # its owner then goes on instead of resting with the outcome unread (the
+                # wake this child's end hands the supervisor finds the parent active).
+                owner.woken = True
                 return
         try:
             await engine.retrying(lambda: engine.append_beside(parent, told), "append")

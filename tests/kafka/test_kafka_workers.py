@@ -342,3 +342,28 @@ async def test_children_run_with_their_parents_worker(make_backend: MakeBackend)
         runs = [parent, *(c.run_id for c in children)]
         assert len({client.storage.partition_of(r) for r in runs}) == 1
         assert [ran[f"kid-{n}"] for n in range(3)] == [1, 1, 1]
+
+
+@workflow(durable=True, name="kw_quick_kid")
+async def quick_kid(n: int) -> int:
+    return len(await work(f"quick-{n}"))  # ends without resting: races its parent
+
+
+@workflow(durable=True, name="kw_quick_family")
+async def quick_family(n: int) -> int:
+    return sum([await start_child_workflow(quick_kid, i) for i in range(n)])
+
+
+async def test_a_child_ending_as_its_parent_suspends_on_it_wakes_the_parent(
+    make_backend: MakeBackend,
+) -> None:
+    """A child that ends without resting (no sleep, no hook) ends while its parent, on the
+    same worker, looks at it (still running) and suspends on it: its outcome is written by
+    the parent's live owner just before the parent's ``workflow_suspended``. The parent goes
+    on anyway (it rested for good before, its outcome unread: the supervisor's wake found
+    it still active)."""
+    async with _serving(make_backend, 1), Client(await make_backend()) as client:
+        parents = [await client.start(quick_family, 3) for _ in range(30)]
+        results = [await client.result(p, timeout=30) for p in parents]
+        assert results == [21] * 30  # len("QUICK-i") for each of 3 children
+        assert sum(ran.values()) == 90  # each child's step once
