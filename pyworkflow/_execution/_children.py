@@ -293,7 +293,7 @@ async def _in_workflow(
             "wait_for_completion": wait,
         }
         await ctx.ask(ctx.opening(index, ChildWorkflowStarted, fields, is_shielded()))
-        ctx.log.info("child_workflow_started", child_run_id=cid, workflow=wf.name)
+        ctx.log.info("child_workflow_started", child_run_id=cid, child_workflow=wf.name)
     cp = ctx.state.checkpoints[index]
     assert cp.child_run_id is not None
     if wait:
