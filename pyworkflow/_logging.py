@@ -90,7 +90,9 @@ class Logger:
 
     def _emit(self, level: int, method: str, event: str, values: dict[str, Any]) -> None:
         if level >= self._level:
-            getattr(self._pipeline.get(), method)(event, **self._context, **values)
+            # A key both bound and given here takes the value given (structlog's rule);
+            # spread twice, it would raise TypeError in the caller: a workflow's, say.
+            getattr(self._pipeline.get(), method)(event, **{**self._context, **values})
 
     def enabled(self, level: int) -> bool:
         """Whether a line at ``level`` (10 = debug ... 50 = critical) would be written."""
@@ -184,7 +186,7 @@ class FollowingLogger:
     def log(self, level: int, event: str, **values: Any) -> None:
         base = self._source()
         if base.enabled(level):
-            base.log(level, event, **self._context, **values)
+            base.log(level, event, **{**self._context, **values})  # as Logger._emit
 
     def debug(self, event: str, **values: Any) -> None:
         self.log(10, event, **values)

@@ -22,7 +22,9 @@ The outcome: a child that ends writes it to its parent's log *before* its own te
 (a request appended beside the parent's owner, like a hook payload; it wakes a suspended
 parent). A crash between the two leaves the child ``running``: it is recovered, ends again,
 and the parent already has the outcome. A parent that finds its child ended without having
-been told (the child ended before the parent recorded 3) records the outcome itself.
+been told (the child ended before the parent recorded 3) records the outcome itself (from
+the child's record where its log is not held: a Kafka worker's backend drops an ended
+run's log).
 
 Waiting is durable: a parent whose child rests (sleep, hook) suspends too, and is woken by
 the child's outcome. In local mode (no supervisor) the call that hosts the parent hosts the
@@ -293,7 +295,7 @@ async def _in_workflow(
             "wait_for_completion": wait,
         }
         await ctx.ask(ctx.opening(index, ChildWorkflowStarted, fields, is_shielded()))
-        ctx.log.info("child_workflow_started", child_run_id=cid, workflow=wf.name)
+        ctx.log.info("child_workflow_started", child_run_id=cid, child_workflow=wf.name)
     cp = ctx.state.checkpoints[index]
     assert cp.child_run_id is not None
     if wait:

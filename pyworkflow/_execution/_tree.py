@@ -15,7 +15,16 @@ import functools
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from .._core._events import Event, WorkflowContinuedAsNew, WorkflowStarted
+import msgspec
+
+from .._core._events import (
+    Event,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
+    WorkflowStarted,
+)
 from .._core._projection import due_at
 from .._core._records import RunStatus, WorkflowRun
 from .._core._replay import Kind, RunState, fold
@@ -76,7 +85,7 @@ class RunTree:
         events = await engine.retrying(
             lambda: self.storage.read(child_id, after=max(run.last_sequence - 1, 0)), "read"
         )
-        return events[-1] if events else None
+        return events[-1] if events else _end_of_record(run)
 
     async def cancel_child(self, child_id: str, reason: str | None) -> None:
         engine = self._engine
@@ -127,6 +136,14 @@ class RunTree:
         if owner is not None:  # executing here (hosting this child inline, say): its owner
             with suppress(SuspendSignal, OwnerStoppedSignal):  # ...unless it just ended
                 await owner.ask(told)
+                if engine.hand_over is not None:
+                    # A wake, as another writer's outcome would be: under a supervisor the
+                    # parent runs in an actor of its own, and may have looked at this child
+                    # (still running) and be suspending on it in this same turn; it goes on
+                    # instead of resting with the outcome unread (the wake this end hands
+                    # the supervisor finds the parent's actor active, and is dropped). In
+                    # local mode the parent hosts the child inline and reads its end itself.
+                    owner.woken = True
                 return
         try:
             await engine.retrying(lambda: engine.append_beside(parent, told), "append")
@@ -170,6 +187,29 @@ class RunTree:
             return True
         due = due_at(run)
         return due is not None and due <= self.clock.now()
+
+
+def _end_of_record(run: WorkflowRun) -> Event | None:
+    """A finished run's end, rebuilt from its record: for a storage that keeps the record
+    of a run that ended but not its log (a Kafka worker's backend). A parent recovered after
+    its child ended, before it recorded the child's start (the child's end found nothing to
+    write its outcome to), takes the outcome from here. Results are JSON: the record holds
+    the decoded value, encoded again here to what the log holds."""
+    at: dict[str, Any] = {
+        "run_id": run.run_id,
+        "sequence": run.last_sequence,
+        "timestamp": run.updated_at,
+    }
+    match run.status:
+        case RunStatus.COMPLETED:
+            return WorkflowCompleted(**at, result=msgspec.Raw(msgspec.json.encode(run.result)))
+        case RunStatus.FAILED:
+            error_type, message = run.error_type or "", run.error_message or ""
+            return WorkflowFailed(**at, error_type=error_type, error_message=message)
+        case RunStatus.CANCELLED:
+            return WorkflowCancelled(**at, reason=run.cancellation_reason)
+        case _:
+            return None
 
 
 def _open_children(state: RunState) -> list[str]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
 
 from pyworkflow import (
+    ChildWorkflowFailedError,
     ConfigurationError,
     HookAlreadyReceivedError,
     RunStatus,
@@ -23,11 +26,20 @@ from pyworkflow import (
     step,
     workflow,
 )
+from pyworkflow._core._events import (
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+)
+from pyworkflow._core._replay import fold
+from pyworkflow._execution._children import child_id
 from pyworkflow.actors import Client, Worker
 from pyworkflow.actors._commands import StartCommand, decode_command, encode_command
 from pyworkflow.storage import KafkaStorageBackend
 from pyworkflow.testing import LocalKafka
 
+from ..storage.helpers import raw
 from .conftest import MakeBackend
 
 ran: Counter[str] = Counter()
@@ -342,3 +354,77 @@ async def test_children_run_with_their_parents_worker(make_backend: MakeBackend)
         runs = [parent, *(c.run_id for c in children)]
         assert len({client.storage.partition_of(r) for r in runs}) == 1
         assert [ran[f"kid-{n}"] for n in range(3)] == [1, 1, 1]
+
+
+@workflow(durable=True, name="kw_quick_kid")
+async def quick_kid(n: int) -> int:
+    return len(await work(f"quick-{n}"))  # ends without resting: races its parent
+
+
+@workflow(durable=True, name="kw_quick_family")
+async def quick_family(n: int) -> int:
+    return sum([await start_child_workflow(quick_kid, i) for i in range(n)])
+
+
+async def test_a_child_ending_as_its_parent_suspends_on_it_wakes_the_parent(
+    make_backend: MakeBackend,
+) -> None:
+    """A child that ends without resting (no sleep, no hook) ends while its parent, on the
+    same worker, looks at it (still running) and suspends on it: its outcome is written by
+    the parent's live owner just before the parent's ``workflow_suspended``. The parent goes
+    on anyway (it rested for good before, its outcome unread: the supervisor's wake found
+    it still active)."""
+    async with _serving(make_backend, 1), Client(await make_backend()) as client:
+        parents = [await client.start(quick_family, 3) for _ in range(30)]
+        results = [await client.result(p, timeout=30) for p in parents]
+        assert results == [21] * 30  # len("QUICK-i") for each of 3 children
+        assert sum(ran.values()) == 90  # each child's step once
+
+
+@workflow(durable=True, name="kw_one_child")
+async def one_child(n: int) -> str:
+    try:
+        return f"got {await start_child_workflow(kid, n)}"
+    except ChildWorkflowFailedError as exc:  # ChildWorkflowCancelledError too
+        return f"{exc.error_type}: {exc.error_message}"
+
+
+CHILD_ENDS = {
+    "completed": (WorkflowCompleted, {"result": raw(70)}, "got 70"),
+    "failed": (WorkflowFailed, {"error_type": "KeyError", "error_message": "x"}, "KeyError: x"),
+    "cancelled": (WorkflowCancelled, {"reason": "no"}, "CancellationError: no"),
+}
+
+
+@pytest.mark.parametrize("end", list(CHILD_ENDS))
+async def test_a_recovered_parent_takes_the_outcome_of_a_child_that_ended_unrecorded(
+    make_backend: MakeBackend, end: str
+) -> None:
+    """What a worker SIGKILLed between a child's start and its parent's record of it can
+    leave, once the next worker ran the child to its end before the parent's replay got
+    there (the child's end found no record in the parent to write its outcome to): the
+    parent's log is its start, the child's log is whole. The worker recovers the parent,
+    finds the child started (its own backend dropped the child's log: it ended) and takes
+    its outcome from its record, without running it again."""
+    writer = await make_backend()
+    now = datetime.now(UTC)
+    parent = f"run_{secrets.token_hex(8)}"
+    kid_id = child_id(f"{parent}:1", parent, writer)  # the checkpoint of the first call
+    common = {"sequence": 1, "timestamp": now, "args": raw([7])}
+    top = WorkflowStarted(run_id=parent, workflow_name="kw_one_child", **common)
+    await writer.append(parent, [top], expected_sequence=0)
+    kid_start = WorkflowStarted(
+        run_id=kid_id, workflow_name="kw_kid", parent_run_id=parent, nesting_depth=1, **common
+    )
+    cls, fields, expected = CHILD_ENDS[end]
+    kid_end = cls(run_id=kid_id, sequence=2, timestamp=now, **fields)
+    await writer.append(kid_id, [kid_start], expected_sequence=0)
+    await writer.append(kid_id, [kid_end], expected_sequence=1)
+    async with _serving(make_backend, 1), Client(await make_backend()) as client:
+        assert await client.result(parent, timeout=20) == expected
+    assert not ran  # the child did not run again
+    events = await (await make_backend()).read(parent)
+    fold(parent, events)
+    kinds = [(e.type.value, getattr(e, "child_run_id", None)) for e in events]
+    assert ("child_workflow_started", kid_id) in kinds
+    assert (f"child_workflow_{end}", kid_id) in kinds

@@ -1,7 +1,8 @@
 """The app of the multi-process worker tests (``pyworkflow worker --app tests.kafka.worker_app``).
 
 Step bodies append ``"{name} {i}"`` to the file named by ``$WORKER_TRAIL`` (one line per
-execution), so the test counts how often each ran, across worker processes.
+execution), so the test counts how often each ran, across worker processes (the child
+workflows' step appends two lines, see :func:`child_work`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import anyio
 
-from pyworkflow import hook, sleep, step, workflow
+from pyworkflow import hook, sleep, start_child_workflow, step, workflow
 
 
 @step(name="wa_work")
@@ -79,3 +80,34 @@ async def mixed_flow(name: str, kind: str) -> int:
         payload = await hook("approve", timeout="1h")
         total += int(payload["n"])
     return total + await work(name, 2)
+
+
+async def _note(line: str) -> None:
+    async with await anyio.open_file(os.environ["WORKER_TRAIL"], "a") as trail:
+        await trail.write(f"{line}\n")
+
+
+@step(name="wa_child_work")
+async def child_work(name: str, gate: str) -> str:
+    """Appends ``"{name} begun {pid}"``, waits until the file ``gate`` exists (if one is
+    named), then appends ``"{name} child {pid}"``: the side effect whose count the test
+    checks (an execution killed at the gate never makes it)."""
+    await _note(f"{name} begun {os.getpid()}")
+    if gate:
+        with anyio.fail_after(60):
+            while not await anyio.Path(gate).exists():  # noqa: ASYNC110 - another process
+                await anyio.sleep(0.05)
+    await _note(f"{name} child {os.getpid()}")
+    return f"{name} child done"
+
+
+@workflow(durable=True, name="wa_child")
+async def child_flow(name: str, gate: str) -> str:
+    return await child_work(name, gate)
+
+
+@workflow(durable=True, name="wa_parent")
+async def parent_flow(name: str, gate: str) -> str:
+    """A step, then a child (waited for)."""
+    before = await work(name, 0)
+    return f"{before} {await start_child_workflow(child_flow, name, gate)}"
