@@ -184,47 +184,6 @@ class Engine:
             self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
         return run_id
 
-    async def begin(
-        self,
-        wf: Workflow[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        idempotency_key: str | None,
-        run_id: str | None = None,
-    ) -> tuple[str, bool]:
-        """Record a durable run's start (as ``run_id`` if given); return its id and whether
-        this call created it (False: the idempotency key names an existing run)."""
-        raw_args, raw_kwargs = encode_start(wf, args, kwargs, idempotency_key)
-        return await self.begin_as(
-            run_id or new_run_id(), wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
-        )
-
-    async def begin_as(
-        self,
-        run_id: str,
-        workflow_name: str,
-        raw_args: msgspec.Raw,
-        raw_kwargs: msgspec.Raw,
-        *,
-        idempotency_key: str | None,
-    ) -> tuple[str, bool]:
-        """Record the start of run ``run_id`` (arguments already encoded); idempotent: a run
-        that exists, or a key another run holds, starts nothing. Returns the run that holds
-        the start and whether this call created it.
-
-        A key held by a run of the same workflow returns that run, whatever its arguments.
-
-        Raises:
-            ConfigurationError: the key is held by a run of another workflow.
-        """
-        run_id, started = await self.prepare_start(
-            run_id, workflow_name, raw_args, raw_kwargs, idempotency_key=idempotency_key
-        )
-        if started is None:
-            return run_id, False
-        return run_id, await self.write_start(started)
-
     async def write_start(self, started: WorkflowStarted) -> bool:
         """Append a run's start (``prepare_start``); whether this call wrote it (False: the
         run had started already). Its first activation here (``fresh``) won't read it back.
@@ -259,7 +218,7 @@ class Engine:
     ) -> tuple[str, WorkflowStarted | None]:
         """The ``workflow_started`` of run ``run_id``, not written yet, after claiming the
         idempotency key: ``(run_id, event)``, or ``(holder, None)`` when the key names a run
-        that has started (of the same workflow). ``begin_as`` appends the event; a host
+        that has started (of the same workflow). ``write_start`` appends the event; a host
         that runs the run at once gives it to ``activate(opening=Opening(event))``, whose
         first commit writes it with the workflow's first events.
 
