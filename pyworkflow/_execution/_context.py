@@ -50,10 +50,12 @@ __all__ = [
     "TransientContext",
     "current_context",
     "detached",
+    "enter_step",
     "hide_run",
     "is_shielded",
     "restore_run",
     "running",
+    "shield_depth",
     "shielded",
     "step_view",
 ]
@@ -278,6 +280,11 @@ def is_shielded() -> bool:
     return _shield_depth.get() > 0
 
 
+shield_depth: Callable[[], int] = _shield_depth.get
+"""How many ``shield()`` blocks the calling task is in (> 0: shielded), without a call
+of ours around the context variable's ``get`` (a step asks at every call)."""
+
+
 @contextmanager
 def shielded() -> Iterator[None]:
     """Mark the calling task (and tasks it starts inside the block) as shielded."""
@@ -347,6 +354,12 @@ def hide_run(step_id: str | None = None) -> _Hidden:
     run = current_context()
     durable = run if isinstance(run, RunContext) else None
     return _current.set(StepView(run.step_context if run is not None else None, durable, step_id))
+
+
+def enter_step(ctx: RunContext, step_id: str) -> _Hidden:
+    """``hide_run(step_id)`` for a durable step of ``ctx`` (every step's path: the run is
+    known, nothing to look up)."""
+    return _current.set(StepView(ctx.step_context, ctx, step_id))
 
 
 def restore_run(token: _Hidden) -> None:

@@ -133,6 +133,10 @@ def _nothing(state: RunState) -> Sequence[Draft]:
 
 
 class _Request:
+    """A request whose asker waits for another task's commit (a commit's leader answers
+    its own request itself, and nobody waits for a submitted one: those are queued as bare
+    derives)."""
+
     __slots__ = ("answered", "derive", "error", "waiter")
 
     def __init__(self, derive: Derive) -> None:
@@ -170,7 +174,9 @@ class RunOwner:
         """Another writer appended a hook payload or a cancellation since this was reset."""
         self.draining = False
         """The host shuts down: steps running finish, no new one starts."""
-        self._queue: list[_Request] = []
+        self._queue: list[_Request | Derive] = []
+        self._refused: BaseException | None = None
+        """The error the leader's own request was answered with (its derive raised)."""
         self._writing = False
         self._stale = False
         self._opening = opening
@@ -188,7 +194,7 @@ class RunOwner:
         before anything queued later (:meth:`flush` to have it written now)."""
         if self._closed:
             raise SuspendSignal  # the execution is over: a straggling branch stops here
-        self._queue.append(_Request(derive))
+        self._queue.append(derive)
 
     async def ask(self, derive: Derive) -> None:
         """Queue a request and wait until its events are written; a requester-facing error
@@ -200,6 +206,13 @@ class RunOwner:
         apply: storage errors are retried or stop the execution, never raised here."""
         if self._closed:
             raise SuspendSignal
+        if not self._writing:  # the sequential path: this task leads, its request first
+            self._queue.append(derive)
+            await self._lead(derive)
+            if self._refused is not None:
+                error, self._refused = self._refused, None
+                raise error
+            return
         request = _Request(derive)
         self._queue.append(request)
         while not request.answered:
@@ -238,12 +251,13 @@ class RunOwner:
             self._opening.finish(self.stopped or stopped)
 
     # -- the group commit ---------------------------------------------------------------
-    async def _lead(self) -> None:
+    async def _lead(self, own: Derive | None = None) -> None:
         """Commit what is queued, round after round, until the queue is empty. Invariant:
         one leader at a time; requests are written in the order they were queued, each
-        commit holding everything that was ready when it began."""
+        commit holding everything that was ready when it began. ``own``: the leader's own
+        request, queued bare; an error its derive raises is left in ``_refused``."""
         self._writing = True
-        batch: list[_Request] = []
+        batch: list[_Request | Derive] = []
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
@@ -252,18 +266,19 @@ class RunOwner:
                     self._stale = False
                 # The commit, inline (it is every step's path): derive, validate, append.
                 seq = self.state.last_sequence - len(self._unwritten)
-                events, accepted = self._derive(batch)
+                events, accepted = self._derive(batch, own)
                 if events:
                     self._attempts = [events]
                     try:
                         await self.storage.append(self.run_id, events, expected_sequence=seq)
                     except (ConflictError, StorageError) as exc:
-                        await self._recommit(accepted, seq, exc)
+                        await self._recommit(accepted, seq, exc, own)
                     if self._unwritten:
                         self._written()
                 self._acked = self.state.last_sequence
                 for request in accepted:
-                    request.finish()
+                    if type(request) is _Request:
+                        request.finish()
                 batch = []
         except Exception as exc:
             self._stop(exc)
@@ -272,11 +287,11 @@ class RunOwner:
             # The leading task was cancelled (its branch, not the run). What this commit
             # folded in may not be written: the next leader folds the log again first and
             # derives the unanswered requests anew. A waiting requester leads now.
-            self._queue[:0] = [r for r in batch if not r.answered]
+            self._queue[:0] = [r for r in batch if type(r) is not _Request or not r.answered]
             self._stale = True
             self._writing = False
-            waiting = next((r for r in self._queue if r.waiter is not None), None)
-            if waiting is not None and waiting.waiter is not None:
+            waiting = next((r for r in self._queue if type(r) is _Request and r.waiter), None)
+            if type(waiting) is _Request and waiting.waiter is not None:
                 waiting.waiter.set()
             raise
         finally:
@@ -296,11 +311,16 @@ class RunOwner:
         if self._opening is not None and self._unwritten:
             self._opening.finish(exc)
         for request in self._queue:
-            request.finish(OwnerStoppedSignal())
+            if type(request) is _Request:
+                request.finish(OwnerStoppedSignal())
         self._queue.clear()
 
     async def _recommit(
-        self, batch: list[_Request], seq: int, error: ConflictError | StorageError
+        self,
+        batch: list[_Request | Derive],
+        seq: int,
+        error: ConflictError | StorageError,
+        own: Derive | None,
     ) -> None:
         """After a failed append of ``batch``'s events (after ``seq``): fold the log again,
         derive again against what it now holds, append again, until one lands. Leaves in
@@ -318,7 +338,7 @@ class RunOwner:
                 await self._retry_later(error, delays, "append")
             await self._reload(seq, attempts, delays)
             seq = self.state.last_sequence - len(self._unwritten)
-            events, accepted = self._derive(batch)
+            events, accepted = self._derive(batch, own)
             batch[:] = accepted
             if not events:
                 return
@@ -330,18 +350,23 @@ class RunOwner:
             else:
                 return
 
-    def _derive(self, batch: list[_Request]) -> tuple[list[Event], list[_Request]]:
+    def _derive(
+        self, batch: list[_Request | Derive], own: Derive | None
+    ) -> tuple[list[Event], list[_Request | Derive]]:
         """The events of ``batch``'s requests (after the run's start while it is not
         written), folded into ``state``; the requests they answer."""
-        events: list[Event] = list(self._unwritten)
-        accepted: list[_Request] = []
+        events: list[Event] = [*self._unwritten]
+        accepted: list[_Request | Derive] = []
         timestamp = self.clock.now()
         state, run_id = self.state, self.run_id
         for request in batch:
             try:
-                drafts = request.derive(state)
+                drafts = request.derive(state) if isinstance(request, _Request) else request(state)
             except Exception as exc:  # the requester's answer, e.g. CancellationError
-                request.finish(exc)
+                if type(request) is _Request:
+                    request.finish(exc)
+                elif request is own:
+                    self._refused = exc
                 continue
             for draft in drafts:
                 if isinstance(draft, Draft):

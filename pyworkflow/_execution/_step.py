@@ -17,10 +17,11 @@ from .._exceptions import ConfigurationError, FatalError, RetryableError, Serial
 from ._context import (
     RunContext,
     TransientContext,
+    enter_step,
     hide_run,
-    is_shielded,
     restore_run,
     run_or_step,
+    shield_depth,
 )
 from ._drafts import UNSTAMPED, Derive, Draft
 from ._registry import registry
@@ -137,7 +138,7 @@ class Step(Generic[P, R]):
         kwargs: dict[str, Any],
     ) -> R:
         step_id = f"{ctx.run_id}.{index}"
-        shield = is_shielded()
+        shield = shield_depth() > 0
         owner = ctx.owner
         while True:  # a step's outcome returns or raises; only retries loop
             state = owner.state
@@ -166,7 +167,7 @@ class Step(Generic[P, R]):
             try:
                 await ctx.ask(_start(ctx, started, shield))
                 try:
-                    hidden = hide_run(step_id)  # _attempt, inline: every step's path
+                    hidden = enter_step(ctx, step_id)  # _attempt, inline: every step's path
                     try:
                         value = await self.fn(*args, **kwargs)
                     finally:
