@@ -11,6 +11,16 @@ default:
 test *ARGS:
     {{python}} -m pytest {{ARGS}}
 
+# The test suite on a compiled wheel (setup.py compiles the hot path with mypyc): its own venv,
+# .venv-compiled/, and a copy of the tree without the sources, so that the wheel is what runs
+test-compiled *ARGS:
+    test -x .venv-compiled/bin/python || python3 -m venv .venv-compiled
+    rm -rf build .compiled-tests && mkdir .compiled-tests
+    .venv-compiled/bin/pip install -q --disable-pip-version-check ".[dev]"
+    rm -rf build
+    git ls-files --cached --others --exclude-standard -z | grep -zv '^pyworkflow/' | xargs -0 cp --parents -t .compiled-tests
+    cd .compiled-tests && PYWORKFLOW_EXPECT_COMPILED=1 ../.venv-compiled/bin/python -m pytest {{ARGS}}
+
 # The web dashboard on the local storage (pip install -e ".[dashboard]")
 dashboard *ARGS:
     {{python}} -m pyworkflow dashboard {{ARGS}}
@@ -44,11 +54,15 @@ bench:
 bench-actors *ARGS:
     {{python}} benchmarks/bench_actors.py {{ARGS}}
 
-# Compare with the reference pyworkflow-engine 0.4.0 (own venv .bench-venv-ref/); add --update-readme benchmarks/README.md
+# Compare with the reference pyworkflow-engine 0.4.0 (own venv .bench-venv-ref/) as users install
+# both: ours from its wheel (compiled, setup.py) in .bench-venv-ours/; add --update-readme
+# benchmarks/README.md; --ours-python .venv/bin/python measures the pure (editable) tree
 bench-compare *ARGS:
     test -x .bench-venv-ref/bin/python || {{python}} -m venv .bench-venv-ref
     .bench-venv-ref/bin/python -m pip install --quiet --disable-pip-version-check pyworkflow-engine==0.4.0
-    {{python}} benchmarks/compare.py --ref-python .bench-venv-ref/bin/python {{ARGS}}
+    test -x .bench-venv-ours/bin/python || {{python}} -m venv .bench-venv-ours
+    rm -rf build && .bench-venv-ours/bin/python -m pip install --quiet --disable-pip-version-check . && rm -rf build
+    {{python}} benchmarks/compare.py --ref-python .bench-venv-ref/bin/python --ours-python .bench-venv-ours/bin/python {{ARGS}}
 
 # Start a local Kafka broker (KRaft, one node) for the examples; Ctrl-C stops it
 kafka:

@@ -134,6 +134,23 @@ def build(impl: Impl, cwd: str) -> None:
     )  # fmt: skip
 
 
+_BUILD = (
+    "import importlib, importlib.machinery as m, pyworkflow; "
+    "mods = [importlib.import_module('pyworkflow.' + n) for n in "
+    "('_execution._owner', '_execution._step', '_core._replay')]; "
+    "print(sum(str(x.__file__).endswith(tuple(m.EXTENSION_SUFFIXES)) for x in mods))"
+)
+
+
+def build_of(impl: Impl) -> str:
+    """Whether ``impl``'s pyworkflow runs its hot path compiled (a wheel, setup.py) or pure."""
+    proc = subprocess.run(
+        [impl.python, "-c", _BUILD], capture_output=True, text=True, check=True, cwd="/"
+    )
+    compiled = int(proc.stdout.strip()) == 3
+    return "the wheel, its hot path compiled by mypyc" if compiled else "pure Python"
+
+
 def fmt_s(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
@@ -255,6 +272,7 @@ def main() -> None:
     ).stdout.strip()  # fmt: skip
     lines = [
         *machine(),
+        f"- ours: {build_of(ours)}, in {Path(args.ours_python).parent.parent.name}/",
         f"- reference: pyworkflow-engine {ref_version} (PyPI), in {Path(args.ref_python).parent.parent.name}/",
         f"- command: `{command()}` ({args.rounds} rounds, interleaved ours/ref; minima (medians) of all samples)",
         f"- load average (1 min) at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f}",

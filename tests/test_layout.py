@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "pyworkflow"
+import pyworkflow
+
+PACKAGE = Path(pyworkflow.__file__).resolve().parent
+"""The package's sources (an installed wheel keeps them beside its compiled modules)."""
 
 # layer -> prefixes of the pyworkflow modules it must not import
 FORBIDDEN = {

@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from .._exceptions import ConfigurationError, SerializationError
+from ._caused import caused
 
 __all__ = ["Codec", "decode_value", "encode_value"]
 
@@ -83,7 +84,7 @@ def encode_value(value: Any, *, what: str, path: str = "value") -> msgspec.Raw:
             f"is not serializable ({exc}); use JSON types, datetime, UUID, Decimal, enums, "
             "dataclasses, msgspec.Struct or pydantic models"
         )
-        raise SerializationError(msg) from exc
+        raise caused(SerializationError(msg), exc)
     if suspect and (found := _unfaithful(value, path)) is not None:
         where, part = found
         raise SerializationError(f"cannot store {what}: {where} is {_short(part)}; {_fix(part)}")
@@ -142,7 +143,7 @@ def decode_value(raw: msgspec.Raw | bytes, tp: Any = Any, *, what: str = "value"
             return _ANY_DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         msg = f"cannot decode stored {what} as {tp!r}: {exc}"
-        raise SerializationError(msg) from exc
+        raise caused(SerializationError(msg), exc)
 
 
 def _short(value: Any) -> str:
@@ -159,10 +160,10 @@ def _hints(fn: Callable[..., Any], what: str) -> dict[str, Any]:
             f"not defined; define or import {exc.name!r} at module level in "
             f"{fn.__module__!r}, where it can be found when the function is first used"
         )
-        raise ConfigurationError(msg) from exc
+        raise caused(ConfigurationError(msg), exc)
     except Exception as exc:  # an annotation that isn't a type (TypeError, SyntaxError...)
         msg = f"cannot resolve the annotations of {what} ({_origin(fn)}): {exc}"
-        raise ConfigurationError(msg) from exc
+        raise caused(ConfigurationError(msg), exc)
 
 
 def _origin(fn: Callable[..., Any]) -> str:
@@ -241,7 +242,7 @@ class Codec:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
             msg = f"bad arguments for {name}{self._signature}: {exc}"
-            raise TypeError(msg) from None
+            raise caused(TypeError(msg), None)
 
     def encode_args(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -293,4 +294,4 @@ class Codec:
                 return _ANY_DECODER.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             msg = f"cannot decode stored result as {self._return!r}: {exc}"
-            raise SerializationError(msg) from exc
+            raise caused(SerializationError(msg), exc)

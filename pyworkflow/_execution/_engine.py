@@ -309,10 +309,11 @@ class Engine:
             current = chain if chain is not None else handed.pop(0)
             fresh = (fresh and current == chain) or current in self.begun
             self.begun.discard(current)
+            given, opening = opening, None  # the first run's only
             try:
-                outcome, state = await self.activate(current, fresh=fresh, opening=opening)
+                outcome, state = await self.activate(current, fresh=fresh, opening=given)
             except RunLockedError:  # someone else executes it already
-                if (strict or opening is not None) and current == run_id:
+                if (strict or given is not None) and current == run_id:
                     raise  # (or, opening it, its start was refused: not this writer's)
                 chain = None if current == chain else chain
                 continue
@@ -320,8 +321,6 @@ class Engine:
                 if current == chain:
                     raise
                 continue
-            finally:
-                opening = None
             seen.add(current)
             if current == chain:
                 result, chain, fresh = outcome, state.continued_to, False

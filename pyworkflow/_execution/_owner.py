@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from msgspec.structs import replace as _replace
 
+from .._core._caused import caused
 from .._core._events import (
     CHILD_OUTCOMES,
     CancellationRequested,
@@ -282,7 +283,7 @@ class RunOwner:
                 batch = []
         except Exception as exc:
             self._stop(exc)
-            raise OwnerStoppedSignal from exc
+            raise caused(OwnerStoppedSignal(), exc)
         except BaseException:
             # The leading task was cancelled (its branch, not the run). What this commit
             # folded in may not be written: the next leader folds the log again first and
@@ -330,11 +331,11 @@ class RunOwner:
         while True:
             if isinstance(error, RunLockedError):  # the run is someone else's now (fenced)
                 msg = f"run {self.run_id!r}: {error}; this execution stops"
-                raise OwnerStopped(msg) from error
+                raise caused(OwnerStopped(msg), error)
             if not isinstance(error, ConflictError):
                 if self._unwritten and self._opening is not None and not self._opening.retry:
                     msg = f"run {self.run_id!r}: its start could not be written: {error}"
-                    raise OwnerStopped(msg) from error
+                    raise caused(OwnerStopped(msg), error)
                 await self._retry_later(error, delays, "append")
             await self._reload(seq, attempts, delays)
             seq = self.state.last_sequence - len(self._unwritten)
@@ -377,7 +378,7 @@ class RunOwner:
                     state.apply(event)  # the fold validates what is about to be written
                 except CorruptRecordError as exc:  # an engine bug: write nothing, stop
                     msg = f"run {self.run_id!r}: refusing to write {event!r}: {exc}"
-                    raise OwnerStopped(msg) from exc
+                    raise caused(OwnerStopped(msg), exc)
                 events.append(event)
             accepted.append(request)
         return events, accepted
@@ -403,7 +404,7 @@ class RunOwner:
                 return
             if events[0] != self._unwritten[0]:
                 msg = f"run {self.run_id!r} was started by another writer; this execution stops"
-                raise OwnerStopped(msg) from ConflictError(msg)
+                raise caused(OwnerStopped(msg), ConflictError(msg))
             self._written()  # an attempt of ours landed after all
         newer = events[seq:]
         landed = next((a for a in attempts if newer[: len(a)] == a), [])
@@ -413,7 +414,7 @@ class RunOwner:
                     f"run {self.run_id!r} was advanced by another executor "
                     f"({event.type.value!r} at sequence {event.sequence}); this execution stops"
                 )
-                raise OwnerStopped(msg) from ConflictError(msg)
+                raise caused(OwnerStopped(msg), ConflictError(msg))
             self.woken = True
             self.log.info("external_event", event_type=event.type.value, seq=event.sequence)
         self.state = fold(self.run_id, events)
@@ -431,6 +432,6 @@ class RunOwner:
         if delay is None:
             self.log.error("storage_failed", operation=what, error=repr(exc))
             msg = f"run {self.run_id!r}: storage {what} failed: {exc}"
-            raise OwnerStopped(msg) from exc
+            raise caused(OwnerStopped(msg), exc)
         self.log.warning("storage_retry", operation=what, delay=delay, error=repr(exc))
         await self.clock.sleep(delay)

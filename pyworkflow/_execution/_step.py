@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from .._core._caused import caused
 from .._core._codec import Codec
 from .._core._durations import Duration, parse_duration
 from .._core._events import StepCompleted, StepFailed, StepRetrying, StepStarted
@@ -59,7 +60,7 @@ class RetryPolicy:
                 else parse_duration(max_retry_delay, what="max_retry_delay")
             )
         except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+            raise caused(ConfigurationError(str(exc)), None)
         self.max_retries = max_retries
         self.backoff = float(backoff)
 
