@@ -52,8 +52,15 @@ class _OptionalBuildExt(build_ext):
             warnings.warn(msg, stacklevel=1)
 
 
+_BUILDS = {"bdist_wheel", "build", "build_ext", "install"}
+"""The commands that build extensions (pip's metadata steps, ``egg_info`` and ``dist_info``,
+need none: mypyc's type check and C generation would only cost them time)."""
+
+
 def _extensions() -> list[object]:
     if os.environ.get("PYWORKFLOW_PURE_PYTHON") or "editable_wheel" in sys.argv:
+        return []
+    if _BUILDS.isdisjoint(sys.argv[1:]):
         return []
     try:
         from mypyc.build import mypycify
