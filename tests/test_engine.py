@@ -229,6 +229,60 @@ async def test_a_start_with_a_key_whose_run_is_not_written_yet_returns_that_run(
     assert len(await list_runs()) == 1
 
 
+class _ClaimThenWait(InMemoryStorageBackend):
+    """Memory storage whose first idempotency claim waits, once made, for ``go``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claimed, self.go = anyio.Event(), anyio.Event()
+
+    async def claim_idempotency_key(self, key: str, run_id: str) -> str:
+        holder = await super().claim_idempotency_key(key, run_id)
+        if not self.claimed.is_set():
+            self.claimed.set()
+            await self.go.wait()
+        return holder
+
+
+async def test_the_claimer_of_a_key_whose_run_another_start_took_over_returns_that_run() -> None:
+    """The key's claimer is slow to lock its run; a second start finds the run unstarted and
+    starts it for the claimer. The claimer then finds the run locked: it returns the run, not
+    an error (three processes on file storage raced this way: test_file_crash)."""
+    storage = _ClaimThenWait()
+    configure(storage=storage)
+    before_first_step, release = anyio.Event(), anyio.Event()
+
+    @step(name="engine.taken_over_step")
+    async def taken_over_step(label: str) -> str:
+        executions.append(label)
+        return label
+
+    @workflow(durable=True, name="engine.taken_over")
+    async def taken_over(label: str) -> str:
+        before_first_step.set()
+        await release.wait()
+        return await taken_over_step(label)
+
+    ids: list[str] = []
+
+    async def starter() -> None:
+        ids.append(await start(taken_over, "t", idempotency_key="k-4"))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(starter)  # the claimer: waits after its claim
+            await storage.claimed.wait()
+            tg.start_soon(starter)  # finds the run unstarted: starts it, holds its lock
+            await before_first_step.wait()
+            storage.go.set()  # the claimer goes on: the run is locked by the other start
+            while len(ids) < 1:
+                await anyio.lowlevel.checkpoint()
+            release.set()
+    assert len(ids) == 2 and ids[0] == ids[1]
+    assert executions == ["t"]
+    assert len(await list_runs()) == 1
+
+
 async def test_an_orphaned_idempotency_claim_is_taken_over(memory: InMemoryStorageBackend) -> None:
     """A claimer that died before writing workflow_started doesn't block the key forever."""
     await memory.claim_idempotency_key("k-2", "run_00000000000000aa")

@@ -170,8 +170,10 @@ class Engine:
         try:
             await self.follow(run_id, fresh=True, opening=opening)
         except RunLockedError:
-            if run_id != fresh_id and not opening.done:
-                # The key's claimer executes the run and has not written its start yet.
+            if idempotency_key is not None and not opening.done:
+                # The key's run is executed elsewhere, its start maybe not written yet: by
+                # the key's claimer, or (this one being the claimer) by a start that found
+                # it unstarted and started it for us.
                 return run_id
             raise  # (a start refused by a fence: not this writer's to start)
         except Exception:
