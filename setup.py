@@ -1,7 +1,7 @@
 """Build hook: a wheel of pyworkflow has its hot path compiled with mypyc.
 
-The modules below (the run's owner, the step and its context, the replay fold, the codec,
-the engine's activation) are compiled to C extensions beside their ``.py`` sources, which
+The modules below (the engine's activation, the run's owner, the step and its context, the
+replay fold, the codec) are compiled to C extensions beside their ``.py`` sources, which
 stay in the wheel: Python imports the extension where it exists. Measured on the
 benchmarks (``benchmarks/README.md``, "Compiled"), a step costs about half as much.
 
@@ -31,9 +31,11 @@ COMPILED = [
     "pyworkflow/_core/_replay.py",
     "pyworkflow/_execution/_context.py",
     "pyworkflow/_execution/_drafts.py",
+    "pyworkflow/_execution/_engine.py",
     "pyworkflow/_execution/_owner.py",
     "pyworkflow/_execution/_state_cache.py",
     "pyworkflow/_execution/_step.py",
+    "pyworkflow/_execution/_tree.py",
     "pyworkflow/storage/_held.py",
 ]
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from .._config import Settings
+from .._core._caused import caused
 from .._core._events import (
     CHILD_OUTCOMES,
     CancellationRequested,
@@ -148,20 +149,25 @@ class Engine:
     # -- commands ---------------------------------------------------------------------
     async def start(
         self,
-        wf: Workflow[..., Any],
+        wf: object,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
-        idempotency_key: str | None,
+        idempotency_key: object,
     ) -> str:
-        if isinstance(wf, Workflow) and not wf.is_durable():
-            wf.codec.bind(wf.name, args, kwargs)
-            await wf._inline(args, kwargs)
+        """``wf`` and ``idempotency_key`` as the user gave them, checked here (typed
+        ``object``: compiled, a narrower type would refuse a wrong value with mypyc's
+        TypeError before our clear error)."""
+        workflow = as_workflow(wf)
+        if not workflow.is_durable():
+            workflow.codec.bind(workflow.name, args, kwargs)
+            await workflow._inline(args, kwargs)
             return new_run_id()
-        raw_args, raw_kwargs = encode_start(wf, args, kwargs, idempotency_key)
+        raw_args, raw_kwargs = encode_start(workflow, args, kwargs, idempotency_key)
+        key = as_key(idempotency_key)
         fresh_id = new_run_id()
         run_id, started = await self.prepare_start(
-            fresh_id, wf.name, raw_args, raw_kwargs, idempotency_key=idempotency_key
+            fresh_id, workflow.name, raw_args, raw_kwargs, idempotency_key=key
         )
         if started is None:
             return run_id  # the key's run
@@ -170,7 +176,7 @@ class Engine:
         try:
             await self.follow(run_id, fresh=True, opening=opening)
         except RunLockedError:
-            if idempotency_key is not None and not opening.done:
+            if key is not None and not opening.done:
                 # The key's run is executed elsewhere, its start maybe not written yet: by
                 # the key's claimer, or (this one being the claimer) by a start that found
                 # it unstarted and started it for us.
@@ -183,7 +189,7 @@ class Engine:
                 return run_id  # another writer started it first (the key's claimer): it runs it
             raise
         if opening.done and opening.error is None:
-            self.log.info("workflow_started", run_id=run_id, workflow=wf.name)
+            self.log.info("workflow_started", run_id=run_id, workflow=workflow.name)
         return run_id
 
     async def write_start(self, started: WorkflowStarted) -> bool:
@@ -262,7 +268,7 @@ class Engine:
             if isinstance(cause, ConflictError) and not isinstance(cause, RunLockedError):
                 return False
             if isinstance(cause, StorageError | RunLockedError):
-                raise cause from None
+                raise caused(cause, None)
             raise
         started = opening.started
         self.log.info("workflow_started", run_id=started.run_id, workflow=started.workflow_name)
@@ -329,7 +335,7 @@ class Engine:
             handed += [r for r in self.tree.handed(state) if r not in seen and r not in handed]
         return result
 
-    async def cancel(self, run_id: str, reason: str | None) -> bool:
+    async def cancel(self, run_id: str, reason: object) -> bool:
         request = CancelRequest(reason)
         await self.deliver(run_id, request)
         if request.finished:
@@ -337,14 +343,14 @@ class Engine:
         self.log.info("cancellation_requested", run_id=run_id, reason=reason)
         return True
 
-    async def resume_hook(self, token: str, payload: Any) -> WorkflowRun:
+    async def resume_hook(self, token: object, payload: Any) -> WorkflowRun:
         run_id, derive = await self.hook_request(token, payload)
         await self.deliver(run_id, derive)
         run = await self.storage.get_run(run_id)
         assert run is not None
         return run
 
-    async def hook_request(self, token: str, payload: Any) -> tuple[str, Derive]:
+    async def hook_request(self, token: object, payload: Any) -> tuple[str, Derive]:
         """The run behind ``token`` and the request that records ``payload`` for its hook
         (the payload is validated now; the hook's state when the request is written)."""
         run_id, hook_id = parse_token(token)
@@ -463,9 +469,9 @@ class Engine:
         except BaseExceptionGroup as group:
             if owner.stopped is None:
                 raise
-            raise _unwrap(group, owner) from None
+            raise caused(_unwrap(group, owner), None)
         except OwnerStoppedSignal:
-            raise _unwrap(None, owner) from None
+            raise caused(_unwrap(None, owner), None)
         finally:
             owner.close()
             if inbox is not None:
@@ -659,11 +665,28 @@ class Engine:
         return None
 
 
+def as_workflow(wf: object) -> Workflow[..., Any]:
+    """``wf`` if it is a workflow, else ConfigurationError."""
+    if not isinstance(wf, Workflow):
+        msg = f"start() needs a function decorated with @workflow, got {wf!r}"
+        raise ConfigurationError(msg)
+    return wf
+
+
+def as_key(key: object) -> str | None:
+    """``key`` if it is None or a non-empty string (an idempotency key), else
+    ConfigurationError."""
+    if key is None or (isinstance(key, str) and key):
+        return key
+    msg = f"idempotency_key {key!r} must be a non-empty string"
+    raise ConfigurationError(msg)
+
+
 def encode_start(
-    wf: Workflow[..., Any],
+    wf: object,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    idempotency_key: str | None,
+    idempotency_key: object,
 ) -> tuple[msgspec.Raw, msgspec.Raw]:
     """Check a start's arguments and encode them, before anything is written or sent.
 
@@ -673,16 +696,11 @@ def encode_start(
         TypeError: the arguments don't fit the signature.
         SerializationError: an argument can't be stored.
     """
-    if not isinstance(wf, Workflow):
-        msg = f"start() needs a function decorated with @workflow, got {wf!r}"
-        raise ConfigurationError(msg)
-    key = idempotency_key
-    if key is not None and (not isinstance(key, str) or not key):
-        msg = f"idempotency_key {idempotency_key!r} must be a non-empty string"
-        raise ConfigurationError(msg)
-    wf.codec.bind(wf.name, args, kwargs)
-    wf.codec.resolve()  # a run whose arguments couldn't be decoded must not start
-    return wf.codec.encode_args(wf.name, args, kwargs)
+    workflow = as_workflow(wf)
+    as_key(idempotency_key)
+    workflow.codec.bind(workflow.name, args, kwargs)
+    workflow.codec.resolve()  # a run whose arguments couldn't be decoded must not start
+    return workflow.codec.encode_args(workflow.name, args, kwargs)
 
 
 def _unwrap(group: BaseExceptionGroup[Any] | None, owner: RunOwner) -> BaseException:

@@ -17,11 +17,11 @@ class CancelRequest:
     """The request that records a cancellation; ``finished`` tells, once it was written,
     whether the run had already finished (then nothing was recorded)."""
 
-    def __init__(self, reason: str | None) -> None:
-        if reason is not None and not isinstance(reason, str):
+    def __init__(self, reason: object) -> None:
+        if not (reason is None or isinstance(reason, str)):
             msg = f"cancel_workflow reason {reason!r} must be a string or None"
             raise ConfigurationError(msg)
-        self.reason = reason
+        self.reason: str | None = reason
         self.finished = False
 
     def __call__(self, state: RunState) -> Sequence[Draft]:

@@ -214,24 +214,27 @@ async def test_a_start_that_meets_a_transient_error_comes_again(
     make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A start command that meets a transient error is not committed as done: the worker
-    reads it again and the run starts (it was once lost as "refused")."""
+    reads it again and the run starts (it was once lost as "refused"). The error is met
+    where the worker's start begins: its claim of the start's idempotency key (injected
+    into the worker's storage: the engine may be compiled, its methods can't be patched)."""
     from pyworkflow import TransientStorageError
 
     failures: list[str] = []
     async with _serving(make_backend) as workers:
         while not workers:  # noqa: ASYNC110 - the worker task appends itself when open
             await anyio.sleep(0.01)
-        real = workers[0]._engine.prepare_start
+        storage = workers[0]._engine.storage
+        real = storage.claim_idempotency_key
 
-        async def flaky(run_id: str, *args: Any, **kwargs: Any) -> Any:
+        async def flaky(key: str, run_id: str) -> str:
             if not failures:
                 failures.append(run_id)
                 raise TransientStorageError("the broker is away (injected)")
-            return await real(run_id, *args, **kwargs)
+            return await real(key, run_id)
 
-        monkeypatch.setattr(workers[0]._engine, "prepare_start", flaky)
+        monkeypatch.setattr(storage, "claim_idempotency_key", flaky)
         async with Client(await make_backend()) as client:
-            run_id = await client.start(flow, "flaky")
+            run_id = await client.start(flow, "flaky", idempotency_key="flaky-start")
             assert await client.result(run_id, timeout=60) == "FLAKY!"
         assert failures == [run_id] and ran["flaky"] == 1
 
