@@ -115,6 +115,8 @@ class RunContext:
         self.run_id = owner.run_id
         self.clock = clock
         self.log = log
+        self.debug: bool = log.enabled(10)
+        """Whether debug lines are written (a step's line is skipped without a call)."""
         self.suspending = False
         self.fatal: WorkflowError | None = None
         self.blocked: list[int] = []

@@ -194,7 +194,8 @@ class Step(Generic[P, R]):
                         result=raw,
                     )
                     await ctx.record(_completed(completed))
-                    ctx.log.debug("step_completed", step=self.name, attempt=attempt)
+                    if ctx.debug:
+                        ctx.log.debug("step_completed", step=self.name, attempt=attempt)
                     return self.codec.live_result(value, raw)  # type: ignore[no-any-return]
             finally:
                 ctx.step_done()
