@@ -11,7 +11,8 @@ requests and commits, the run context, the step's bookkeeping):
 * **replay**: a call, a dict lookup of the recorded outcome, a coroutine that returns it
   decoded (one JSON decode).
 
-It also prints the share of a step that the run's owner takes alone: a step's two requests
+It also prints a run's own cost (300 runs of 3 steps started at once, as bench-compare's
+concurrent memory row), and the share of a step that the run's owner takes alone: a step's two requests
 (its start asked, its outcome queued) through ``RunOwner`` on a memory backend, with no
 workflow, step body or run context.
 
@@ -29,7 +30,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from workload import REPLAY_STEPS, TOKENS, many_steps, quiet_logs, steps_then_hook, use
+from workload import (
+    REPLAY_STEPS,
+    TOKENS,
+    many_steps,
+    quiet_logs,
+    steps_then_hook,
+    three_steps,
+    use,
+)
 
 from pyworkflow import resume_hook, start
 from pyworkflow._core._events import StepCompleted, StepStarted, WorkflowStarted
@@ -186,6 +195,18 @@ async def ours_replay() -> float:
     return time.perf_counter() - t0
 
 
+RUNS = 300
+
+
+async def ours_runs() -> float:
+    """``RUNS`` runs of 3 steps started at once (``asyncio.gather``, as bench-compare's
+    concurrent memory row): a run's own cost, set-up and end included."""
+    use(InMemoryStorageBackend())
+    t0 = time.perf_counter()
+    await asyncio.gather(*(start(three_steps, i) for i in range(RUNS)))
+    return time.perf_counter() - t0
+
+
 async def best(sample: Callable[[], Awaitable[float]], samples: int) -> float:
     for _ in range(5):
         await sample()  # warm-up
@@ -199,6 +220,8 @@ async def main(samples: int) -> None:
     ]
     owner = await best(owner_steps, samples)
     print(f"the owner's share of a step: {owner / STEPS * 1e6:.2f} µs ({STEPS} steps)")
+    runs = await best(ours_runs, max(samples // 4, 5))
+    print(f"a 3-step run among {RUNS} started at once: {runs / RUNS * 1e6:.1f} µs")
     for name, floor, ours, count in rows:
         low, got = await best(floor, samples), await best(ours, samples)
         print(
