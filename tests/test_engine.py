@@ -15,6 +15,7 @@ from pyworkflow import (
     RunLockedError,
     RunNotFoundError,
     RunStatus,
+    Workflow,
     WorkflowNotRegisteredError,
     configure,
     get_workflow_events,
@@ -192,26 +193,32 @@ async def test_idempotency_under_concurrent_starts(memory: InMemoryStorageBacken
     assert len(await list_runs()) == 1
 
 
+def _gated(name: str) -> tuple[Workflow[[str], str], anyio.Event, anyio.Event]:
+    """A workflow ``name`` that sets the first event, waits for the second (not durable:
+    nothing is written yet), then runs one step recording its label in ``executions``."""
+    before_first_step, release = anyio.Event(), anyio.Event()
+
+    @step(name=f"{name}.step")
+    async def after_gate(label: str) -> str:
+        executions.append(label)
+        return label
+
+    @workflow(durable=True, name=name)
+    async def gated(label: str) -> str:
+        before_first_step.set()
+        await release.wait()
+        return await after_gate(label)
+
+    return gated, before_first_step, release
+
+
 async def test_a_start_with_a_key_whose_run_is_not_written_yet_returns_that_run(
     memory: InMemoryStorageBackend,
 ) -> None:
     """A run's start is written with its first step's: between the key's claim and that
     write, the claimer's workflow code runs. A second start with the key then finds no
     start in the log and the run locked by the claimer: it returns the run, not an error."""
-    before_first_step = anyio.Event()
-    release = anyio.Event()
-
-    @step(name="engine.after_gate")
-    async def after_gate(label: str) -> str:
-        executions.append(label)
-        return label
-
-    @workflow(durable=True, name="engine.gated_idem")
-    async def gated_idem(label: str) -> str:
-        before_first_step.set()
-        await release.wait()  # not durable: nothing is written yet
-        return await after_gate(label)
-
+    gated_idem, before_first_step, release = _gated("engine.gated_idem")
     ids: list[str] = []
 
     async def starter() -> None:
@@ -250,19 +257,7 @@ async def test_the_claimer_of_a_key_whose_run_another_start_took_over_returns_th
     an error (three processes on file storage raced this way: test_file_crash)."""
     storage = _ClaimThenWait()
     configure(storage=storage)
-    before_first_step, release = anyio.Event(), anyio.Event()
-
-    @step(name="engine.taken_over_step")
-    async def taken_over_step(label: str) -> str:
-        executions.append(label)
-        return label
-
-    @workflow(durable=True, name="engine.taken_over")
-    async def taken_over(label: str) -> str:
-        before_first_step.set()
-        await release.wait()
-        return await taken_over_step(label)
-
+    taken_over, before_first_step, release = _gated("engine.taken_over")
     ids: list[str] = []
 
     async def starter() -> None:
