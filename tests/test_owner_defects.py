@@ -758,3 +758,58 @@ async def test_a_branch_cancelled_while_it_leads_a_commit_leaves_a_consistent_lo
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert trail.count("boom") == 1 and "lead_slow" not in trail  # cancelled before its body
     assert any(r.outcome != "written" for r in storage.history) or len(events) >= 3
+
+
+class _HeldAppend(InMemoryStorageBackend):
+    """Memory storage whose appends wait for ``release`` while ``held`` (they yield)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = False
+        self.entered, self.release = anyio.Event(), anyio.Event()
+
+    async def append(self, run_id: str, events: Any, *, expected_sequence: int) -> None:
+        if self.held:
+            self.entered.set()
+            await self.release.wait()
+        await super().append(run_id, events, expected_sequence=expected_sequence)
+
+
+async def test_a_refusal_left_by_a_cancelled_leader_does_not_reach_the_next_asker() -> None:
+    """A leader whose own request was refused (its derive raised) and that is then cancelled
+    during the commit's append leaves the refusal unread: the next asker must not get it."""
+    from datetime import UTC, datetime
+
+    from pyworkflow._core._events import StepStarted, WorkflowStarted
+    from pyworkflow._core._replay import fold
+    from pyworkflow._execution._clock import SystemClock
+    from pyworkflow._execution._drafts import UNSTAMPED
+    from pyworkflow._execution._owner import Backoff, RunOwner
+
+    storage = _HeldAppend()
+    first = WorkflowStarted(run_id="r", sequence=1, timestamp=datetime.now(UTC), workflow_name="w")
+    await storage.append("r", [first], expected_sequence=0)
+    owner = RunOwner(fold("r", [first]), storage, SystemClock(), None, Backoff())
+    started = StepStarted(
+        run_id="r", sequence=0, timestamp=UNSTAMPED, step_id="r.1", step_name="s",
+        checkpoint=1, attempt=1,
+    )  # fmt: skip
+
+    def refused(state: Any) -> Any:
+        raise CancellationError("refused")
+
+    owner.submit(lambda state: (started,) if 1 not in state.checkpoints else ())
+    storage.held = True
+    with anyio.CancelScope() as scope:
+
+        async def cancel_when_appending() -> None:
+            await storage.entered.wait()
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_when_appending)
+            await owner.ask(refused)  # refused, then cancelled in the commit's append
+    assert scope.cancelled_caught
+    storage.held = False
+    await owner.ask(lambda state: ())  # must not raise the earlier refusal
+    assert [e.type.value for e in await storage.read("r")] == ["workflow_started", "step_started"]

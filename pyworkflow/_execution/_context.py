@@ -51,7 +51,6 @@ __all__ = [
     "current_context",
     "detached",
     "enter_step",
-    "hide_run",
     "is_shielded",
     "restore_run",
     "running",
@@ -349,19 +348,13 @@ def step_view() -> StepView | None:
     return current if isinstance(current, StepView) else None
 
 
-def hide_run(step_id: str | None = None) -> _Hidden:
-    """Hide the current run while a step's body runs (it is ordinary code there), leaving
-    it the run's step context as it is now (and, for step ``step_id`` of a durable run,
-    what starting a child there needs)."""
-    run = current_context()
-    durable = run if isinstance(run, RunContext) else None
-    return _current.set(StepView(run.step_context if run is not None else None, durable, step_id))
-
-
-def enter_step(ctx: RunContext, step_id: str) -> _Hidden:
-    """``hide_run(step_id)`` for a durable step of ``ctx`` (every step's path: the run is
-    known, nothing to look up)."""
-    return _current.set(StepView(ctx.step_context, ctx, step_id))
+def enter_step(ctx: RunContext | TransientContext, step_id: str | None = None) -> _Hidden:
+    """Hide ``ctx``'s run while a step's body runs (it is ordinary code there), leaving it
+    the run's step context as it is now (and, for step ``step_id`` of a durable run, what
+    starting a child there needs). The caller knows its run: nothing to look up on every
+    step's path."""
+    durable = ctx if isinstance(ctx, RunContext) else None
+    return _current.set(StepView(ctx.step_context, durable, step_id))
 
 
 def restore_run(token: _Hidden) -> None:

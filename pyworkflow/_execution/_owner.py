@@ -208,6 +208,7 @@ class RunOwner:
         if self._closed:
             raise SuspendSignal
         if not self._writing:  # the sequential path: this task leads, its request first
+            self._refused = None  # (left set by a leader that ended by raising)
             self._queue.append(derive)
             await self._lead(derive)
             if self._refused is not None:

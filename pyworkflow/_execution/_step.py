@@ -19,7 +19,6 @@ from ._context import (
     RunContext,
     TransientContext,
     enter_step,
-    hide_run,
     restore_run,
     run_or_step,
     shield_depth,
@@ -109,9 +108,9 @@ class Step(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     async def _attempt(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], step_id: str | None = None
+        self, ctx: TransientContext, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
-        token = hide_run(step_id)
+        token = enter_step(ctx)
         try:
             return await self.fn(*args, **kwargs)
         finally:
@@ -123,7 +122,7 @@ class Step(Generic[P, R]):
         attempt = 1
         while True:
             try:
-                return await self._attempt(args, kwargs)
+                return await self._attempt(ctx, args, kwargs)
             except Exception as exc:
                 if self.retry.gives_up(attempt, exc):
                     raise

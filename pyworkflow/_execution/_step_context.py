@@ -4,7 +4,7 @@
 JSON) as a checkpoint of its own, so a replay (after a crash, a suspension) reaches the same
 calls in the same order and sets the same values. The current value lives on the execution
 (``RunContext.step_context``), shared by every branch of the workflow; a step takes a
-read-only snapshot of it when its body starts (``hide_run``), so steps running concurrently
+read-only snapshot of it when its body starts (``enter_step``), so steps running concurrently
 see it too, and setting it from a step is refused.
 """
 
