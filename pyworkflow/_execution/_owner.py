@@ -208,7 +208,6 @@ class RunOwner:
         if self._closed:
             raise SuspendSignal
         if not self._writing:  # the sequential path: this task leads, its request first
-            self._refused = None  # (left set by a leader that ended by raising)
             self._queue.append(derive)
             await self._lead(derive)
             if self._refused is not None:
@@ -259,6 +258,8 @@ class RunOwner:
         commit holding everything that was ready when it began. ``own``: the leader's own
         request, queued bare; an error its derive raises is left in ``_refused``."""
         self._writing = True
+        if own is not None:  # (a leader that ended by raising may have left one; reset
+            self._refused = None  # here, not in ask: mypyc would take it for None there)
         batch: list[_Request | Derive] = []
         try:
             while self._queue:
